@@ -1,0 +1,54 @@
+//! Rendering the declarations for people: the privacy policy and the article 30 record are built
+//! as a small document model, then written as Markdown or HTML. Every sentence that states a
+//! promise carries its id, so a rendering can show which promise stands behind it.
+
+mod document;
+mod html;
+mod markdown;
+mod policy_text;
+mod record;
+
+pub use document::{Doc, Node, Row, Span};
+
+use crate::{Lang, Policy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Html,
+}
+
+impl Format {
+    pub fn parse(name: &str) -> Option<Format> {
+        match name {
+            "md" | "markdown" => Some(Format::Markdown),
+            "html" => Some(Format::Html),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Show the promise id behind each sentence.
+    pub show_promises: bool,
+    /// For HTML: a whole document rather than an `<article>` to embed in a page.
+    pub standalone: bool,
+}
+
+/// The published privacy policy.
+pub fn policy(policy: &Policy, lang: Lang) -> Doc {
+    policy_text::build(policy, lang)
+}
+
+/// The GDPR article 30 record of processing activities.
+pub fn record(policy: &Policy, lang: Lang) -> Doc {
+    record::build(policy, lang)
+}
+
+pub fn write(doc: &Doc, format: Format, options: Options) -> String {
+    match format {
+        Format::Markdown => markdown::write(doc, options),
+        Format::Html => html::write(doc, options),
+    }
+}
