@@ -1,1 +1,171 @@
-//! placeholder
+//! PassMe's storage layer: one engine-agnostic API over SQLite (the embedded default) and
+//! PostgreSQL (production), with one set of portable migrations.
+//!
+//! Each query is written once; [`on_pool!`] compiles it against both drivers, so the SQL text is
+//! shared wherever the dialects agree and the few places they differ (`FOR UPDATE SKIP LOCKED`,
+//! schema introspection) are explicit. Core code calls the methods here and never sees a driver.
+
+mod audit;
+mod error;
+mod jobs;
+mod migrate;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub use audit::{AuditAnchor, AuditRow};
+pub use error::StoreError;
+pub use jobs::{Job, JobCounts, JobStatus, NewJob};
+pub use migrate::{MIGRATIONS, Migration};
+pub use schema::TableSchema;
+
+/// Runs `$body` with `$pool` bound to whichever engine's pool the store holds. The body is
+/// compiled once per engine, so it must be valid for both.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite($pool) => $body,
+            $crate::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+}
+
+/// A handle to the database. Cheap to clone (it wraps a pool).
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Where the data lives: a PostgreSQL URL, or else a SQLite file in the data folder.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub database_url: Option<SecretString>,
+    pub data_dir: PathBuf,
+    pub max_connections: u32,
+}
+
+impl Store {
+    /// Opens the database. Does not migrate: call [`Store::migrate`].
+    pub async fn connect(options: &StoreOptions) -> Result<Store, StoreError> {
+        match &options.database_url {
+            Some(url) if is_postgres(url.expose_secret()) => Self::connect_postgres(url, options.max_connections).await,
+            Some(url) => match url.expose_secret().strip_prefix("sqlite://") {
+                Some(path) => Self::open_sqlite(Path::new(path), options.max_connections).await,
+                None => Err(StoreError::InvalidUrl(format!("{}: expected postgres://… or sqlite://PATH", redact_url(url.expose_secret())))),
+            },
+            None => {
+                std::fs::create_dir_all(&options.data_dir).map_err(|e| StoreError::Unreachable {
+                    engine: "sqlite",
+                    target: options.data_dir.display().to_string(),
+                    cause: format!("cannot create the data folder: {e}"),
+                })?;
+                Self::open_sqlite(&options.data_dir.join("passme.db"), options.max_connections).await
+            }
+        }
+    }
+
+    /// Opens (creating if needed) a SQLite database file in WAL mode.
+    pub async fn open_sqlite(path: &Path, max_connections: u32) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode survives a process crash (kill -9); only an OS crash may lose
+            // the last transactions.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unreachable { engine: "sqlite", target: path.display().to_string(), cause: e.to_string() })?;
+        Ok(Store::Sqlite(pool))
+    }
+
+    async fn connect_postgres(url: &SecretString, max_connections: u32) -> Result<Store, StoreError> {
+        let target = redact_url(url.expose_secret());
+        let options = PgConnectOptions::from_str(url.expose_secret()).map_err(|e| StoreError::InvalidUrl(format!("{target}: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unreachable { engine: "postgres", target, cause: e.to_string() })?;
+        Ok(Store::Postgres(pool))
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            Store::Sqlite(_) => Engine::Sqlite,
+            Store::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(StoreError::from))
+    }
+
+    /// Runs SQL text as is. For migrations and test fixtures (tampering with the audit log to
+    /// prove verification catches it); application code uses the typed methods.
+    pub async fn execute_script(&self, sql: &str) -> Result<u64, StoreError> {
+        on_pool!(self, pool => Ok(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(pool).await?.rows_affected()))
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+}
+
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A database URL fit for logs: scheme, host and database, never the password.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host_part = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            let without_query = host_part.split('?').next().unwrap_or(host_part);
+            format!("{scheme}://{without_query}")
+        }
+        None => "<unparsable URL>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacted_urls_never_show_credentials() {
+        assert_eq!(redact_url("postgres://user:s3cret@db.example:5432/passme?sslmode=require"), "postgres://db.example:5432/passme");
+        assert_eq!(redact_url("postgres://db/passme"), "postgres://db/passme");
+        assert!(!redact_url("postgres://a:p@ss@host/db").contains("p@ss"));
+    }
+}

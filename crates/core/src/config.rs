@@ -1,0 +1,429 @@
+//! Configuration: built-in defaults, then one TOML file, then `PASSME_*` environment variables,
+//! then command-line flags (applied by the binary). Secrets are never read from the file by
+//! default: they come from the environment, from `*_FILE` paths, or (development only) from a
+//! generated key file in the data folder.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}:{line}: {message}")]
+    File { path: String, line: usize, message: String },
+    #[error("cannot read {path}: {cause}")]
+    Read { path: String, cause: String },
+    #[error("{name}: {message}")]
+    Env { name: &'static str, message: String },
+    #[error("refusing to start in production without {}", .missing.join(", "))]
+    MissingSecrets { missing: Vec<String> },
+    #[error("secrets.master_key: {0}")]
+    BadKey(String),
+}
+
+impl ConfigError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfigError::File { .. } | ConfigError::Read { .. } => "config_file_invalid",
+            ConfigError::Env { .. } => "config_env_invalid",
+            ConfigError::MissingSecrets { .. } => "config_secrets_missing",
+            ConfigError::BadKey(_) => "config_key_invalid",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    #[default]
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<SecretString>,
+    /// The address people use, e.g. `https://passme.ai`. An https URL turns on HSTS.
+    pub public_url: Option<String>,
+    pub environment: Environment,
+    /// Another policy declaration file or folder instead of the built-in one.
+    pub policy: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub http: HttpConfig,
+    pub jobs: JobsConfig,
+    pub secrets: SecretsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// Peers whose `X-Forwarded-For` is believed. Everyone else's is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
+    pub request_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { body_limit: 1024 * 1024, trusted_proxies: Vec::new(), request_timeout_secs: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Worker tasks in this process; 0 runs no worker (another process does).
+    pub workers: usize,
+    pub poll_interval_ms: u64,
+    pub lease_secs: u64,
+    pub max_attempts: i64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig { workers: 1, poll_interval_ms: 500, lease_secs: 300, max_attempts: 8 }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SecretsConfig {
+    pub master_key: Option<SecretString>,
+}
+
+/// The file's shape. Unknown keys are errors with a line number (a typo must not be ignored).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    public_url: Option<String>,
+    environment: Option<Environment>,
+    policy: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    log_filter: Option<String>,
+    #[serde(default)]
+    http: Option<HttpConfig>,
+    #[serde(default)]
+    jobs: Option<JobsConfig>,
+    secrets: Option<FileSecrets>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSecrets {
+    /// Only a path: secret values do not belong in the configuration file.
+    master_key_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("passme-data"),
+            database_url: None,
+            public_url: None,
+            environment: Environment::Development,
+            policy: None,
+            log_format: LogFormat::Text,
+            log_filter: "info".into(),
+            http: HttpConfig::default(),
+            jobs: JobsConfig::default(),
+            secrets: SecretsConfig::default(),
+        }
+    }
+}
+
+/// Every environment variable PassMe reads, for the README and for warning about typos.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("PASSME_CONFIG", "path of the TOML configuration file (default: ./passme.toml when present)"),
+    ("PASSME_LISTEN", "address to listen on (default 127.0.0.1:8080)"),
+    ("PASSME_DATA_DIR", "folder for the SQLite database and development keys (default ./passme-data)"),
+    ("PASSME_DATABASE_URL", "postgres://… to use PostgreSQL; unset for embedded SQLite"),
+    ("PASSME_DATABASE_URL_FILE", "file containing the database URL"),
+    ("PASSME_PUBLIC_URL", "the public address, e.g. https://passme.ai (https turns on HSTS)"),
+    ("PASSME_ENV", "development (default) or production"),
+    ("PASSME_POLICY", "policy declaration file or folder instead of the built-in one"),
+    ("PASSME_LOG_FORMAT", "text (default) or json"),
+    ("PASSME_LOG", "log filter, e.g. info or passme_web=debug"),
+    ("PASSME_HTTP__BODY_LIMIT", "largest request body in bytes (default 1048576)"),
+    ("PASSME_HTTP__TRUSTED_PROXIES", "comma-separated proxy IPs whose X-Forwarded-For is believed"),
+    ("PASSME_JOBS__WORKERS", "background worker tasks in this process (default 1; 0 for none)"),
+    ("PASSME_SECRETS__MASTER_KEY", "32 random bytes, base64: the key secrets at rest are derived from"),
+    ("PASSME_SECRETS__MASTER_KEY_FILE", "file containing the master key"),
+];
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+impl Config {
+    /// Defaults, then `file` (if given, or `./passme.toml` when it exists), then the environment.
+    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        let default_file = Path::new("passme.toml");
+        let file = file.or_else(|| default_file.exists().then_some(default_file));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.display().to_string(), cause: e.to_string() })?;
+            let parsed: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                line: e.span().map_or(1, |s| line_of(&text, s.start)),
+                message: e.message().trim().to_string(),
+            })?;
+            config.apply_file(parsed)?;
+        }
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, f: FileConfig) -> Result<(), ConfigError> {
+        if let Some(v) = f.listen {
+            self.listen = v;
+        }
+        if let Some(v) = f.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = f.database_url {
+            self.database_url = Some(SecretString::from(v));
+        }
+        if let Some(v) = f.public_url {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = f.environment {
+            self.environment = v;
+        }
+        if let Some(v) = f.policy {
+            self.policy = Some(v);
+        }
+        if let Some(v) = f.log_format {
+            self.log_format = v;
+        }
+        if let Some(v) = f.log_filter {
+            self.log_filter = v;
+        }
+        if let Some(v) = f.http {
+            self.http = v;
+        }
+        if let Some(v) = f.jobs {
+            self.jobs = v;
+        }
+        if let Some(path) = f.secrets.and_then(|s| s.master_key_file) {
+            self.secrets.master_key = Some(read_secret_file(&path, "secrets.master_key_file")?);
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.trim().parse().map_err(|e: T::Err| ConfigError::Env { name, message: format!("{e} (got {value:?})") })
+        }
+        if let Some(v) = env("PASSME_LISTEN") {
+            self.listen = parse("PASSME_LISTEN", &v)?;
+        }
+        if let Some(v) = env("PASSME_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = secret_from_env(env, "PASSME_DATABASE_URL")? {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = env("PASSME_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = env("PASSME_ENV") {
+            self.environment = match v.as_str() {
+                "production" => Environment::Production,
+                "development" => Environment::Development,
+                _ => return Err(ConfigError::Env { name: "PASSME_ENV", message: format!("expected development or production, got {v:?}") }),
+            };
+        }
+        if let Some(v) = env("PASSME_POLICY") {
+            self.policy = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("PASSME_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                _ => return Err(ConfigError::Env { name: "PASSME_LOG_FORMAT", message: format!("expected text or json, got {v:?}") }),
+            };
+        }
+        if let Some(v) = env("PASSME_LOG") {
+            self.log_filter = v;
+        }
+        if let Some(v) = env("PASSME_HTTP__BODY_LIMIT") {
+            self.http.body_limit = parse("PASSME_HTTP__BODY_LIMIT", &v)?;
+        }
+        if let Some(v) = env("PASSME_HTTP__TRUSTED_PROXIES") {
+            self.http.trusted_proxies = v.split(',').filter(|s| !s.trim().is_empty()).map(|s| parse("PASSME_HTTP__TRUSTED_PROXIES", s)).collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = env("PASSME_JOBS__WORKERS") {
+            self.jobs.workers = parse("PASSME_JOBS__WORKERS", &v)?;
+        }
+        if let Some(v) = secret_from_env(env, "PASSME_SECRETS__MASTER_KEY")? {
+            self.secrets.master_key = Some(v);
+        }
+        Ok(())
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// HSTS is sent only when TLS is in front of us, which the public URL states.
+    pub fn behind_tls(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// PASSME_* variables that are set but not known: most likely typos.
+    pub fn unknown_env_vars(vars: impl Iterator<Item = String>) -> Vec<String> {
+        vars.filter(|name| name.starts_with("PASSME_") && !name.starts_with("PASSME_TEST_") && !ENV_VARS.iter().any(|(known, _)| known == name)).collect()
+    }
+}
+
+fn read_secret_file(path: &Path, what: &'static str) -> Result<SecretString, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: format!("{} ({what})", path.display()), cause: e.to_string() })?;
+    Ok(SecretString::from(text.trim().to_string()))
+}
+
+/// `NAME` or `NAME_FILE`; both set is an error, since which one wins would be a guess.
+fn secret_from_env(env: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<SecretString>, ConfigError> {
+    let file_name = format!("{name}_FILE");
+    match (env(name), env(&file_name)) {
+        (Some(_), Some(_)) => Err(ConfigError::Env { name, message: format!("set either {name} or {file_name}, not both") }),
+        (Some(v), None) => Ok(Some(SecretString::from(v))),
+        (None, Some(path)) => read_secret_file(Path::new(&path), name).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Keys the service holds in memory. Nothing here appears in `Debug` output.
+pub struct Secrets {
+    master_key: SecretBox<[u8; 32]>,
+    /// True when the key came from a generated development key file.
+    pub development_key: bool,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets").field("master_key", &"[redacted]").field("development_key", &self.development_key).finish()
+    }
+}
+
+impl Secrets {
+    pub fn master_key(&self) -> &[u8; 32] {
+        self.master_key.expose_secret()
+    }
+
+    /// Resolves the secrets: explicit ones always win; in development a key file is created in
+    /// the data folder when none is given; in production a missing secret stops the start.
+    pub fn resolve(config: &Config) -> Result<Secrets, ConfigError> {
+        if let Some(key) = &config.secrets.master_key {
+            return Ok(Secrets { master_key: decode_key(key.expose_secret())?, development_key: false });
+        }
+        if config.is_production() {
+            return Err(ConfigError::MissingSecrets { missing: vec!["secrets.master_key (set PASSME_SECRETS__MASTER_KEY or PASSME_SECRETS__MASTER_KEY_FILE to 32 random bytes, base64)".into()] });
+        }
+        let path = config.data_dir.join("dev-secrets.key");
+        let key = match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().to_string(),
+            Err(_) => {
+                let mut bytes = [0u8; 32];
+                rand::fill(&mut bytes);
+                let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+                write_private_file(&path, &encoded).map_err(|e| ConfigError::Read { path: path.display().to_string(), cause: e.to_string() })?;
+                encoded
+            }
+        };
+        Ok(Secrets { master_key: decode_key(&key)?, development_key: true })
+    }
+}
+
+fn decode_key(text: &str) -> Result<SecretBox<[u8; 32]>, ConfigError> {
+    let text = text.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
+        .map_err(|_| ConfigError::BadKey("not valid base64".into()))?;
+    let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| ConfigError::BadKey(format!("must be 32 bytes, got {}", b.len())))?;
+    Ok(SecretBox::new(Box::new(key)))
+}
+
+fn write_private_file(path: &Path, content: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, content.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_string())
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_the_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("passme.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\n[http]\nbody_limit = 2048\n").expect("write");
+        let config = Config::load(Some(&file), &env_of(&[("PASSME_LISTEN", "127.0.0.1:9100"), ("PASSME_HTTP__TRUSTED_PROXIES", "10.0.0.1, ::1")])).expect("load");
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/from-file"));
+        assert_eq!(config.http.body_limit, 2048);
+        assert_eq!(config.http.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn a_typo_in_the_file_is_reported_with_its_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("passme.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n\n[http]\nbody_limt = 5\n").expect("write");
+        let err = Config::load(Some(&file), &env_of(&[])).expect_err("typo");
+        assert!(matches!(&err, ConfigError::File { line: 4, message, .. } if message.contains("body_limt")), "{err}");
+    }
+
+    #[test]
+    fn production_names_the_missing_secret_and_development_creates_a_key_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config { data_dir: dir.path().to_path_buf(), environment: Environment::Production, ..Config::default() };
+        let err = Secrets::resolve(&config).expect_err("production without key");
+        assert!(err.to_string().contains("PASSME_SECRETS__MASTER_KEY"), "{err}");
+        config.environment = Environment::Development;
+        let first = Secrets::resolve(&config).expect("dev key");
+        let second = Secrets::resolve(&config).expect("dev key again");
+        assert!(first.development_key);
+        assert_eq!(first.master_key(), second.master_key(), "the development key file is reused");
+        assert!(!format!("{first:?}").contains(&format!("{:?}", first.master_key())));
+    }
+
+    #[test]
+    fn malformed_keys_and_ambiguous_secrets_are_refused() {
+        let config = Config { secrets: SecretsConfig { master_key: Some(SecretString::from("c2hvcnQ=")) }, ..Config::default() };
+        assert!(matches!(Secrets::resolve(&config), Err(ConfigError::BadKey(_))));
+        let err = Config::load(None, &env_of(&[("PASSME_SECRETS__MASTER_KEY", "x"), ("PASSME_SECRETS__MASTER_KEY_FILE", "/x")])).expect_err("both");
+        assert!(err.to_string().contains("not both"));
+    }
+}

@@ -1,0 +1,94 @@
+//! Platform housekeeping: applies the retention rules the platform itself owns (finished jobs,
+//! old audit entries), reading each period from the policy declarations, never from a constant.
+//! Scheduled hourly through the job queue with a deterministic id per hour, so any number of
+//! processes enqueue it and it runs once.
+
+use std::sync::Arc;
+
+use passme_policy::{Action, Capability, Policy, RetentionRule, Trigger};
+use passme_store::Store;
+use serde_json::json;
+
+use crate::CoreError;
+use crate::audit::{AuditEvent, AuditLog};
+use crate::clock::{SharedClock, period_before};
+use crate::jobs::{EnqueueOptions, JobQueue};
+
+pub const JOB_KIND: &str = "platform.housekeeping";
+const HOUR_MS: i64 = 3_600_000;
+
+/// The fields whose rules the platform executes, with the trigger and action each executor
+/// implements. A platform rule declared with anything else is refused by [`Housekeeping::new`].
+pub const EXECUTED_FIELDS: &[(&str, Trigger)] = &[("operations.job_payload", Trigger::JobFinished), ("compliance.audit_log", Trigger::Collected)];
+
+#[derive(Debug, Clone)]
+pub struct Housekeeping {
+    store: Store,
+    clock: SharedClock,
+    audit: AuditLog,
+    rules: Vec<RetentionRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleOutcome {
+    pub rule: String,
+    pub removed: u64,
+}
+
+impl Housekeeping {
+    /// Takes the platform's rules from the policy and checks that each has an executor that
+    /// implements exactly its trigger and a delete action.
+    pub fn new(store: Store, clock: SharedClock, policy: &Policy) -> Result<Housekeeping, CoreError> {
+        let rules: Vec<RetentionRule> = policy.retention.iter().filter(|r| r.capability == Capability::Platform).cloned().collect();
+        for rule in &rules {
+            let executable = EXECUTED_FIELDS.iter().any(|(field, trigger)| *field == rule.field && *trigger == rule.trigger) && rule.action == Action::Delete;
+            if !executable {
+                return Err(CoreError::Invalid {
+                    code: "retention_rule_unexecutable",
+                    message: format!("retention rule {} ({} {:?} {:?}) has no platform executor", rule.id, rule.field, rule.trigger, rule.action),
+                });
+            }
+        }
+        let audit = AuditLog::new(store.clone(), clock.clone());
+        Ok(Housekeeping { store, clock, audit, rules })
+    }
+
+    /// Applies every platform rule once and records the run in the audit log.
+    pub async fn run(&self) -> Result<Vec<RuleOutcome>, CoreError> {
+        let now = self.clock.now_ms();
+        let mut outcomes = Vec::new();
+        for rule in &self.rules {
+            let cutoff = period_before(now, &rule.period);
+            let removed = match rule.field.as_str() {
+                "operations.job_payload" => self.store.purge_finished_jobs(cutoff).await?,
+                "compliance.audit_log" => self.audit.prune_before(cutoff).await?,
+                _ => 0,
+            };
+            outcomes.push(RuleOutcome { rule: rule.id.clone(), removed });
+        }
+        let details = json!({ "rules": outcomes.iter().map(|o| json!({ "rule": o.rule, "removed": o.removed })).collect::<Vec<_>>() });
+        self.audit.record(AuditEvent { actor: "system", action: "retention.platform_run", subject: "platform", details }).await?;
+        Ok(outcomes)
+    }
+
+    /// Enqueues this hour's run; a no-op when another process already did.
+    pub async fn schedule(queue: &JobQueue, now_ms: i64) -> Result<bool, CoreError> {
+        let id = format!("housekeeping:{}", now_ms / HOUR_MS);
+        let (_, new) = queue.enqueue(JOB_KIND, &json!({}), EnqueueOptions { id: Some(id), ..Default::default() }).await?;
+        Ok(new)
+    }
+}
+
+/// Wraps a shared housekeeping instance as a job handler.
+pub fn handler(housekeeping: Arc<Housekeeping>) -> impl Fn(passme_store::Job) -> crate::jobs::HandlerFuture + Send + Sync + 'static {
+    move |_job| {
+        let hk = housekeeping.clone();
+        Box::pin(async move {
+            let outcomes = hk.run().await.map_err(|e| e.to_string())?;
+            for o in outcomes {
+                tracing::info!(rule = %o.rule, removed = o.removed, "retention rule applied");
+            }
+            Ok(())
+        })
+    }
+}

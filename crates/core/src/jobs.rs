@@ -1,0 +1,229 @@
+//! The durable job queue: enqueue, claim with a lease, retry with exponential backoff,
+//! dead-letter after `max_attempts`. Delivery is at least once: a worker that dies mid-job lets its
+//! lease run out and another worker runs the job again, so handlers must be idempotent.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use passme_store::{Job, NewJob, Store};
+use tokio::sync::watch;
+
+use crate::CoreError;
+use crate::clock::SharedClock;
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+type Handler = Arc<dyn Fn(Job) -> HandlerFuture + Send + Sync>;
+
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// Exponential backoff: `base * 2^(attempt-1)`, capped, with up to 25 % random jitter so retries of
+/// many failed jobs do not arrive in lockstep.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base_ms: i64,
+    pub max_ms: i64,
+    pub jitter: bool,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { base_ms: 2_000, max_ms: 3_600_000, jitter: true }
+    }
+}
+
+impl Backoff {
+    pub fn delay_ms(&self, attempt: i64) -> i64 {
+        let exponent = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let delay = self.base_ms.saturating_mul(1_i64 << exponent).min(self.max_ms);
+        if self.jitter { delay + rand::random_range(0..=delay / 4) } else { delay }
+    }
+}
+
+/// Enqueues jobs.
+#[derive(Debug, Clone)]
+pub struct JobQueue {
+    store: Store,
+    clock: SharedClock,
+    max_attempts: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EnqueueOptions {
+    /// A deterministic id makes enqueueing idempotent: the second enqueue is a no-op.
+    pub id: Option<String>,
+    pub queue: Option<String>,
+    pub delay_ms: i64,
+    pub max_attempts: Option<i64>,
+}
+
+impl JobQueue {
+    pub fn new(store: Store, clock: SharedClock, max_attempts: i64) -> JobQueue {
+        JobQueue { store, clock, max_attempts: max_attempts.max(1) }
+    }
+
+    /// Stores a job; returns its id and whether it was new (false: that id was already queued).
+    pub async fn enqueue(&self, kind: &str, payload: &serde_json::Value, options: EnqueueOptions) -> Result<(String, bool), CoreError> {
+        let now = self.clock.now_ms();
+        let id = options.id.unwrap_or_else(new_job_id);
+        let job = NewJob {
+            id: id.clone(),
+            queue: options.queue.unwrap_or_else(|| DEFAULT_QUEUE.into()),
+            kind: kind.into(),
+            payload: payload.to_string(),
+            max_attempts: options.max_attempts.unwrap_or(self.max_attempts).max(1),
+            run_at: now + options.delay_ms.max(0),
+        };
+        match self.store.enqueue_job(&job, now).await {
+            Ok(()) => Ok((id, true)),
+            Err(passme_store::StoreError::Conflict) => Ok((id, false)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn new_job_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    format!("job_{}", hex::encode(bytes))
+}
+
+/// Handlers by job kind.
+#[derive(Clone, Default)]
+pub struct Handlers {
+    by_kind: HashMap<String, Handler>,
+}
+
+impl std::fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.by_kind.keys()).finish()
+    }
+}
+
+impl Handlers {
+    pub fn register<F, Fut>(&mut self, kind: &str, handler: F)
+    where
+        F: Fn(Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.by_kind.insert(kind.to_string(), Arc::new(move |job| Box::pin(handler(job))));
+    }
+}
+
+/// What one pass of a worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub succeeded: usize,
+    pub retried: usize,
+    pub dead: usize,
+    /// Completion refused because another worker took the job over after this one's lease ran out.
+    pub lost: usize,
+}
+
+impl Pass {
+    pub fn claimed(&self) -> usize {
+        self.succeeded + self.retried + self.dead + self.lost
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub id: String,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub handlers: Handlers,
+    pub queue: String,
+    pub lease_ms: i64,
+    pub batch: i64,
+    pub backoff: Backoff,
+}
+
+impl Worker {
+    pub fn new(store: Store, clock: SharedClock, handlers: Handlers) -> Worker {
+        let bytes: [u8; 6] = rand::random();
+        Worker {
+            id: format!("worker_{}", hex::encode(bytes)),
+            store,
+            clock,
+            handlers,
+            queue: DEFAULT_QUEUE.into(),
+            lease_ms: 300_000,
+            batch: 8,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Claims one batch and runs it. A handler that panics counts as a failed attempt.
+    pub async fn run_once(&self) -> Result<Pass, CoreError> {
+        let jobs = self.store.claim_jobs(&self.queue, &self.id, self.batch, self.lease_ms, self.clock.now_ms()).await?;
+        let mut pass = Pass::default();
+        for job in jobs {
+            let outcome = match self.handlers.by_kind.get(&job.kind) {
+                Some(handler) => match tokio::spawn(handler(job.clone())).await {
+                    Ok(result) => result,
+                    Err(join) => Err(format!("handler panicked: {join}")),
+                },
+                None => Err(format!("no handler for job kind {:?}", job.kind)),
+            };
+            let now = self.clock.now_ms();
+            match outcome {
+                Ok(()) => {
+                    if self.store.complete_job(&job.id, &self.id, now).await? {
+                        pass.succeeded += 1;
+                    } else {
+                        pass.lost += 1;
+                    }
+                }
+                Err(error) => {
+                    let retry_at = (job.attempts < job.max_attempts).then(|| now + self.backoff.delay_ms(job.attempts));
+                    tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, max_attempts = job.max_attempts, retry = retry_at.is_some(), %error, "job failed");
+                    if !self.store.fail_job(&job.id, &self.id, &error, retry_at, now).await? {
+                        pass.lost += 1;
+                    } else if retry_at.is_some() {
+                        pass.retried += 1;
+                    } else {
+                        pass.dead += 1;
+                    }
+                }
+            }
+        }
+        Ok(pass)
+    }
+
+    /// Runs until `shutdown` turns true, polling when idle. A pass in progress finishes first.
+    pub async fn run(self, poll: Duration, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(worker = %self.id, queue = %self.queue, "worker started");
+        while !*shutdown.borrow() {
+            let idle = match self.run_once().await {
+                Ok(pass) => pass.claimed() == 0,
+                Err(e) => {
+                    tracing::error!(worker = %self.id, error = %e, code = e.code(), "worker pass failed");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        tracing::info!(worker = %self.id, "worker stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backoff;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let b = Backoff { base_ms: 1_000, max_ms: 10_000, jitter: false };
+        assert_eq!([1, 2, 3, 4, 5, 40].map(|a| b.delay_ms(a)), [1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
+        let jittered = Backoff { jitter: true, ..b };
+        for _ in 0..100 {
+            assert!((2_000..=2_500).contains(&jittered.delay_ms(2)));
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The durable job queue on both engines: exactly-once claiming under concurrency, retry after a
+//! worker dies, backoff, dead-lettering, and the platform's declared retention of finished jobs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use passme_core::clock::{ManualClock, SharedClock};
+use passme_core::housekeeping::Housekeeping;
+use passme_core::jobs::{Backoff, EnqueueOptions, Handlers, JobQueue, Worker};
+use passme_policy::proves;
+use passme_store::{JobStatus, Store};
+use passme_testkit::for_each_engine;
+use serde_json::json;
+
+const T0: i64 = 1_790_000_000_000;
+
+fn setup(store: &Store) -> (ManualClock, SharedClock, JobQueue) {
+    let clock = ManualClock::at(T0);
+    let shared: SharedClock = Arc::new(clock.clone());
+    let queue = JobQueue::new(store.clone(), shared.clone(), 3);
+    (clock, shared, queue)
+}
+
+#[tokio::test]
+async fn two_workers_never_run_the_same_job() {
+    for_each_engine(|store| async move {
+        let (_, clock, queue) = setup(&store);
+        for i in 0..120 {
+            queue.enqueue("count", &json!({ "n": i }), EnqueueOptions::default()).await.expect("enqueue");
+        }
+        let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let mut handlers = Handlers::default();
+        let seen = runs.clone();
+        handlers.register("count", move |job| {
+            let seen = seen.clone();
+            async move {
+                tokio::task::yield_now().await;
+                *seen.lock().expect("lock").entry(job.id).or_default() += 1;
+                Ok(())
+            }
+        });
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let worker = Worker { batch: 5, ..Worker::new(store.clone(), clock.clone(), handlers.clone()) };
+            tasks.push(tokio::spawn(async move {
+                let mut total = 0;
+                loop {
+                    let pass = worker.run_once().await.expect("pass");
+                    if pass.claimed() == 0 {
+                        return total;
+                    }
+                    total += pass.succeeded;
+                }
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.expect("worker task");
+        }
+        let runs = runs.lock().expect("lock");
+        assert_eq!(total, 120, "{:?}", store.engine());
+        assert_eq!(runs.len(), 120);
+        assert!(runs.values().all(|&n| n == 1), "a job ran twice on {:?}", store.engine());
+        assert_eq!(store.job_counts().await.expect("counts").done, 120);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_job_leaves_the_job_to_be_retried() {
+    for_each_engine(|store| async move {
+        let (clock, shared, queue) = setup(&store);
+        let (id, _) = queue.enqueue("slow", &json!({}), EnqueueOptions::default()).await.expect("enqueue");
+        let mut hanging = Handlers::default();
+        hanging.register("slow", |_job| std::future::pending::<Result<(), String>>());
+        let doomed = Worker { lease_ms: 60_000, ..Worker::new(store.clone(), shared.clone(), hanging) };
+        // The worker claims the job and is then killed while the handler runs.
+        let task = tokio::spawn(async move { doomed.run_once().await });
+        for _ in 0..200 {
+            if store.job(&id).await.expect("read").is_some_and(|j| j.status == JobStatus::Running) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        task.abort();
+        let _ = task.await;
+
+        let mut working = Handlers::default();
+        working.register("slow", |_job| async { Ok(()) });
+        let rescuer = Worker::new(store.clone(), shared.clone(), working);
+        assert_eq!(rescuer.run_once().await.expect("pass").claimed(), 0, "the lease still holds");
+        clock.advance(60_001);
+        assert_eq!(rescuer.run_once().await.expect("pass").succeeded, 1, "after the lease the job runs again");
+        let job = store.job(&id).await.expect("read").expect("job");
+        assert_eq!((job.status, job.attempts), (JobStatus::Done, 2));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn failures_back_off_then_dead_letter_after_max_attempts() {
+    for_each_engine(|store| async move {
+        let (clock, shared, queue) = setup(&store);
+        let (id, _) = queue.enqueue("flaky", &json!({}), EnqueueOptions::default()).await.expect("enqueue");
+        let (unknown, _) = queue.enqueue("nobody-handles-this", &json!({}), EnqueueOptions { max_attempts: Some(1), ..Default::default() }).await.expect("enqueue");
+        let mut handlers = Handlers::default();
+        handlers.register("flaky", |_job| async { Err("provider said 503".to_string()) });
+        let worker = Worker { backoff: Backoff { base_ms: 1_000, max_ms: 60_000, jitter: false }, ..Worker::new(store.clone(), shared, handlers) };
+
+        let first = worker.run_once().await.expect("pass");
+        assert_eq!((first.retried, first.dead), (1, 1), "the unknown kind goes straight to dead letter with max_attempts 1");
+        assert_eq!(store.job(&unknown).await.expect("read").map(|j| j.status), Some(JobStatus::Dead));
+        assert_eq!(store.job(&id).await.expect("read").map(|j| j.run_at), Some(T0 + 1_000));
+        clock.advance(999);
+        assert_eq!(worker.run_once().await.expect("pass").claimed(), 0, "not before the backoff");
+        clock.advance(1);
+        assert_eq!(worker.run_once().await.expect("pass").retried, 1);
+        assert_eq!(store.job(&id).await.expect("read").map(|j| j.run_at), Some(T0 + 1_000 + 2_000), "the delay doubles");
+        clock.advance(2_000);
+        assert_eq!(worker.run_once().await.expect("pass").dead, 1, "third failure of three: dead letter");
+        let dead = store.job(&id).await.expect("read").expect("job");
+        assert_eq!((dead.status, dead.attempts, dead.last_error.as_deref()), (JobStatus::Dead, 3, Some("provider said 503")));
+        assert!(store.requeue_dead_job(&id, T0).await.expect("requeue"), "an operator can retry a dead job");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_failed_attempt_not_a_dead_worker() {
+    for_each_engine(|store| async move {
+        let (_, shared, queue) = setup(&store);
+        queue.enqueue("boom", &json!({}), EnqueueOptions::default()).await.expect("enqueue");
+        let mut handlers = Handlers::default();
+        handlers.register("boom", |_job| async { panic!("handler bug") });
+        let worker = Worker::new(store.clone(), shared, handlers);
+        assert_eq!(worker.run_once().await.expect("the worker survives").retried, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn enqueueing_with_the_same_id_is_idempotent() {
+    for_each_engine(|store| async move {
+        let (_, shared, queue) = setup(&store);
+        let first = Housekeeping::schedule(&queue, T0).await.expect("schedule");
+        let second = Housekeeping::schedule(&queue, T0 + 1_000).await.expect("schedule again");
+        assert!(first && !second, "one housekeeping job per hour however many processes schedule it");
+        let _ = shared;
+        assert_eq!(store.job_counts().await.expect("counts").queued, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn finished_jobs_are_deleted_after_the_declared_period() {
+    proves!("retention.operations.job_payload");
+    for_each_engine(|store| async move {
+        let (clock, shared, queue) = setup(&store);
+        let policy = passme_policy::builtin();
+        let period = policy.retention_rule("retention.operations.job_payload").expect("declared").period;
+        let (old, _) = queue.enqueue("ok", &json!({ "email": "a@example.com" }), EnqueueOptions::default()).await.expect("enqueue");
+        let (pending, _) = queue.enqueue("ok", &json!({}), EnqueueOptions { delay_ms: 365 * 86_400_000, ..Default::default() }).await.expect("enqueue");
+        let mut handlers = Handlers::default();
+        handlers.register("ok", |_job| async { Ok(()) });
+        Worker::new(store.clone(), shared.clone(), handlers).run_once().await.expect("pass");
+        let housekeeping = Housekeeping::new(store.clone(), shared.clone(), policy).expect("platform rules are executable");
+
+        clock.advance(period.max_millis() / 2);
+        housekeeping.run().await.expect("run");
+        assert!(store.job(&old).await.expect("read").is_some(), "kept within the period");
+        clock.advance(period.max_millis());
+        housekeeping.run().await.expect("run");
+        assert!(store.job(&old).await.expect("read").is_none(), "deleted after the period");
+        assert!(store.job(&pending).await.expect("read").is_some(), "unfinished jobs are never purged");
+    })
+    .await;
+}

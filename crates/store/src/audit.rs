@@ -1,0 +1,125 @@
+//! Persistence of the hash-chained audit log. The chain itself (hashing, verification) lives in
+//! `passme_core::audit`; this module appends rows, reads them in order and prunes old ones while
+//! recording an anchor so that verification can start where pruning stopped.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError, on_pool};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    /// JSON object, never containing secrets.
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The last entry removed by retention: verification expects the first remaining entry to follow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditAnchor {
+    pub seq: i64,
+    pub hash: String,
+}
+
+macro_rules! audit_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        AuditRow {
+            seq: row.try_get("seq")?,
+            at: row.try_get("at")?,
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            subject: row.try_get("subject")?,
+            details: row.try_get("details")?,
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
+        }
+    }};
+}
+
+impl Store {
+    /// The newest entry's sequence number and hash, falling back to the anchor, or `None` for an
+    /// empty log.
+    pub async fn audit_head(&self) -> Result<Option<AuditAnchor>, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?;
+            if let Some(row) = row {
+                return Ok(Some(AuditAnchor { seq: row.try_get("seq")?, hash: row.try_get("hash")? }));
+            }
+        });
+        self.audit_anchor().await
+    }
+
+    pub async fn audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query("SELECT seq, hash FROM audit_anchor WHERE id = 1").fetch_optional(pool).await?;
+            match row {
+                Some(row) => Ok(Some(AuditAnchor { seq: row.try_get("seq")?, hash: row.try_get("hash")? })),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Appends one entry. `Conflict` means another writer took this sequence number first; the
+    /// caller recomputes against the new head and tries again.
+    pub async fn audit_insert(&self, row: &AuditRow) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(row.seq)
+                .bind(row.at)
+                .bind(&row.actor)
+                .bind(&row.action)
+                .bind(&row.subject)
+                .bind(&row.details)
+                .bind(&row.prev_hash)
+                .bind(&row.hash)
+                .execute(pool)
+                .await
+                .map_err(crate::error::conflict_or)?;
+            Ok(())
+        })
+    }
+
+    /// Up to `limit` entries with `seq > after`, in order.
+    pub async fn audit_entries_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query("SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(audit_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Removes entries recorded before `before` and moves the anchor to the last one removed,
+    /// in one transaction. Returns how many were removed.
+    pub async fn audit_prune_before(&self, before: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let last = sqlx::query("SELECT seq, hash FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log WHERE at < $1)")
+                .bind(before)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(last) = last else {
+                return Ok(0);
+            };
+            let seq: i64 = last.try_get("seq")?;
+            let hash: String = last.try_get("hash")?;
+            let deleted = sqlx::query("DELETE FROM audit_log WHERE seq <= $1").bind(seq).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM audit_anchor WHERE id = 1").execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO audit_anchor (id, seq, hash) VALUES (1, $1, $2)").bind(seq).bind(&hash).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(deleted.rows_affected())
+        })
+    }
+}

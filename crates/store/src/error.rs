@@ -1,0 +1,38 @@
+//! Storage errors. `Unreachable` and `Migration` stop the start with a clear message; `Conflict`
+//! is an expected outcome callers handle (a unique key already taken); `Database` is anything else
+//! and becomes a 500 with the cause logged.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot reach the {engine} database at {target}: {cause}")]
+    Unreachable { engine: &'static str, target: String, cause: String },
+    #[error("migration {version} ({name}): {cause}")]
+    Migration { version: i64, name: &'static str, cause: String },
+    #[error("the row already exists")]
+    Conflict,
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Stable code for logs and error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Unreachable { .. } => "database_unreachable",
+            StoreError::Migration { .. } => "database_migration_failed",
+            StoreError::Conflict => "conflict",
+            StoreError::InvalidUrl(_) => "database_url_invalid",
+            StoreError::Database(_) => "database_error",
+        }
+    }
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`], anything else to `Database`.
+pub(crate) fn conflict_or(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Database(e),
+    }
+}

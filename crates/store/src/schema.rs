@@ -1,0 +1,45 @@
+//! Reading the live schema, for the check that every column is classified in the policy.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSchema {
+    pub name: String,
+    pub columns: Vec<String>,
+}
+
+impl Store {
+    /// Every table and its columns, sorted by table name, columns in declaration order.
+    pub async fn schema(&self) -> Result<Vec<TableSchema>, StoreError> {
+        let pairs: Vec<(String, String)> = match self {
+            Store::Sqlite(pool) => {
+                let rows = sqlx::query(
+                    "SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid",
+                )
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(|r| Ok((r.try_get("table_name")?, r.try_get("column_name")?))).collect::<Result<_, sqlx::Error>>()?
+            }
+            Store::Postgres(pool) => {
+                let rows = sqlx::query(
+                    "SELECT table_name::text AS table_name, column_name::text AS column_name FROM information_schema.columns \
+                     WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+                )
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(|r| Ok((r.try_get("table_name")?, r.try_get("column_name")?))).collect::<Result<_, sqlx::Error>>()?
+            }
+        };
+        let mut tables: Vec<TableSchema> = Vec::new();
+        for (table, column) in pairs {
+            match tables.last_mut() {
+                Some(t) if t.name == table => t.columns.push(column),
+                _ => tables.push(TableSchema { name: table, columns: vec![column] }),
+            }
+        }
+        Ok(tables)
+    }
+}

@@ -1,0 +1,72 @@
+//! The storage contract, on both engines.
+
+use passme_store::{MIGRATIONS, Store, StoreError, StoreOptions};
+use passme_testkit::{each_engine, for_each_engine};
+use secrecy::SecretString;
+
+#[tokio::test]
+async fn migrations_apply_once_and_are_recorded() {
+    for_each_engine(|store| async move {
+        assert_eq!(store.migrate().await.expect("second migrate"), Vec::<i64>::new(), "{:?}: nothing left to apply", store.engine());
+        let tables: Vec<String> = store.schema().await.expect("schema").into_iter().map(|t| t.name).collect();
+        for table in ["audit_anchor", "audit_log", "jobs", "schema_migrations"] {
+            assert!(tables.contains(&table.to_string()), "{:?} lacks {table}: {tables:?}", store.engine());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_migration_edited_after_it_ran_is_refused() {
+    for_each_engine(|store| async move {
+        store.execute_script("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1").await.expect("tamper");
+        let err = store.migrate().await.expect_err("checksum mismatch");
+        assert!(matches!(&err, StoreError::Migration { version: 1, cause, .. } if cause.contains("changed after it was applied")), "{err}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_database_newer_than_the_binary_is_refused() {
+    for_each_engine(|store| async move {
+        store.execute_script("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (9999, 'future', 'x', 0)").await.expect("insert");
+        let err = store.migrate().await.expect_err("unknown migration");
+        assert!(err.to_string().contains("newer passme"), "{err}");
+    })
+    .await;
+    assert!(!MIGRATIONS.is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_a_clear_error_not_a_panic() {
+    let options = StoreOptions {
+        database_url: Some(SecretString::from("postgres://passme:hunter2@127.0.0.1:1/passme".to_string())),
+        data_dir: std::env::temp_dir(),
+        max_connections: 1,
+    };
+    let err = Store::connect(&options).await.expect_err("nothing listens on port 1");
+    let message = err.to_string();
+    assert_eq!(err.code(), "database_unreachable");
+    assert!(message.contains("postgres://127.0.0.1:1/passme"), "{message}");
+    assert!(!message.contains("hunter2"), "the password must not appear: {message}");
+}
+
+#[tokio::test]
+async fn an_unsupported_database_url_is_refused() {
+    let options = StoreOptions { database_url: Some(SecretString::from("mysql://root@localhost/x".to_string())), data_dir: std::env::temp_dir(), max_connections: 1 };
+    assert_eq!(Store::connect(&options).await.expect_err("mysql").code(), "database_url_invalid");
+}
+
+#[tokio::test]
+async fn data_survives_reconnecting() {
+    for db in each_engine().await {
+        let url = db.url.clone().expect("url");
+        let job = passme_store::NewJob { id: "j1".into(), queue: "q".into(), kind: "k".into(), payload: "{}".into(), max_attempts: 3, run_at: 0 };
+        db.store.enqueue_job(&job, 0).await.expect("enqueue");
+        db.store.close().await;
+        let reopened = Store::connect(&StoreOptions { database_url: Some(SecretString::from(url)), data_dir: std::env::temp_dir(), max_connections: 1 }).await.expect("reopen");
+        assert!(reopened.migrate().await.expect("migrate").is_empty());
+        assert_eq!(reopened.job("j1").await.expect("read").map(|j| j.kind), Some("k".to_string()), "{}", db.engine_name());
+        reopened.close().await;
+    }
+}
