@@ -3,7 +3,7 @@
 //! default: they come from the environment, from `*_FILE` paths, or (development only) from a
 //! generated key file in the data folder.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -73,14 +73,13 @@ pub struct Config {
 pub struct HttpConfig {
     /// Largest accepted request body.
     pub body_limit: usize,
-    /// Peers whose `X-Forwarded-For` is believed. Everyone else's is ignored.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// A request taking longer is answered with 408.
     pub request_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { body_limit: 1024 * 1024, trusted_proxies: Vec::new(), request_timeout_secs: 30 }
+        HttpConfig { body_limit: 1024 * 1024, request_timeout_secs: 30 }
     }
 }
 
@@ -162,7 +161,6 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PASSME_LOG_FORMAT", "text (default) or json"),
     ("PASSME_LOG", "log filter, e.g. info or passme_web=debug"),
     ("PASSME_HTTP__BODY_LIMIT", "largest request body in bytes (default 1048576)"),
-    ("PASSME_HTTP__TRUSTED_PROXIES", "comma-separated proxy IPs whose X-Forwarded-For is believed"),
     ("PASSME_JOBS__WORKERS", "background worker tasks in this process (default 1; 0 for none)"),
     ("PASSME_SECRETS__MASTER_KEY", "32 random bytes, base64: the key secrets at rest are derived from"),
     ("PASSME_SECRETS__MASTER_KEY_FILE", "file containing the master key"),
@@ -270,9 +268,6 @@ impl Config {
         if let Some(v) = env("PASSME_HTTP__BODY_LIMIT") {
             self.http.body_limit = parse("PASSME_HTTP__BODY_LIMIT", &v)?;
         }
-        if let Some(v) = env("PASSME_HTTP__TRUSTED_PROXIES") {
-            self.http.trusted_proxies = v.split(',').filter(|s| !s.trim().is_empty()).map(|s| parse("PASSME_HTTP__TRUSTED_PROXIES", s)).collect::<Result<_, _>>()?;
-        }
         if let Some(v) = env("PASSME_JOBS__WORKERS") {
             self.jobs.workers = parse("PASSME_JOBS__WORKERS", &v)?;
         }
@@ -327,6 +322,11 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
+    /// Secrets from a key the caller already holds (tests, tools).
+    pub fn from_key(key: [u8; 32]) -> Secrets {
+        Secrets { master_key: SecretBox::new(Box::new(key)), development_key: false }
+    }
+
     pub fn master_key(&self) -> &[u8; 32] {
         self.master_key.expose_secret()
     }
@@ -389,11 +389,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("passme.toml");
         std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\n[http]\nbody_limit = 2048\n").expect("write");
-        let config = Config::load(Some(&file), &env_of(&[("PASSME_LISTEN", "127.0.0.1:9100"), ("PASSME_HTTP__TRUSTED_PROXIES", "10.0.0.1, ::1")])).expect("load");
+        let config = Config::load(Some(&file), &env_of(&[("PASSME_LISTEN", "127.0.0.1:9100"), ("PASSME_JOBS__WORKERS", "3")])).expect("load");
         assert_eq!(config.listen.port(), 9100);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/from-file"));
         assert_eq!(config.http.body_limit, 2048);
-        assert_eq!(config.http.trusted_proxies.len(), 2);
+        assert_eq!(config.jobs.workers, 3);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod datamap;
 pub mod error;
 pub mod housekeeping;
 pub mod jobs;

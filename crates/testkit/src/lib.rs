@@ -1,6 +1,8 @@
-//! Test harness shared by every crate's tests: fresh databases on both engines, and helpers for
-//! running the real application.
+//! Test harness shared by every crate's tests: fresh databases on both engines, and the real
+//! application over them.
 
+pub mod app;
 pub mod db;
 
+pub use app::{TestApp, TestResponse};
 pub use db::{TestDb, each_engine, for_each_engine, postgres, sqlite};

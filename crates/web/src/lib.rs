@@ -1,1 +1,12 @@
-//! placeholder
+//! PassMe's HTTP edge: axum routes, server-rendered pages, middleware and the OpenAPI document.
+//! Handlers are thin: parse the request, call `passme-core`, render. Data flows one way:
+//! HTTP → web → core → store.
+
+pub mod app;
+pub mod error;
+pub mod lang;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+
+pub use app::{AppState, Application, StartError, router};

@@ -46,6 +46,24 @@ pub fn record(policy: &Policy, lang: Lang) -> Doc {
     record::build(policy, lang)
 }
 
+/// One section of a document: its heading and everything up to the next heading of its level.
+pub fn section(doc: &Doc, anchor: &str) -> Doc {
+    let mut nodes = Vec::new();
+    let mut level = None;
+    for node in &doc.nodes {
+        match (node, level) {
+            (Node::Heading { level: l, anchor: a, .. }, None) if a == anchor => {
+                level = Some(*l);
+                continue;
+            }
+            (Node::Heading { level: l, .. }, Some(inside)) if *l <= inside => break,
+            (_, Some(_)) => nodes.push(node.clone()),
+            _ => {}
+        }
+    }
+    Doc { lang: doc.lang, title: doc.title.clone(), nodes }
+}
+
 pub fn write(doc: &Doc, format: Format, options: Options) -> String {
     match format {
         Format::Markdown => markdown::write(doc, options),

@@ -69,36 +69,46 @@ pub(super) fn controller_sentence(policy: &Policy, lang: Lang) -> String {
     }
 }
 
-/// "deleted", "anonymised (…)" or "archived, isolated, and deleted by the archive clean-up after …".
-pub(super) fn action_label(action: Action, lang: Lang) -> String {
-    match (action, lang) {
-        (Action::Delete, Lang::Da) => "slettes".into(),
-        (Action::Delete, Lang::En) => "deleted".into(),
-        (Action::Anonymise { method }, _) => {
-            let how = match (method, lang) {
-                (AnonymiseMethod::TruncateIp, Lang::Da) => "IP-adressen afkortes til /24 (IPv4) eller /48 (IPv6)",
-                (AnonymiseMethod::TruncateIp, Lang::En) => "the IP address is cut to /24 (IPv4) or /48 (IPv6)",
-                (AnonymiseMethod::DestroyKey, Lang::Da) => "nøglen bag de hashede værdier destrueres",
-                (AnonymiseMethod::DestroyKey, Lang::En) => "the key behind the hashed values is destroyed",
-                (AnonymiseMethod::Nullify, Lang::Da) => "værdien fjernes, resten af posten bevares",
-                (AnonymiseMethod::Nullify, Lang::En) => "the value is removed, the rest of the record kept",
-                (AnonymiseMethod::Aggregate, Lang::Da) => "kun samlede optællinger bevares",
-                (AnonymiseMethod::Aggregate, Lang::En) => "only aggregate counts are kept",
+/// What happens when the period ends, as a verb and the rest of the phrase: ("slettes", ""),
+/// ("anonymiseres", " (IP-adressen afkortes …)"), ("arkiveres", " isoleret … efter 35 dage").
+fn action_parts(action: Action, lang: Lang) -> (&'static str, String) {
+    match action {
+        Action::Delete => (t(lang, "slettes", "deleted"), String::new()),
+        Action::Anonymise { method } => {
+            let how = match method {
+                AnonymiseMethod::TruncateIp => t(lang, "IP-adressen afkortes til /24 (IPv4) eller /48 (IPv6)", "the IP address is cut to /24 (IPv4) or /48 (IPv6)"),
+                AnonymiseMethod::DestroyKey => t(lang, "nøglen bag de hashede værdier destrueres", "the key behind the hashed values is destroyed"),
+                AnonymiseMethod::Nullify => t(lang, "værdien fjernes, resten af posten bevares", "the value is removed, the rest of the record kept"),
+                AnonymiseMethod::Aggregate => t(lang, "kun samlede optællinger bevares", "only aggregate counts are kept"),
             };
-            match lang {
-                Lang::Da => format!("anonymiseres ({how})"),
-                Lang::En => format!("anonymised ({how})"),
-            }
+            (t(lang, "anonymiseres", "anonymised"), format!(" ({how})"))
         }
-        (Action::Archive { cleanup }, Lang::Da) => format!("arkiveres isoleret fra adgang og behandling og slettes af arkivoprydningen efter {}", cleanup.describe(lang)),
-        (Action::Archive { cleanup }, Lang::En) => format!("archived, isolated from access and processing, and deleted by the archive clean-up after {}", cleanup.describe(lang)),
+        Action::Archive { cleanup } => match lang {
+            Lang::Da => ("arkiveres", format!(" isoleret fra adgang og behandling og slettes af arkivoprydningen efter {}", cleanup.describe(lang))),
+            Lang::En => ("archived", format!(", isolated from access and processing, and deleted by the archive clean-up after {}", cleanup.describe(lang))),
+        },
     }
 }
 
-pub(super) fn retention_sentence(rule: &RetentionRule, lang: Lang) -> String {
+fn t(lang: Lang, da: &'static str, en: &'static str) -> &'static str {
     match lang {
-        Lang::Da => format!("opbevares i {} {}, derefter {}", rule.period.describe(lang), rule.trigger.label(lang), action_label(rule.action, lang)),
-        Lang::En => format!("kept for {} {}, then {}", rule.period.describe(lang), rule.trigger.label(lang), action_label(rule.action, lang)),
+        Lang::Da => da,
+        Lang::En => en,
+    }
+}
+
+/// For a table cell: "slettes", "anonymiseres (…)".
+pub(super) fn action_label(action: Action, lang: Lang) -> String {
+    let (verb, rest) = action_parts(action, lang);
+    format!("{verb}{rest}")
+}
+
+/// "opbevares i 30 dage efter …; derefter slettes de" / "kept for 30 days after …, then deleted".
+pub(super) fn retention_sentence(rule: &RetentionRule, lang: Lang) -> String {
+    let (verb, rest) = action_parts(rule.action, lang);
+    match lang {
+        Lang::Da => format!("opbevares i {} {}; derefter {verb} de{rest}", rule.period.describe(lang), rule.trigger.label(lang)),
+        Lang::En => format!("kept for {} {}, then {verb}{rest}", rule.period.describe(lang), rule.trigger.label(lang)),
     }
 }
 
@@ -107,10 +117,7 @@ pub(super) fn purpose_names(policy: &Policy, field: &Field, lang: Lang) -> Strin
 }
 
 fn field_list(policy: &Policy, capabilities: &[Capability], lang: Lang) -> Vec<Node> {
-    let used_for = match lang {
-        Lang::Da => "bruges til",
-        Lang::En => "used to",
-    };
+    let used_for = t(lang, "bruges til at", "used to");
     let items = policy
         .fields()
         .filter(|(c, _)| capabilities.contains(&c.capability))

@@ -32,9 +32,9 @@ pub fn build(policy: &Policy, lang: Lang) -> Doc {
         let data: Vec<String> = fields.iter().map(|(_, f)| f.name.get(lang).to_string()).collect();
         let recipients: Vec<&Processor> = policy.processors.iter().filter(|p| p.purposes.iter().any(|pp| pp.get_ref() == pid)).collect();
         let transfers: Vec<String> = recipients.iter().filter_map(|p| p.safeguard.as_ref().map(|s| format!("{}: {}", p.name.get(lang), s.get(lang)))).collect();
-        let erasure: Vec<String> = fields
+        let erasure: Vec<Vec<Span>> = fields
             .iter()
-            .filter_map(|(_, f)| policy.rule_for_field(f.id.get_ref()).map(|r| format!("{} {}", f.name.get(lang), retention_sentence(r, lang))))
+            .filter_map(|(_, f)| policy.rule_for_field(f.id.get_ref()).map(|r| vec![Span::promising(format!("{}: {}.", f.name.get(lang), retention_sentence(r, lang)), &r.id)]))
             .collect();
         let join = |items: Vec<String>, empty: &str| if items.is_empty() { empty.to_string() } else { items.join("; ") };
         nodes.push(Node::Heading { level: 2, anchor: format!("purpose-{pid}"), text: purpose.text.get(lang).to_string() });
@@ -44,8 +44,9 @@ pub fn build(policy: &Policy, lang: Lang) -> Doc {
             vec![Span::plain(format!("{}: {}", labels[2], join(data, "-")))],
             vec![Span::plain(format!("{}: {}", labels[3], join(recipients.iter().map(|p| p.name.get(lang).to_string()).collect(), labels[6])))],
             vec![Span::plain(format!("{}: {}", labels[4], join(transfers, labels[7])))],
-            vec![Span::plain(format!("{}: {}", labels[5], join(erasure, "-")))],
         ]));
+        nodes.push(Node::Para(vec![Span::plain(format!("{}:", labels[5]))]));
+        nodes.push(Node::List(erasure));
     }
     let security = match lang {
         Lang::Da => "Tekniske og organisatoriske sikkerhedsforanstaltninger (artikel 32)",

@@ -1,0 +1,328 @@
+//! Command-line interface: configuration, store, policy and web wired together.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use passme_core::audit::AuditLog;
+use passme_core::clock;
+use passme_core::config::{Config, Environment, LogFormat};
+use passme_policy::render::{self, Format, Options};
+use passme_policy::{Lang, Policy};
+use passme_store::Store;
+use passme_web::app::{load_policy, store_options};
+use passme_web::Application;
+
+#[derive(Debug, Parser)]
+#[command(name = "passme", version, about = "PassMe: the platform that makes PassMe AI's privacy policy true, enforced and tested.")]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// TOML configuration file (default: ./passme.toml when present).
+    #[arg(long, global = true, env = "PASSME_CONFIG")]
+    config: Option<PathBuf>,
+    /// Policy declaration file or folder to use instead of the built-in declarations.
+    #[arg(long, global = true)]
+    policy: Option<PathBuf>,
+    /// Folder for the embedded SQLite database and development keys.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the web server and background workers (SQLite in ./passme-data unless PASSME_DATABASE_URL is set).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Refuse to start without explicitly provided secrets (same as PASSME_ENV=production).
+        #[arg(long)]
+        production: bool,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Render, validate and inspect the privacy policy declarations.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Inspect the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Render the published privacy policy (the same text GET /privacy serves).
+    Render(RenderArgs),
+    /// Validate the declarations; with --database also check the live schema against them.
+    Check {
+        /// Also compare the database schema with the declared data map.
+        #[arg(long)]
+        database: bool,
+    },
+    /// Render the GDPR article 30 record of processing activities.
+    Record(RenderArgs),
+    /// List every promise, its capability, and the tests that prove it.
+    Promises,
+}
+
+#[derive(Debug, Args)]
+struct RenderArgs {
+    #[arg(long, value_enum, default_value = "da")]
+    lang: LangArg,
+    #[arg(long, value_enum, default_value = "md")]
+    format: FormatArg,
+    /// Show the promise id behind each sentence.
+    #[arg(long)]
+    promises: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LangArg {
+    Da,
+    En,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Md,
+    Html,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and report every altered, removed or reordered entry.
+    Verify {
+        /// A head recorded earlier (`SEQ:HASH` from `passme audit head`), to detect removal from the end.
+        #[arg(long)]
+        head: Option<String>,
+    },
+    /// Print the newest entry's sequence number and hash, to record somewhere else.
+    Head,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(&cli) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("passme: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::logging::init(config.log_format, &config.log_filter);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("passme: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("passme: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, String> {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut config = Config::load(cli.global.config.as_deref(), &env).map_err(|e| e.to_string())?;
+    if let Some(dir) = &cli.global.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(policy) = &cli.global.policy {
+        config.policy = Some(policy.clone());
+    }
+    if let Some(format) = cli.global.log_format {
+        config.log_format = match format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+    if let Command::Serve { listen, production } = &cli.command {
+        if let Some(listen) = listen {
+            config.listen = *listen;
+        }
+        if *production {
+            config.environment = Environment::Production;
+        }
+    }
+    Ok(config)
+}
+
+async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
+    for name in Config::unknown_env_vars(std::env::vars().map(|(k, _)| k)) {
+        tracing::warn!(variable = %name, "unknown PASSME_ variable ignored (see the README's configuration reference)");
+    }
+    match command {
+        Command::Serve { .. } => serve(config).await,
+        Command::Migrate => {
+            let store = Store::connect(&store_options(&config)).await.map_err(|e| e.to_string())?;
+            let applied = store.migrate().await.map_err(|e| e.to_string())?;
+            println!("{} database: {} migration(s) applied", store.engine().name(), applied.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy(command) => policy(command, &config).await,
+        Command::Audit(command) => audit(command, &config).await,
+    }
+}
+
+async fn serve(config: Config) -> Result<ExitCode, String> {
+    let app = Application::build(config).await.map_err(|e| e.to_string())?;
+    let addr = app.local_addr();
+    tracing::info!(%addr, "listening");
+    println!("PassMe is listening on http://{addr}/");
+    app.run_until(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn lang_of(arg: LangArg) -> Lang {
+    match arg {
+        LangArg::Da => Lang::Da,
+        LangArg::En => Lang::En,
+    }
+}
+
+fn write_doc(doc: &render::Doc, args: &RenderArgs) {
+    let format = match args.format {
+        FormatArg::Md => Format::Markdown,
+        FormatArg::Html => Format::Html,
+    };
+    print!("{}", render::write(doc, format, Options { show_promises: args.promises, standalone: true }));
+}
+
+async fn policy(command: PolicyCommand, config: &Config) -> Result<ExitCode, String> {
+    let policy = load_policy(config).map_err(|e| e.to_string())?;
+    match command {
+        PolicyCommand::Render(args) => write_doc(&render::policy(&policy, lang_of(args.lang)), &args),
+        PolicyCommand::Record(args) => write_doc(&render::record(&policy, lang_of(args.lang)), &args),
+        PolicyCommand::Check { database } => return check(&policy, config, database).await,
+        PolicyCommand::Promises => return Ok(promises(&policy)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check(policy: &Policy, config: &Config, database: bool) -> Result<ExitCode, String> {
+    println!(
+        "policy {}: {} purposes, {} categories, {} fields with retention rules, {} processors, {} cookies, {} promises — valid",
+        policy.meta.version,
+        policy.purposes.len(),
+        policy.categories.len(),
+        policy.retention.len(),
+        policy.processors.len(),
+        policy.cookies.len(),
+        policy.promises().len()
+    );
+    if !database {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = Store::connect(&store_options(config)).await.map_err(|e| e.to_string())?;
+    let schema = store.schema().await.map_err(|e| e.to_string())?;
+    let problems = passme_core::datamap::check(policy, &schema, &passme_core::is_implemented);
+    if problems.is_empty() {
+        println!("{} schema: every table and column is accounted for", store.engine().name());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &problems {
+        println!("data map: {p}");
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+fn promises(policy: &Policy) -> ExitCode {
+    let mut unproved = 0;
+    for promise in policy.promises() {
+        let tests = crate::proofs::tests_for(&promise.id);
+        let implemented = passme_core::is_implemented(promise.capability);
+        let status = match (implemented, tests.is_empty()) {
+            (true, false) => format!("proved by {} test(s)", tests.len()),
+            (true, true) => {
+                unproved += 1;
+                "NOT PROVED".to_string()
+            }
+            (false, _) => format!("pending: capability {} not implemented yet", promise.capability.id()),
+        };
+        println!("{}  [{}]  {status}", promise.id, promise.capability.id());
+        for test in tests {
+            println!("    {test}");
+        }
+    }
+    if unproved > 0 {
+        println!("{unproved} promise(s) of implemented capabilities have no test");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+async fn audit(command: AuditCommand, config: &Config) -> Result<ExitCode, String> {
+    let store = Store::connect(&store_options(config)).await.map_err(|e| e.to_string())?;
+    let log = AuditLog::new(store.clone(), clock::system());
+    match command {
+        AuditCommand::Head => {
+            match store.audit_head().await.map_err(|e| e.to_string())? {
+                Some(head) => println!("{}:{}", head.seq, head.hash),
+                None => println!("the audit log is empty"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify { head } => {
+            let expected = match head.as_deref().map(|h| h.split_once(':')) {
+                None => None,
+                Some(Some((seq, hash))) => Some((seq.parse::<i64>().map_err(|_| format!("--head: {seq:?} is not a sequence number"))?, hash.to_string())),
+                Some(None) => return Err("--head must be SEQ:HASH as printed by `passme audit head`".into()),
+            };
+            let report = log.verify(expected.as_ref().map(|(s, h)| (*s, h.as_str()))).await.map_err(|e| e.to_string())?;
+            for problem in &report.problems {
+                println!("TAMPERED: {problem}");
+            }
+            if report.is_intact() {
+                let head = report.head.map_or_else(|| "empty".to_string(), |(s, h)| format!("{s}:{h}"));
+                println!("audit log intact: {} entries verified, head {head}", report.entries);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The real application router over a test database, driven in-process (`oneshot`): every
+//! middleware, extractor and handler runs exactly as in production, without a socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use passme_core::clock::{self, SharedClock};
+use passme_core::config::Secrets;
+use passme_web::metrics::Metrics;
+use passme_web::{AppState, router};
+use tower::ServiceExt;
+
+use crate::db::TestDb;
+
+pub struct TestApp {
+    pub state: AppState,
+    pub db: TestDb,
+    timeout: Duration,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `error.code` of a JSON error body.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl TestApp {
+    pub fn new(db: TestDb) -> TestApp {
+        TestApp::builder(db).build()
+    }
+
+    pub fn builder(db: TestDb) -> TestAppBuilder {
+        TestAppBuilder { db, behind_tls: false, body_limit: 1024 * 1024, clock: clock::system() }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = router(self.state.clone(), self.timeout).oneshot(request).await.unwrap_or_else(|e| match e {});
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+        TestResponse { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(Request::get(path).body(Body::empty()).expect("request")).await
+    }
+
+    /// A GET as a browser sends it (asks for HTML).
+    pub async fn browse(&self, path: &str) -> TestResponse {
+        self.send(Request::get(path).header("accept", "text/html,application/xhtml+xml").body(Body::empty()).expect("request")).await
+    }
+
+    pub async fn post(&self, path: &str, content_type: &str, body: impl Into<Body>) -> TestResponse {
+        self.send(Request::post(path).header("content-type", content_type).body(body.into()).expect("request")).await
+    }
+}
+
+pub struct TestAppBuilder {
+    db: TestDb,
+    behind_tls: bool,
+    body_limit: usize,
+    clock: SharedClock,
+}
+
+impl TestAppBuilder {
+    pub fn behind_tls(mut self) -> Self {
+        self.behind_tls = true;
+        self
+    }
+
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn build(self) -> TestApp {
+        let state = AppState {
+            policy: Arc::new(passme_policy::builtin().clone()),
+            store: self.db.store.clone(),
+            metrics: Arc::new(Metrics::new()),
+            secrets: Arc::new(Secrets::from_key([7; 32])),
+            clock: self.clock,
+            behind_tls: self.behind_tls,
+            body_limit: self.body_limit,
+        };
+        TestApp { state, db: self.db, timeout: Duration::from_secs(30) }
+    }
+}

@@ -1,0 +1,196 @@
+//! Wiring: from a [`Config`] to a bound, running application. `Application::build` does every
+//! start-up step (policy, secrets, database, migrations) and binds the listener, so tests start
+//! the real thing on port 0 and ask it for its port.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use passme_core::audit::{AuditEvent, AuditLog};
+use passme_core::clock::{self, SharedClock};
+use passme_core::config::{Config, ConfigError, Secrets};
+use passme_core::housekeeping::{self, Housekeeping};
+use passme_core::jobs::{Handlers, JobQueue, Worker};
+use passme_core::CoreError;
+use passme_policy::{Policy, PolicyError};
+use passme_store::{Store, StoreError, StoreOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::metrics::Metrics;
+use crate::middleware::{request_context, tag_route};
+use crate::routes::{csp, health, openapi, pages, privacy};
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub policy: Arc<Policy>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub secrets: Arc<Secrets>,
+    pub clock: SharedClock,
+    pub behind_tls: bool,
+    pub body_limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Core(#[from] CoreError),
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind { addr: SocketAddr, cause: std::io::Error },
+}
+
+/// Loads the policy the configuration names, or the built-in one.
+pub fn load_policy(config: &Config) -> Result<Policy, PolicyError> {
+    match &config.policy {
+        Some(path) => Policy::from_path(path),
+        None => Policy::builtin(),
+    }
+}
+
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions { database_url: config.database_url.clone(), data_dir: config.data_dir.clone(), max_connections: 10 }
+}
+
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    Router::new()
+        .route("/", get(pages::landing))
+        .route("/privacy", get(pages::privacy))
+        .route("/cookies", get(pages::cookies))
+        .route("/static/style.css", get(pages::stylesheet))
+        .route("/privacy.json", get(privacy::privacy_json))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/v1/csp-reports", post(csp::report))
+        .route_layer(from_fn(tag_route))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(CatchPanicLayer::custom(|panic: Box<dyn std::any::Any + Send>| {
+            let message = panic.downcast_ref::<&str>().map(|s| (*s).to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            tracing::error!(panic = %message, "handler panicked");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
+        .layer(from_fn_with_state(state.clone(), request_context))
+        .with_state(state)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    config: Config,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let policy = load_policy(&config)?;
+        let secrets = Secrets::resolve(&config)?;
+        if secrets.development_key {
+            tracing::warn!(path = %config.data_dir.join("dev-secrets.key").display(), "using a generated development key file; set PASSME_SECRETS__MASTER_KEY in production");
+        }
+        let store = Store::connect(&store_options(&config)).await?;
+        let applied = store.migrate().await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "database migrated");
+        }
+        let clock = clock::system();
+        // Refuses to start when a platform retention rule has no executor.
+        Housekeeping::new(store.clone(), clock.clone(), &policy)?;
+        AuditLog::new(store.clone(), clock.clone())
+            .record(AuditEvent {
+                actor: "system",
+                action: "service.started",
+                subject: "platform",
+                details: serde_json::json!({ "policy_version": policy.meta.version, "engine": store.engine().name(), "version": env!("CARGO_PKG_VERSION") }),
+            })
+            .await?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|cause| StartError::Bind { addr: config.listen, cause })?;
+        let state = AppState {
+            policy: Arc::new(policy),
+            store,
+            metrics: Arc::new(Metrics::new()),
+            secrets: Arc::new(secrets),
+            clock,
+            behind_tls: config.behind_tls(),
+            body_limit: config.http.body_limit,
+        };
+        Ok(Application { listener, state, config })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.listen)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets requests in flight and job passes finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let background = self.spawn_background(stop_rx);
+        let app = router(self.state.clone(), Duration::from_secs(self.config.http.request_timeout_secs));
+        let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await;
+        let _ = stop_tx.send(true);
+        for task in background {
+            let _ = task.await;
+        }
+        self.state.store.close().await;
+        served
+    }
+
+    fn spawn_background(&self, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let state = &self.state;
+        let mut tasks = Vec::new();
+        if self.config.jobs.workers == 0 {
+            return tasks;
+        }
+        let mut handlers = Handlers::default();
+        match Housekeeping::new(state.store.clone(), state.clock.clone(), &state.policy) {
+            Ok(hk) => handlers.register(housekeeping::JOB_KIND, housekeeping::handler(Arc::new(hk))),
+            Err(e) => tracing::error!(error = %e, "housekeeping disabled"),
+        }
+        let poll = Duration::from_millis(self.config.jobs.poll_interval_ms);
+        for _ in 0..self.config.jobs.workers {
+            let worker = Worker { lease_ms: i64::try_from(self.config.jobs.lease_secs).unwrap_or(300) * 1000, ..Worker::new(state.store.clone(), state.clock.clone(), handlers.clone()) };
+            tasks.push(tokio::spawn(worker.run(poll, stop.clone())));
+        }
+        let queue = JobQueue::new(state.store.clone(), state.clock.clone(), self.config.jobs.max_attempts);
+        let clock = state.clock.clone();
+        let mut stop = stop;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                if let Err(e) = Housekeeping::schedule(&queue, clock.now_ms()).await {
+                    tracing::warn!(error = %e, "could not schedule housekeeping");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }));
+        tasks
+    }
+}

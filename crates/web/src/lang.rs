@@ -1,0 +1,30 @@
+//! The language of a page: `?lang=` wins, then the browser's Accept-Language, then Danish (the
+//! policy's original language).
+
+use axum::http::HeaderMap;
+use passme_policy::Lang;
+
+pub fn choose(query: Option<&str>, headers: &HeaderMap) -> Lang {
+    if let Some(lang) = query.and_then(Lang::parse) {
+        return lang;
+    }
+    let accept = headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    for part in accept.split(',') {
+        let tag = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if tag.starts_with("da") {
+            return Lang::Da;
+        }
+        if tag.starts_with("en") {
+            return Lang::En;
+        }
+    }
+    Lang::Da
+}
+
+/// A pair of strings chosen by language, for short interface texts.
+pub fn t(lang: Lang, da: &'static str, en: &'static str) -> &'static str {
+    match lang {
+        Lang::Da => da,
+        Lang::En => en,
+    }
+}

@@ -1,0 +1,28 @@
+//! The OpenAPI document of the JSON API, generated from the handlers' annotations.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "PassMe API", description = "The JSON API of PassMe: operations, the machine-readable privacy policy and security reporting. Every error is `{\"error\":{\"code\":\"…\",\"message\":\"…\"}}`."),
+    paths(
+        crate::routes::health::healthz,
+        crate::routes::health::readyz,
+        crate::routes::health::metrics,
+        crate::routes::privacy::privacy_json,
+        crate::routes::csp::report,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+)]
+pub struct ApiDoc;
+
+pub fn document_json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".into())
+}
+
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", responses((status = 200, description = "This document", content_type = "application/json")))]
+pub async fn document() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], document_json())
+}
