@@ -23,7 +23,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn main() {
     let crates = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("manifest dir")).join("..");
     let mut files = Vec::new();
-    let mut crate_dirs: Vec<PathBuf> = fs::read_dir(&crates).expect("crates folder").flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut crate_dirs: Vec<PathBuf> =
+        fs::read_dir(&crates).expect("crates folder").flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
     crate_dirs.sort();
     for dir in &crate_dirs {
         for sub in ["src", "tests"] {
@@ -33,7 +34,9 @@ fn main() {
         }
     }
     files.sort();
-    let mut generated = String::from("/// (file, test, promise ids) for every `proves!` in the workspace.\npub const BINDINGS: &[(&str, &str, &[&str])] = &[\n");
+    let mut generated = String::from(
+        "/// (file, test, promise ids) for every `proves!` in the workspace.\npub const BINDINGS: &[(&str, &str, &[&str])] = &[\n",
+    );
     for file in files {
         println!("cargo:rerun-if-changed={}", file.display());
         let Ok(text) = fs::read_to_string(&file) else { continue };

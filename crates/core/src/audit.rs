@@ -14,7 +14,8 @@ use crate::clock::SharedClock;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Detail keys that suggest a secret; such details are refused rather than logged.
-const SECRET_KEYS: &[&str] = &["password", "passwd", "secret", "token", "key", "cookie", "card", "cvc", "cvv", "pan", "authorization", "otp"];
+const SECRET_KEYS: &[&str] =
+    &["password", "passwd", "secret", "token", "key", "cookie", "card", "cvc", "cvv", "pan", "authorization", "otp"];
 
 #[derive(Debug, Clone)]
 pub struct AuditEvent<'a> {
@@ -96,7 +97,16 @@ impl AuditLog {
             let (seq, prev_hash) = head.map_or((1, GENESIS.to_string()), |h| (h.seq + 1, h.hash));
             let at = self.clock.now_ms();
             let hash = entry_hash(seq, at, event.actor, event.action, event.subject, &details, &prev_hash);
-            let row = AuditRow { seq, at, actor: event.actor.into(), action: event.action.into(), subject: event.subject.into(), details: details.clone(), prev_hash, hash };
+            let row = AuditRow {
+                seq,
+                at,
+                actor: event.actor.into(),
+                action: event.action.into(),
+                subject: event.subject.into(),
+                details: details.clone(),
+                prev_hash,
+                hash,
+            };
             match self.store.audit_insert(&row).await {
                 Ok(()) => return Ok(row),
                 Err(StoreError::Conflict) => tokio::task::yield_now().await,

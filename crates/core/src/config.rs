@@ -177,7 +177,8 @@ impl Config {
         let default_file = Path::new("passme.toml");
         let file = file.or_else(|| default_file.exists().then_some(default_file));
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.display().to_string(), cause: e.to_string() })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.display().to_string(), cause: e.to_string() })?;
             let parsed: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::File {
                 path: path.display().to_string(),
                 line: e.span().map_or(1, |s| line_of(&text, s.start)),
@@ -249,7 +250,9 @@ impl Config {
             self.environment = match v.as_str() {
                 "production" => Environment::Production,
                 "development" => Environment::Development,
-                _ => return Err(ConfigError::Env { name: "PASSME_ENV", message: format!("expected development or production, got {v:?}") }),
+                _ => {
+                    return Err(ConfigError::Env { name: "PASSME_ENV", message: format!("expected development or production, got {v:?}") });
+                }
             };
         }
         if let Some(v) = env("PASSME_POLICY") {
@@ -288,12 +291,16 @@ impl Config {
 
     /// PASSME_* variables that are set but not known: most likely typos.
     pub fn unknown_env_vars(vars: impl Iterator<Item = String>) -> Vec<String> {
-        vars.filter(|name| name.starts_with("PASSME_") && !name.starts_with("PASSME_TEST_") && !ENV_VARS.iter().any(|(known, _)| known == name)).collect()
+        vars.filter(|name| {
+            name.starts_with("PASSME_") && !name.starts_with("PASSME_TEST_") && !ENV_VARS.iter().any(|(known, _)| known == name)
+        })
+        .collect()
     }
 }
 
 fn read_secret_file(path: &Path, what: &'static str) -> Result<SecretString, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: format!("{} ({what})", path.display()), cause: e.to_string() })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { path: format!("{} ({what})", path.display()), cause: e.to_string() })?;
     Ok(SecretString::from(text.trim().to_string()))
 }
 
@@ -338,7 +345,12 @@ impl Secrets {
             return Ok(Secrets { master_key: decode_key(key.expose_secret())?, development_key: false });
         }
         if config.is_production() {
-            return Err(ConfigError::MissingSecrets { missing: vec!["secrets.master_key (set PASSME_SECRETS__MASTER_KEY or PASSME_SECRETS__MASTER_KEY_FILE to 32 random bytes, base64)".into()] });
+            return Err(ConfigError::MissingSecrets {
+                missing: vec![
+                    "secrets.master_key (set PASSME_SECRETS__MASTER_KEY or PASSME_SECRETS__MASTER_KEY_FILE to 32 random bytes, base64)"
+                        .into(),
+                ],
+            });
         }
         let path = config.data_dir.join("dev-secrets.key");
         let key = match std::fs::read_to_string(&path) {
@@ -347,7 +359,8 @@ impl Secrets {
                 let mut bytes = [0u8; 32];
                 rand::fill(&mut bytes);
                 let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-                write_private_file(&path, &encoded).map_err(|e| ConfigError::Read { path: path.display().to_string(), cause: e.to_string() })?;
+                write_private_file(&path, &encoded)
+                    .map_err(|e| ConfigError::Read { path: path.display().to_string(), cause: e.to_string() })?;
                 encoded
             }
         };
@@ -389,7 +402,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("passme.toml");
         std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\n[http]\nbody_limit = 2048\n").expect("write");
-        let config = Config::load(Some(&file), &env_of(&[("PASSME_LISTEN", "127.0.0.1:9100"), ("PASSME_JOBS__WORKERS", "3")])).expect("load");
+        let config =
+            Config::load(Some(&file), &env_of(&[("PASSME_LISTEN", "127.0.0.1:9100"), ("PASSME_JOBS__WORKERS", "3")])).expect("load");
         assert_eq!(config.listen.port(), 9100);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/from-file"));
         assert_eq!(config.http.body_limit, 2048);
@@ -423,7 +437,8 @@ mod tests {
     fn malformed_keys_and_ambiguous_secrets_are_refused() {
         let config = Config { secrets: SecretsConfig { master_key: Some(SecretString::from("c2hvcnQ=")) }, ..Config::default() };
         assert!(matches!(Secrets::resolve(&config), Err(ConfigError::BadKey(_))));
-        let err = Config::load(None, &env_of(&[("PASSME_SECRETS__MASTER_KEY", "x"), ("PASSME_SECRETS__MASTER_KEY_FILE", "/x")])).expect_err("both");
+        let err = Config::load(None, &env_of(&[("PASSME_SECRETS__MASTER_KEY", "x"), ("PASSME_SECRETS__MASTER_KEY_FILE", "/x")]))
+            .expect_err("both");
         assert!(err.to_string().contains("not both"));
     }
 }

@@ -11,7 +11,8 @@ use passme_store::TableSchema;
 /// Problems found, as sentences; empty when schema and declarations agree.
 pub fn check(policy: &Policy, schema: &[TableSchema], implemented: &dyn Fn(passme_policy::Capability) -> bool) -> Vec<String> {
     let mut problems = Vec::new();
-    let live: HashMap<&str, HashSet<&str>> = schema.iter().map(|t| (t.name.as_str(), t.columns.iter().map(String::as_str).collect())).collect();
+    let live: HashMap<&str, HashSet<&str>> =
+        schema.iter().map(|t| (t.name.as_str(), t.columns.iter().map(String::as_str).collect())).collect();
     let mut mapped: HashSet<(String, String)> = HashSet::new();
     for (category, field) in policy.fields() {
         let fid = field.id.get_ref();
@@ -24,7 +25,9 @@ pub fn check(policy: &Policy, schema: &[TableSchema], implemented: &dyn Fn(passm
             mapped.insert((table.to_string(), col.to_string()));
             match live.get(table) {
                 Some(cols) if !cols.contains(col) => problems.push(format!("field {fid} maps to {table}.{col}, which does not exist")),
-                None if implemented(capability) => problems.push(format!("field {fid} maps to {table}.{col}, but table {table} does not exist")),
+                None if implemented(capability) => {
+                    problems.push(format!("field {fid} maps to {table}.{col}, but table {table} does not exist"))
+                }
                 _ => {}
             }
         }

@@ -19,7 +19,8 @@ const HOUR_MS: i64 = 3_600_000;
 
 /// The fields whose rules the platform executes, with the trigger and action each executor
 /// implements. A platform rule declared with anything else is refused by [`Housekeeping::new`].
-pub const EXECUTED_FIELDS: &[(&str, Trigger)] = &[("operations.job_payload", Trigger::JobFinished), ("compliance.audit_log", Trigger::Collected)];
+pub const EXECUTED_FIELDS: &[(&str, Trigger)] =
+    &[("operations.job_payload", Trigger::JobFinished), ("compliance.audit_log", Trigger::Collected)];
 
 #[derive(Debug, Clone)]
 pub struct Housekeeping {
@@ -41,11 +42,15 @@ impl Housekeeping {
     pub fn new(store: Store, clock: SharedClock, policy: &Policy) -> Result<Housekeeping, CoreError> {
         let rules: Vec<RetentionRule> = policy.retention.iter().filter(|r| r.capability == Capability::Platform).cloned().collect();
         for rule in &rules {
-            let executable = EXECUTED_FIELDS.iter().any(|(field, trigger)| *field == rule.field && *trigger == rule.trigger) && rule.action == Action::Delete;
+            let executable = EXECUTED_FIELDS.iter().any(|(field, trigger)| *field == rule.field && *trigger == rule.trigger)
+                && rule.action == Action::Delete;
             if !executable {
                 return Err(CoreError::Invalid {
                     code: "retention_rule_unexecutable",
-                    message: format!("retention rule {} ({} {:?} {:?}) has no platform executor", rule.id, rule.field, rule.trigger, rule.action),
+                    message: format!(
+                        "retention rule {} ({} {:?} {:?}) has no platform executor",
+                        rule.id, rule.field, rule.trigger, rule.action
+                    ),
                 });
             }
         }

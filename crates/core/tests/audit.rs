@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use passme_core::CoreError;
 use passme_core::audit::{AuditEvent, AuditLog};
 use passme_core::clock::{ManualClock, SharedClock};
 use passme_core::housekeeping::Housekeeping;
-use passme_core::CoreError;
 use passme_policy::proves;
 use passme_store::Store;
 use passme_testkit::for_each_engine;
@@ -19,7 +19,14 @@ async fn log_with_entries(store: &Store, n: usize) -> (ManualClock, AuditLog) {
     let shared: SharedClock = Arc::new(clock.clone());
     let log = AuditLog::new(store.clone(), shared);
     for i in 0..n {
-        log.record(AuditEvent { actor: "staff:7", action: "user.viewed", subject: &format!("user:{i}"), details: json!({ "fields": ["email"] }) }).await.expect("record");
+        log.record(AuditEvent {
+            actor: "staff:7",
+            action: "user.viewed",
+            subject: &format!("user:{i}"),
+            details: json!({ "fields": ["email"] }),
+        })
+        .await
+        .expect("record");
         clock.advance(1_000);
     }
     (clock, log)
@@ -91,7 +98,9 @@ async fn concurrent_appends_keep_one_unbroken_chain() {
             let log = AuditLog::new(store.clone(), clock.clone());
             tasks.push(tokio::spawn(async move {
                 for i in 0..15 {
-                    log.record(AuditEvent { actor: "system", action: "test.append", subject: &format!("w{w}:{i}"), details: json!({}) }).await.expect("record");
+                    log.record(AuditEvent { actor: "system", action: "test.append", subject: &format!("w{w}:{i}"), details: json!({}) })
+                        .await
+                        .expect("record");
                 }
             }));
         }
@@ -109,14 +118,25 @@ async fn concurrent_appends_keep_one_unbroken_chain() {
 async fn details_that_look_like_secrets_are_refused() {
     for_each_engine(|store| async move {
         let (_, log) = log_with_entries(&store, 0).await;
-        for details in [json!({ "password": "x" }), json!({ "nested": { "access_token": "x" } }), json!({ "card_number": "4242" }), json!({ "list": [{ "api-key": 1 }] })] {
-            let err = log.record(AuditEvent { actor: "system", action: "x", subject: "y", details: details.clone() }).await.expect_err("refused");
+        for details in [
+            json!({ "password": "x" }),
+            json!({ "nested": { "access_token": "x" } }),
+            json!({ "card_number": "4242" }),
+            json!({ "list": [{ "api-key": 1 }] }),
+        ] {
+            let err =
+                log.record(AuditEvent { actor: "system", action: "x", subject: "y", details: details.clone() }).await.expect_err("refused");
             assert!(matches!(err, CoreError::SecretInAuditDetails(_)), "{details}");
         }
-        let err = log.record(AuditEvent { actor: "system", action: "x", subject: "y", details: json!("not an object") }).await.expect_err("refused");
+        let err = log
+            .record(AuditEvent { actor: "system", action: "x", subject: "y", details: json!("not an object") })
+            .await
+            .expect_err("refused");
         assert_eq!(err.code(), "audit_details_not_object");
         // Whole words only: a count of rotated keys or a word containing "key" is not a secret.
-        log.record(AuditEvent { actor: "system", action: "x", subject: "y", details: json!({ "monkey": 1, "keys_rotated": 2 }) }).await.expect("not a secret");
+        log.record(AuditEvent { actor: "system", action: "x", subject: "y", details: json!({ "monkey": 1, "keys_rotated": 2 }) })
+            .await
+            .expect("not a secret");
     })
     .await;
 }

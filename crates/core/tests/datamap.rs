@@ -40,7 +40,10 @@ async fn a_declared_field_without_its_column_fails_the_check() {
         assert!(!pending.iter().any(|p| p.contains("account.email")));
         // ...but once implemented, its fields must be stored somewhere.
         let all = check(passme_policy::builtin(), &store.schema().await.expect("schema"), &|_| true);
-        assert!(all.iter().any(|p| p.starts_with("field account.email belongs to the implemented capability accounts but maps to no column")), "{all:?}");
+        assert!(
+            all.iter().any(|p| p.starts_with("field account.email belongs to the implemented capability accounts but maps to no column")),
+            "{all:?}"
+        );
     })
     .await;
 }

@@ -57,7 +57,7 @@ async fn two_workers_never_run_the_same_job() {
         for t in tasks {
             total += t.await.expect("worker task");
         }
-        let runs = runs.lock().expect("lock");
+        let runs = runs.lock().expect("lock").clone();
         assert_eq!(total, 120, "{:?}", store.engine());
         assert_eq!(runs.len(), 120);
         assert!(runs.values().all(|&n| n == 1), "a job ran twice on {:?}", store.engine());
@@ -102,10 +102,14 @@ async fn failures_back_off_then_dead_letter_after_max_attempts() {
     for_each_engine(|store| async move {
         let (clock, shared, queue) = setup(&store);
         let (id, _) = queue.enqueue("flaky", &json!({}), EnqueueOptions::default()).await.expect("enqueue");
-        let (unknown, _) = queue.enqueue("nobody-handles-this", &json!({}), EnqueueOptions { max_attempts: Some(1), ..Default::default() }).await.expect("enqueue");
+        let (unknown, _) = queue
+            .enqueue("nobody-handles-this", &json!({}), EnqueueOptions { max_attempts: Some(1), ..Default::default() })
+            .await
+            .expect("enqueue");
         let mut handlers = Handlers::default();
         handlers.register("flaky", |_job| async { Err("provider said 503".to_string()) });
-        let worker = Worker { backoff: Backoff { base_ms: 1_000, max_ms: 60_000, jitter: false }, ..Worker::new(store.clone(), shared, handlers) };
+        let worker =
+            Worker { backoff: Backoff { base_ms: 1_000, max_ms: 60_000, jitter: false }, ..Worker::new(store.clone(), shared, handlers) };
 
         let first = worker.run_once().await.expect("pass");
         assert_eq!((first.retried, first.dead), (1, 1), "the unknown kind goes straight to dead letter with max_attempts 1");
@@ -159,7 +163,8 @@ async fn finished_jobs_are_deleted_after_the_declared_period() {
         let policy = passme_policy::builtin();
         let period = policy.retention_rule("retention.operations.job_payload").expect("declared").period;
         let (old, _) = queue.enqueue("ok", &json!({ "email": "a@example.com" }), EnqueueOptions::default()).await.expect("enqueue");
-        let (pending, _) = queue.enqueue("ok", &json!({}), EnqueueOptions { delay_ms: 365 * 86_400_000, ..Default::default() }).await.expect("enqueue");
+        let (pending, _) =
+            queue.enqueue("ok", &json!({}), EnqueueOptions { delay_ms: 365 * 86_400_000, ..Default::default() }).await.expect("enqueue");
         let mut handlers = Handlers::default();
         handlers.register("ok", |_job| async { Ok(()) });
         Worker::new(store.clone(), shared.clone(), handlers).run_once().await.expect("pass");

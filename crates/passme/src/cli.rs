@@ -10,8 +10,8 @@ use passme_core::config::{Config, Environment, LogFormat};
 use passme_policy::render::{self, Format, Options};
 use passme_policy::{Lang, Policy};
 use passme_store::Store;
-use passme_web::app::{load_policy, store_options};
 use passme_web::Application;
+use passme_web::app::{load_policy, store_options};
 
 #[derive(Debug, Parser)]
 #[command(name = "passme", version, about = "PassMe: the platform that makes PassMe AI's privacy policy true, enforced and tested.")]
@@ -309,7 +309,9 @@ async fn audit(command: AuditCommand, config: &Config) -> Result<ExitCode, Strin
         AuditCommand::Verify { head } => {
             let expected = match head.as_deref().map(|h| h.split_once(':')) {
                 None => None,
-                Some(Some((seq, hash))) => Some((seq.parse::<i64>().map_err(|_| format!("--head: {seq:?} is not a sequence number"))?, hash.to_string())),
+                Some(Some((seq, hash))) => {
+                    Some((seq.parse::<i64>().map_err(|_| format!("--head: {seq:?} is not a sequence number"))?, hash.to_string()))
+                }
                 Some(None) => return Err("--head must be SEQ:HASH as printed by `passme audit head`".into()),
             };
             let report = log.verify(expected.as_ref().map(|(s, h)| (*s, h.as_str()))).await.map_err(|e| e.to_string())?;

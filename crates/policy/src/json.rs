@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::model::*;
 use crate::Policy;
+use crate::model::*;
 
 pub fn to_json(policy: &Policy) -> Value {
     json!({

@@ -53,9 +53,7 @@ impl Sources {
     }
 
     pub fn from_strs(files: &[(&str, &str)]) -> Sources {
-        Sources {
-            files: files.iter().map(|(name, text)| SourceFile { name: (*name).to_string(), text: (*text).to_string() }).collect(),
-        }
+        Sources { files: files.iter().map(|(name, text)| SourceFile { name: (*name).to_string(), text: (*text).to_string() }).collect() }
     }
 
     fn locate(&self, file: usize, offset: usize) -> (String, usize, usize) {
@@ -299,7 +297,11 @@ fn validate(checker: &mut Checker<'_>, m: Merged) -> Option<Policy> {
             checker.at(p.origin.file, p.origin.offset, format!("purpose {:?} has no legal basis", p.id.get_ref()));
         }
         if p.consent_gate.is_some() && !p.legal_basis.contains(&LegalBasis::Consent) {
-            checker.at(p.origin.file, p.origin.offset, format!("purpose {:?} has a consent gate but consent is not among its legal bases", p.id.get_ref()));
+            checker.at(
+                p.origin.file,
+                p.origin.offset,
+                format!("purpose {:?} has a consent gate but consent is not among its legal bases", p.id.get_ref()),
+            );
         }
         if p.consent_gate.is_some() {
             promise_ids.insert(checker, &format!("consent.{}", p.id.get_ref()), p.origin.file, p.origin.offset);
@@ -314,7 +316,11 @@ fn validate(checker: &mut Checker<'_>, m: Merged) -> Option<Policy> {
             table_map.insert(t.name.get_ref(), t);
         }
         if !t.personal && !t.technical.is_empty() {
-            checker.at(t.origin.file, t.origin.offset, format!("table {:?} is declared free of personal data; list no technical columns for it", t.name.get_ref()));
+            checker.at(
+                t.origin.file,
+                t.origin.offset,
+                format!("table {:?} is declared free of personal data; list no technical columns for it", t.name.get_ref()),
+            );
         }
     }
 
@@ -337,7 +343,11 @@ fn validate(checker: &mut Checker<'_>, m: Merged) -> Option<Policy> {
             for p in &f.purposes {
                 match purpose_bases.get(p.get_ref().as_str()) {
                     Some(bases) => allowed.extend(bases.iter().copied()),
-                    None => checker.at(file, p.span().start, format!("field {fid:?} names unknown purpose {:?} (known: {})", p.get_ref(), known(purpose_bases.keys().copied()))),
+                    None => checker.at(
+                        file,
+                        p.span().start,
+                        format!("field {fid:?} names unknown purpose {:?} (known: {})", p.get_ref(), known(purpose_bases.keys().copied())),
+                    ),
                 }
             }
             if f.purposes.is_empty() {
@@ -366,8 +376,14 @@ fn validate(checker: &mut Checker<'_>, m: Merged) -> Option<Policy> {
                 columns.insert(checker, column.get_ref(), file, at);
                 match table_map.get(table) {
                     None => checker.at(file, at, format!("field {fid:?} maps to table {table:?}, which is not declared in [[tables]]")),
-                    Some(t) if !t.personal => checker.at(file, at, format!("field {fid:?} maps to {:?}, but table {table:?} is declared free of personal data", column.get_ref())),
-                    Some(t) if t.technical.iter().any(|tc| tc.get_ref() == col) => checker.at(file, at, format!("column {:?} is both a personal field and listed as technical", column.get_ref())),
+                    Some(t) if !t.personal => checker.at(
+                        file,
+                        at,
+                        format!("field {fid:?} maps to {:?}, but table {table:?} is declared free of personal data", column.get_ref()),
+                    ),
+                    Some(t) if t.technical.iter().any(|tc| tc.get_ref() == col) => {
+                        checker.at(file, at, format!("column {:?} is both a personal field and listed as technical", column.get_ref()))
+                    }
                     Some(_) => {}
                 }
             }
@@ -381,12 +397,20 @@ fn validate(checker: &mut Checker<'_>, m: Merged) -> Option<Policy> {
         promise_ids.insert(checker, &format!("processor.{}", p.id.get_ref()), file, p.origin.offset);
         for purpose in &p.purposes {
             if !purpose_bases.contains_key(purpose.get_ref().as_str()) {
-                checker.at(file, purpose.span().start, format!("processor {:?} names unknown purpose {:?}", p.id.get_ref(), purpose.get_ref()));
+                checker.at(
+                    file,
+                    purpose.span().start,
+                    format!("processor {:?} names unknown purpose {:?}", p.id.get_ref(), purpose.get_ref()),
+                );
             }
         }
         for field in &p.receives {
             match field_purposes.get(field.get_ref()) {
-                None => checker.at(file, field.span().start, format!("processor {:?} receives unknown field {:?}", p.id.get_ref(), field.get_ref())),
+                None => checker.at(
+                    file,
+                    field.span().start,
+                    format!("processor {:?} receives unknown field {:?}", p.id.get_ref(), field.get_ref()),
+                ),
                 Some(fp) if !p.purposes.iter().any(|pp| fp.contains(pp.get_ref())) => checker.at(
                     file,
                     field.span().start,
@@ -412,7 +436,11 @@ fn validate(checker: &mut Checker<'_>, m: Merged) -> Option<Policy> {
     for category in CookieCategory::ALL {
         let count = described.iter().filter(|&&c| c == category).count();
         if count != 1 {
-            checker.error(0, 0, format!("cookie category {:?} must be described exactly once in [[cookie_categories]] (found {count})", category.id()));
+            checker.error(
+                0,
+                0,
+                format!("cookie category {:?} must be described exactly once in [[cookie_categories]] (found {count})", category.id()),
+            );
         }
     }
 
@@ -425,9 +453,18 @@ fn validate(checker: &mut Checker<'_>, m: Merged) -> Option<Policy> {
         let file = s.origin.file;
         sections.insert(checker, s.id.get_ref(), file, s.origin.offset);
         for block in &s.blocks {
-            let kinds = usize::from(block.da.is_some() || block.en.is_some()) + usize::from(block.items.is_some()) + usize::from(block.generate.is_some());
+            let kinds = usize::from(block.da.is_some() || block.en.is_some())
+                + usize::from(block.items.is_some())
+                + usize::from(block.generate.is_some());
             if kinds != 1 {
-                checker.at(file, s.origin.offset, format!("section {:?}: each block is exactly one of a paragraph (da + en), a list (items) or a generated part", s.id.get_ref()));
+                checker.at(
+                    file,
+                    s.origin.offset,
+                    format!(
+                        "section {:?}: each block is exactly one of a paragraph (da + en), a list (items) or a generated part",
+                        s.id.get_ref()
+                    ),
+                );
             }
             if block.da.is_some() != block.en.is_some() {
                 checker.at(file, s.origin.offset, format!("section {:?}: a paragraph needs both da and en", s.id.get_ref()));
@@ -440,7 +477,11 @@ fn validate(checker: &mut Checker<'_>, m: Merged) -> Option<Policy> {
             let refs = block.promises.iter().chain(block.items.iter().flatten().flat_map(|i| i.promises.iter()));
             for r in refs {
                 if !promise_ids.seen.contains_key(r.get_ref()) {
-                    checker.at(s.origin.file, r.span().start, format!("section {:?} cites unknown promise {:?}", s.id.get_ref(), r.get_ref()));
+                    checker.at(
+                        s.origin.file,
+                        r.span().start,
+                        format!("section {:?} cites unknown promise {:?}", s.id.get_ref(), r.get_ref()),
+                    );
                 }
             }
         }
@@ -462,7 +503,13 @@ fn validate(checker: &mut Checker<'_>, m: Merged) -> Option<Policy> {
     })
 }
 
-fn retention_rule(checker: &mut Checker<'_>, file: usize, field: &str, capability: Capability, decl: &Spanned<RetentionDecl>) -> Option<RetentionRule> {
+fn retention_rule(
+    checker: &mut Checker<'_>,
+    file: usize,
+    field: &str,
+    capability: Capability,
+    decl: &Spanned<RetentionDecl>,
+) -> Option<RetentionRule> {
     let at = decl.span().start;
     let d = decl.get_ref();
     let mut ok = true;
@@ -522,7 +569,15 @@ fn retention_rule(checker: &mut Checker<'_>, file: usize, field: &str, capabilit
     if !ok {
         return None;
     }
-    Some(RetentionRule { id: d.id.clone(), field: field.to_string(), capability, period: period?, trigger: d.trigger?, action: action?, reason: d.reason.clone() })
+    Some(RetentionRule {
+        id: d.id.clone(),
+        field: field.to_string(),
+        capability,
+        period: period?,
+        trigger: d.trigger?,
+        action: action?,
+        reason: d.reason.clone(),
+    })
 }
 
 fn known<'a>(ids: impl Iterator<Item = &'a str>) -> String {

@@ -114,13 +114,9 @@ impl LegalBasis {
             (LegalBasis::Consent, Lang::En) => "consent (art. 6(1)(a))",
             (LegalBasis::Contract, Lang::Da) => "opfyldelse af kontrakt (art. 6, stk. 1, litra b)",
             (LegalBasis::Contract, Lang::En) => "performance of a contract (art. 6(1)(b))",
-            (LegalBasis::LegalObligation, Lang::Da) => {
-                "retlig forpligtelse (art. 6, stk. 1, litra c)"
-            }
+            (LegalBasis::LegalObligation, Lang::Da) => "retlig forpligtelse (art. 6, stk. 1, litra c)",
             (LegalBasis::LegalObligation, Lang::En) => "legal obligation (art. 6(1)(c))",
-            (LegalBasis::LegitimateInterest, Lang::Da) => {
-                "legitim interesse (art. 6, stk. 1, litra f)"
-            }
+            (LegalBasis::LegitimateInterest, Lang::Da) => "legitim interesse (art. 6, stk. 1, litra f)",
             (LegalBasis::LegitimateInterest, Lang::En) => "legitimate interest (art. 6(1)(f))",
         }
     }
@@ -335,12 +331,8 @@ pub enum CookieCategory {
 }
 
 impl CookieCategory {
-    pub const ALL: [CookieCategory; 4] = [
-        CookieCategory::Necessary,
-        CookieCategory::Preferences,
-        CookieCategory::Statistics,
-        CookieCategory::Marketing,
-    ];
+    pub const ALL: [CookieCategory; 4] =
+        [CookieCategory::Necessary, CookieCategory::Preferences, CookieCategory::Statistics, CookieCategory::Marketing];
 
     pub fn id(self) -> &'static str {
         match self {

@@ -7,8 +7,8 @@ pub mod scan;
 
 use serde::Serialize;
 
-use crate::model::{Capability, Lang, Text};
 use crate::Policy;
+use crate::model::{Capability, Lang, Text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -39,21 +39,46 @@ impl Policy {
                 let name = field.as_ref().map_or(rule.field.as_str(), |t| t.get(lang));
                 format!("{name}: {} {}", rule.period.describe(lang), rule.trigger.label(lang))
             };
-            out.push(Promise { id: rule.id.clone(), capability: rule.capability, kind: PromiseKind::Retention, summary: Text { da: summary(Lang::Da), en: summary(Lang::En) } });
+            out.push(Promise {
+                id: rule.id.clone(),
+                capability: rule.capability,
+                kind: PromiseKind::Retention,
+                summary: Text { da: summary(Lang::Da), en: summary(Lang::En) },
+            });
         }
         for p in &self.purposes {
             if let Some(capability) = p.consent_gate {
-                out.push(Promise { id: format!("consent.{}", p.id.get_ref()), capability, kind: PromiseKind::ConsentGate, summary: p.text.clone() });
+                out.push(Promise {
+                    id: format!("consent.{}", p.id.get_ref()),
+                    capability,
+                    kind: PromiseKind::ConsentGate,
+                    summary: p.text.clone(),
+                });
             }
         }
         for c in &self.cookies {
-            out.push(Promise { id: format!("cookie.{}", c.name.get_ref()), capability: c.capability, kind: PromiseKind::Cookie, summary: c.purpose.clone() });
+            out.push(Promise {
+                id: format!("cookie.{}", c.name.get_ref()),
+                capability: c.capability,
+                kind: PromiseKind::Cookie,
+                summary: c.purpose.clone(),
+            });
         }
         for p in &self.processors {
-            out.push(Promise { id: format!("processor.{}", p.id.get_ref()), capability: p.capability, kind: PromiseKind::Processor, summary: p.service.clone() });
+            out.push(Promise {
+                id: format!("processor.{}", p.id.get_ref()),
+                capability: p.capability,
+                kind: PromiseKind::Processor,
+                summary: p.service.clone(),
+            });
         }
         for s in &self.security {
-            out.push(Promise { id: s.id.get_ref().clone(), capability: s.capability, kind: PromiseKind::Security, summary: s.text.clone() });
+            out.push(Promise {
+                id: s.id.get_ref().clone(),
+                capability: s.capability,
+                kind: PromiseKind::Security,
+                summary: s.text.clone(),
+            });
         }
         out
     }

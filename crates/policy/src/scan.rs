@@ -21,8 +21,8 @@ pub fn bindings(source: &str) -> Vec<Binding> {
         if let Some(name) = fn_name(code) {
             current_fn = Some(name);
         }
-        if let Some(start) = code.find("proves!(") {
-            pending = Some(code[start + "proves!(".len()..].to_string());
+        if let Some(args) = binding_start(code) {
+            pending = Some(args.to_string());
         } else if let Some(text) = pending.as_mut() {
             text.push_str(code);
         }
@@ -41,6 +41,15 @@ pub fn bindings(source: &str) -> Vec<Binding> {
     out
 }
 
+/// The text after `proves!(` when the line is a `proves!` statement, optionally path-qualified
+/// (`passme_policy::proves!(`). A mention inside a string or a comment is not a binding.
+fn binding_start(code: &str) -> Option<&str> {
+    let path_end = code.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(code.len());
+    let (path, rest) = code.split_at(path_end);
+    let rest = rest.strip_prefix("!(")?;
+    (path == "proves" || path.ends_with("::proves")).then_some(rest)
+}
+
 fn fn_name(code: &str) -> Option<String> {
     let rest = code.strip_prefix("pub ").unwrap_or(code);
     let rest = rest.strip_prefix("async ").unwrap_or(rest);
@@ -55,7 +64,7 @@ mod tests {
 
     #[test]
     fn binds_calls_to_the_enclosing_test() {
-        let source = "#[test]\nfn a() {\n    proves!(\"x.one\", \"x.two\");\n}\n// proves!(\"ignored\")\nasync fn b() {\n    passme_policy::proves!(\n        \"y\",\n    );\n}\n";
+        let source = "#[test]\nfn a() {\n    proves!(\"x.one\", \"x.two\");\n}\n// proves!(\"ignored\")\nasync fn b() {\n    passme_policy::proves!(\n        \"y\",\n    );\n    assert!(ok, \"proves!(not a binding)\");\n}\n";
         assert_eq!(
             bindings(source),
             vec![

@@ -11,7 +11,17 @@ fn builtin_files() -> Vec<(String, String)> {
 
 /// Loads the built-in files with one file's text replaced by `edit(text)`.
 fn load_edited(file: &str, edit: impl Fn(&str) -> String) -> Result<Policy, passme_policy::PolicyError> {
-    let files: Vec<(String, String)> = builtin_files().into_iter().map(|(n, t)| if n == file { let e = edit(&t); (n, e) } else { (n, t) }).collect();
+    let files: Vec<(String, String)> = builtin_files()
+        .into_iter()
+        .map(|(n, t)| {
+            if n == file {
+                let e = edit(&t);
+                (n, e)
+            } else {
+                (n, t)
+            }
+        })
+        .collect();
     let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
     load(Sources::from_strs(&refs))
 }
@@ -24,7 +34,9 @@ fn line_of(file: &str, needle: &str) -> usize {
 #[test]
 fn passme_declarations_load_and_cover_every_seed_category() {
     let policy = Policy::builtin().unwrap_or_else(|e| panic!("{e}"));
-    for category in ["account", "consent", "payment", "tracking", "linked", "partner", "support", "messaging", "fraud", "compliance", "rights"] {
+    for category in
+        ["account", "consent", "payment", "tracking", "linked", "partner", "support", "messaging", "fraud", "compliance", "rights"]
+    {
         assert!(policy.categories.iter().any(|c| c.id.get_ref() == category), "category {category} missing");
     }
     // The seed's tracked items each have a field.
@@ -42,7 +54,8 @@ fn passme_declarations_load_and_cover_every_seed_category() {
 
 #[test]
 fn an_unknown_purpose_is_reported_with_file_and_line() {
-    let err = load_edited("10-data.toml", |t| t.replacen("purposes = [\"fraud\", \"secure\"]", "purposes = [\"frod\", \"secure\"]", 1)).expect_err("must fail");
+    let err = load_edited("10-data.toml", |t| t.replacen("purposes = [\"fraud\", \"secure\"]", "purposes = [\"frod\", \"secure\"]", 1))
+        .expect_err("must fail");
     let d = &err.diagnostics[0];
     assert_eq!(d.file, "10-data.toml");
     assert_eq!(d.line, line_of("10-data.toml", "purposes = [\"fraud\", \"secure\"]"));
@@ -59,7 +72,10 @@ fn a_field_declared_in_two_categories_is_refused() {
 
 #[test]
 fn retention_without_an_action_is_refused() {
-    let err = load_edited("10-data.toml", |t| t.replacen("period = \"P14D\", trigger = \"job_finished\", action = \"delete\"", "period = \"P14D\", trigger = \"job_finished\"", 1)).expect_err("must fail");
+    let err = load_edited("10-data.toml", |t| {
+        t.replacen("period = \"P14D\", trigger = \"job_finished\", action = \"delete\"", "period = \"P14D\", trigger = \"job_finished\"", 1)
+    })
+    .expect_err("must fail");
     let d = err.diagnostics.iter().find(|d| d.message.contains("no action")).unwrap_or_else(|| panic!("{err}"));
     assert!(d.message.contains("operations.job_payload"), "{}", d.message);
 }
@@ -68,10 +84,30 @@ fn retention_without_an_action_is_refused() {
 fn other_contradictions_are_refused() {
     let cases: [(&str, &str, &str, &str); 7] = [
         ("10-data.toml", "action = \"anonymise\", method = \"truncate_ip\"", "action = \"anonymise\"", "anonymise needs a method"),
-        ("10-data.toml", "period = \"P5Y\", trigger = \"financial_year_end\"", "period = \"5 years\", trigger = \"financial_year_end\"", "invalid period"),
-        ("10-data.toml", "columns = [\"jobs.payload\", \"jobs.last_error\"]", "columns = [\"jobs.payload\", \"schema_migrations.name\"]", "declared free of personal data"),
-        ("10-data.toml", "columns = [\"jobs.payload\", \"jobs.last_error\"]", "columns = [\"jobs.payload\", \"jobs.payload\"]", "column \"jobs.payload\" is declared twice"),
-        ("30-processors.toml", "receives = [\"messaging.partner_audience\"]", "receives = [\"messaging.partner_audience\", \"tracking.ip_address\"]", "for purposes that field is not declared for"),
+        (
+            "10-data.toml",
+            "period = \"P5Y\", trigger = \"financial_year_end\"",
+            "period = \"5 years\", trigger = \"financial_year_end\"",
+            "invalid period",
+        ),
+        (
+            "10-data.toml",
+            "columns = [\"jobs.payload\", \"jobs.last_error\"]",
+            "columns = [\"jobs.payload\", \"schema_migrations.name\"]",
+            "declared free of personal data",
+        ),
+        (
+            "10-data.toml",
+            "columns = [\"jobs.payload\", \"jobs.last_error\"]",
+            "columns = [\"jobs.payload\", \"jobs.payload\"]",
+            "column \"jobs.payload\" is declared twice",
+        ),
+        (
+            "30-processors.toml",
+            "receives = [\"messaging.partner_audience\"]",
+            "receives = [\"messaging.partner_audience\", \"tracking.ip_address\"]",
+            "for purposes that field is not declared for",
+        ),
         ("40-cookies.toml", "category = \"marketing\"\ncapability", "category = \"adverts\"\ncapability", "unknown variant"),
         ("60-text.toml", "promises = [\"cookie.__Host-consent\"]", "promises = [\"cookie.nope\"]", "unknown promise \"cookie.nope\""),
     ];
@@ -94,7 +130,14 @@ fn a_syntax_error_points_at_its_line() {
 
 #[test]
 fn every_text_exists_in_both_languages() {
-    let err = load_edited("00-passme.toml", |t| t.replacen("text = { da = \"Behandle transaktioner\", en = \"Process transactions\" }", "text = { da = \"Behandle transaktioner\" }", 1)).expect_err("must fail");
+    let err = load_edited("00-passme.toml", |t| {
+        t.replacen(
+            "text = { da = \"Behandle transaktioner\", en = \"Process transactions\" }",
+            "text = { da = \"Behandle transaktioner\" }",
+            1,
+        )
+    })
+    .expect_err("must fail");
     assert!(err.to_string().contains("missing field `en`"), "{err}");
     let _ = Lang::En;
 }

@@ -29,7 +29,10 @@ async fn a_migration_edited_after_it_ran_is_refused() {
 #[tokio::test]
 async fn a_database_newer_than_the_binary_is_refused() {
     for_each_engine(|store| async move {
-        store.execute_script("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (9999, 'future', 'x', 0)").await.expect("insert");
+        store
+            .execute_script("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (9999, 'future', 'x', 0)")
+            .await
+            .expect("insert");
         let err = store.migrate().await.expect_err("unknown migration");
         assert!(err.to_string().contains("newer passme"), "{err}");
     })
@@ -53,7 +56,11 @@ async fn an_unreachable_postgres_is_a_clear_error_not_a_panic() {
 
 #[tokio::test]
 async fn an_unsupported_database_url_is_refused() {
-    let options = StoreOptions { database_url: Some(SecretString::from("mysql://root@localhost/x".to_string())), data_dir: std::env::temp_dir(), max_connections: 1 };
+    let options = StoreOptions {
+        database_url: Some(SecretString::from("mysql://root@localhost/x".to_string())),
+        data_dir: std::env::temp_dir(),
+        max_connections: 1,
+    };
     assert_eq!(Store::connect(&options).await.expect_err("mysql").code(), "database_url_invalid");
 }
 
@@ -61,10 +68,17 @@ async fn an_unsupported_database_url_is_refused() {
 async fn data_survives_reconnecting() {
     for db in each_engine().await {
         let url = db.url.clone().expect("url");
-        let job = passme_store::NewJob { id: "j1".into(), queue: "q".into(), kind: "k".into(), payload: "{}".into(), max_attempts: 3, run_at: 0 };
+        let job =
+            passme_store::NewJob { id: "j1".into(), queue: "q".into(), kind: "k".into(), payload: "{}".into(), max_attempts: 3, run_at: 0 };
         db.store.enqueue_job(&job, 0).await.expect("enqueue");
         db.store.close().await;
-        let reopened = Store::connect(&StoreOptions { database_url: Some(SecretString::from(url)), data_dir: std::env::temp_dir(), max_connections: 1 }).await.expect("reopen");
+        let reopened = Store::connect(&StoreOptions {
+            database_url: Some(SecretString::from(url)),
+            data_dir: std::env::temp_dir(),
+            max_connections: 1,
+        })
+        .await
+        .expect("reopen");
         assert!(reopened.migrate().await.expect("migrate").is_empty());
         assert_eq!(reopened.job("j1").await.expect("read").map(|j| j.kind), Some("k".to_string()), "{}", db.engine_name());
         reopened.close().await;

@@ -97,15 +97,24 @@ pub async fn postgres() -> Option<TestDb> {
     let admin_url = postgres_admin_url();
     let admin = match admin_pool(&admin_url).await {
         Ok(pool) => pool,
-        Err(e) if in_ci() => panic!("PostgreSQL is not reachable at {} and CI=true: PostgreSQL tests must run, not skip ({e})", passme_store::redact_url(&admin_url)),
+        Err(e) if in_ci() => panic!(
+            "PostgreSQL is not reachable at {} and CI=true: PostgreSQL tests must run, not skip ({e})",
+            passme_store::redact_url(&admin_url)
+        ),
         Err(e) => {
-            eprintln!("SKIPPED on PostgreSQL: not reachable at {} ({e}); set PASSME_TEST_POSTGRES_URL", passme_store::redact_url(&admin_url));
+            eprintln!(
+                "SKIPPED on PostgreSQL: not reachable at {} ({e}); set PASSME_TEST_POSTGRES_URL",
+                passme_store::redact_url(&admin_url)
+            );
             return None;
         }
     };
     let template = ensure_template(&admin, &admin_url).await;
     let name = format!("passme_t_{}", random_hex(8));
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE {template}"))).await.expect("create test database from template");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE {template}")))
+        .await
+        .expect("create test database from template");
     admin.close().await;
     let url = with_database(&admin_url, &name);
     let options = StoreOptions { database_url: Some(SecretString::from(url.clone())), data_dir: std::env::temp_dir(), max_connections: 8 };
@@ -119,12 +128,20 @@ async fn ensure_template(admin: &PgPool, admin_url: &str) -> String {
     let template = format!("passme_tpl_{}", Store::migrations_fingerprint());
     let mut conn = admin.acquire().await.expect("admin connection");
     sqlx::query("SELECT pg_advisory_lock(4242)").execute(&mut *conn).await.expect("template lock");
-    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1").bind(&template).fetch_optional(&mut *conn).await.expect("look up template");
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&template)
+        .fetch_optional(&mut *conn)
+        .await
+        .expect("look up template");
     if exists.is_none() {
         let building = format!("{template}_building");
         conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))).await.expect("drop stale template");
         conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}"))).await.expect("create template");
-        let options = StoreOptions { database_url: Some(SecretString::from(with_database(admin_url, &building))), data_dir: std::env::temp_dir(), max_connections: 1 };
+        let options = StoreOptions {
+            database_url: Some(SecretString::from(with_database(admin_url, &building))),
+            data_dir: std::env::temp_dir(),
+            max_connections: 1,
+        };
         let store = Store::connect(&options).await.expect("connect to template");
         store.migrate().await.expect("migrate template");
         store.close().await;

@@ -13,12 +13,12 @@ use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use passme_core::CoreError;
 use passme_core::audit::{AuditEvent, AuditLog};
 use passme_core::clock::{self, SharedClock};
 use passme_core::config::{Config, ConfigError, Secrets};
 use passme_core::housekeeping::{self, Housekeeping};
 use passme_core::jobs::{Handlers, JobQueue, Worker};
-use passme_core::CoreError;
 use passme_policy::{Policy, PolicyError};
 use passme_store::{Store, StoreError, StoreOptions};
 use tokio::net::TcpListener;
@@ -84,7 +84,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(CatchPanicLayer::custom(|panic: Box<dyn std::any::Any + Send>| {
-            let message = panic.downcast_ref::<&str>().map(|s| (*s).to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
             tracing::error!(panic = %message, "handler panicked");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }))
@@ -152,7 +156,8 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = self.spawn_background(stop_rx);
         let app = router(self.state.clone(), Duration::from_secs(self.config.http.request_timeout_secs));
-        let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await;
+        let served =
+            axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await;
         let _ = stop_tx.send(true);
         for task in background {
             let _ = task.await;
@@ -174,7 +179,10 @@ impl Application {
         }
         let poll = Duration::from_millis(self.config.jobs.poll_interval_ms);
         for _ in 0..self.config.jobs.workers {
-            let worker = Worker { lease_ms: i64::try_from(self.config.jobs.lease_secs).unwrap_or(300) * 1000, ..Worker::new(state.store.clone(), state.clock.clone(), handlers.clone()) };
+            let worker = Worker {
+                lease_ms: i64::try_from(self.config.jobs.lease_secs).unwrap_or(300) * 1000,
+                ..Worker::new(state.store.clone(), state.clock.clone(), handlers.clone())
+            };
             tasks.push(tokio::spawn(worker.run(poll, stop.clone())));
         }
         let queue = JobQueue::new(state.store.clone(), state.clock.clone(), self.config.jobs.max_attempts);

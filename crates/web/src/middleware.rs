@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -28,7 +27,8 @@ form-action 'self'; base-uri 'none'; frame-ancestors 'none'; report-uri /api/v1/
 
 fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
     let value = headers.get("x-request-id")?.to_str().ok()?;
-    let valid = !value.is_empty() && value.len() <= 64 && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let valid =
+        !value.is_empty() && value.len() <= 64 && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     valid.then(|| value.to_string())
 }
 
@@ -48,7 +48,10 @@ pub async fn tag_route(request: Request, next: Next) -> Response {
 
 /// Whether a failed request should be answered as JSON (API clients) or as a page (browsers).
 fn wants_json(path: &str, headers: &HeaderMap) -> bool {
-    let api_path = path.starts_with("/api/") || path.starts_with("/webhooks/") || path.ends_with(".json") || matches!(path, "/healthz" | "/readyz" | "/metrics");
+    let api_path = path.starts_with("/api/")
+        || path.starts_with("/webhooks/")
+        || path.ends_with(".json")
+        || matches!(path, "/healthz" | "/readyz" | "/metrics");
     let browser = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
     api_path || !browser
 }
@@ -69,7 +72,8 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|len| len > state.body_limit as u64);
-    let mut response = if too_large { StatusCode::PAYLOAD_TOO_LARGE.into_response() } else { next.run(request).instrument(span.clone()).await };
+    let mut response =
+        if too_large { StatusCode::PAYLOAD_TOO_LARGE.into_response() } else { next.run(request).instrument(span.clone()).await };
 
     let status = response.status();
     if (status.is_client_error() || status.is_server_error()) && !response.headers().contains_key(header::CONTENT_TYPE) {
@@ -128,7 +132,11 @@ pub async fn body_bytes<S: Send + Sync>(request: Request, state: &S, accepted: &
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let essence = content_type.split(';').next().unwrap_or("").trim().to_string();
     if !accepted.contains(&essence.as_str()) {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", format!("expected a body of type {}", accepted.join(" or "))));
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("expected a body of type {}", accepted.join(" or ")),
+        ));
     }
     <axum::body::Bytes as axum::extract::FromRequest<S>>::from_request(request, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -140,9 +148,6 @@ pub async fn body_bytes<S: Send + Sync>(request: Request, state: &S, accepted: &
 }
 
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("body_invalid_json", format!("the body is not valid JSON for this endpoint: {e}")))
-}
-
-pub fn empty_body() -> Body {
-    Body::empty()
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("body_invalid_json", format!("the body is not valid JSON for this endpoint: {e}")))
 }

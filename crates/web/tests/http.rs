@@ -6,7 +6,18 @@ use axum::http::Request;
 use passme_policy::proves;
 use passme_testkit::{TestApp, each_engine, sqlite};
 
-const ROUTES: &[&str] = &["/", "/privacy", "/privacy?lang=en", "/cookies", "/privacy.json", "/healthz", "/readyz", "/metrics", "/api/openapi.json", "/static/style.css"];
+const ROUTES: &[&str] = &[
+    "/",
+    "/privacy",
+    "/privacy?lang=en",
+    "/cookies",
+    "/privacy.json",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api/openapi.json",
+    "/static/style.css",
+];
 
 #[tokio::test]
 async fn health_and_readiness_on_both_engines() {
@@ -86,10 +97,16 @@ async fn oversized_malformed_and_mistyped_bodies_are_refused_with_the_error_json
     assert_eq!((declared.status.as_u16(), declared.error_code().as_str()), (413, "body_too_large"));
     // Without a Content-Length (a streamed body) the limit still holds.
     let stream = futures_stream(padded.into_bytes());
-    let streamed = app.send(Request::post("/api/v1/csp-reports").header("content-type", "application/json").body(stream).expect("request")).await;
+    let streamed =
+        app.send(Request::post("/api/v1/csp-reports").header("content-type", "application/json").body(stream).expect("request")).await;
     assert_eq!((streamed.status.as_u16(), streamed.error_code().as_str()), (413, "body_too_large"));
 
-    for (body, code) in [("{not json", "body_invalid_json"), ("[]", "body_invalid_json"), (r#"{"csp-report":{}}"#, "body_invalid_json"), ("\u{0}\u{1}", "body_invalid_json")] {
+    for (body, code) in [
+        ("{not json", "body_invalid_json"),
+        ("[]", "body_invalid_json"),
+        (r#"{"csp-report":{}}"#, "body_invalid_json"),
+        ("\u{0}\u{1}", "body_invalid_json"),
+    ] {
         let response = app.post("/api/v1/csp-reports", "application/json", body).await;
         assert_eq!((response.status.as_u16(), response.error_code()), (400, code.to_string()), "{body:?}");
     }

@@ -2,7 +2,6 @@
 //! is available, promise ids can be shown, /privacy.json carries every cookie, /cookies lists them,
 //! and the OpenAPI document covers the JSON API.
 
-use passme_policy::proves;
 use passme_testkit::{TestApp, sqlite};
 
 fn seed_paragraphs() -> Vec<String> {
@@ -17,7 +16,17 @@ async fn the_danish_policy_page_carries_the_seed_wording_and_the_concrete_period
     assert_eq!(page.status.as_u16(), 200);
     let html = page.text();
     assert!(html.contains("<html lang=\"da\">"));
-    for heading in ["Betalingsoplysninger", "Tjenestesporing via cookies og andre sporingsteknologier", "Tredjepartsdata", "Informationsbrug", "Tredjepartstjenester", "Sikkerhed", "Dataopbevaring", "Cookies", "Kontakt os"] {
+    for heading in [
+        "Betalingsoplysninger",
+        "Tjenestesporing via cookies og andre sporingsteknologier",
+        "Tredjepartsdata",
+        "Informationsbrug",
+        "Tredjepartstjenester",
+        "Sikkerhed",
+        "Dataopbevaring",
+        "Cookies",
+        "Kontakt os",
+    ] {
         assert!(html.contains(&format!(">{heading}</h2>")), "missing section {heading}");
     }
     // The seed's sentences appear verbatim (HTML-escaped quotes aside).
@@ -36,7 +45,12 @@ async fn english_is_chosen_by_query_or_by_the_browser() {
     let app = TestApp::new(sqlite().await);
     assert!(app.browse("/privacy?lang=en").await.text().contains(">Payment information</h2>"));
     let by_header = app
-        .send(axum::http::Request::get("/privacy").header("accept-language", "en-GB,en;q=0.9").body(axum::body::Body::empty()).expect("request"))
+        .send(
+            axum::http::Request::get("/privacy")
+                .header("accept-language", "en-GB,en;q=0.9")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
         .await;
     assert!(by_header.text().contains("<html lang=\"en\">"));
     let unknown = app.browse("/privacy?lang=fr").await;
@@ -72,7 +86,13 @@ async fn privacy_json_describes_every_cookie() {
         assert!(["necessary", "preferences", "statistics", "marketing"].contains(&cookie["category"].as_str().unwrap_or_default()));
     }
     assert_eq!(json["version"], passme_policy::builtin().meta.version);
-    let invoices = json["categories"].as_array().into_iter().flatten().flat_map(|c| c["fields"].as_array().into_iter().flatten()).find(|f| f["id"] == "payment.invoices").expect("invoices");
+    let invoices = json["categories"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["fields"].as_array().into_iter().flatten())
+        .find(|f| f["id"] == "payment.invoices")
+        .expect("invoices");
     assert_eq!(invoices["retention"]["period"]["years"], 5);
     assert_eq!(invoices["retention"]["trigger"], "financial_year_end");
 }
@@ -95,10 +115,18 @@ async fn the_cookie_page_lists_every_declared_cookie_in_both_languages() {
 async fn the_published_text_is_as_reviewed() {
     let policy = passme_policy::builtin();
     for lang in [passme_policy::Lang::Da, passme_policy::Lang::En] {
-        let md = passme_policy::render::write(&passme_policy::render::policy(policy, lang), passme_policy::render::Format::Markdown, Default::default());
+        let md = passme_policy::render::write(
+            &passme_policy::render::policy(policy, lang),
+            passme_policy::render::Format::Markdown,
+            Default::default(),
+        );
         insta::assert_snapshot!(format!("policy_{}", lang.code()), md);
     }
-    let record = passme_policy::render::write(&passme_policy::render::record(policy, passme_policy::Lang::Da), passme_policy::render::Format::Markdown, Default::default());
+    let record = passme_policy::render::write(
+        &passme_policy::render::record(policy, passme_policy::Lang::Da),
+        passme_policy::render::Format::Markdown,
+        Default::default(),
+    );
     insta::assert_snapshot!("record_da", record);
 }
 

@@ -69,7 +69,12 @@ fn spans_html(spans: &[Span], options: Options) -> String {
             if s.promises.is_empty() {
                 escape(&s.text)
             } else {
-                format!("<span data-promise=\"{}\">{}{}</span>", escape(&s.promises.join(" ")), escape(&s.text), promise_marks(&s.promises, options))
+                format!(
+                    "<span data-promise=\"{}\">{}{}</span>",
+                    escape(&s.promises.join(" ")),
+                    escape(&s.text),
+                    promise_marks(&s.promises, options)
+                )
             }
         })
         .collect();

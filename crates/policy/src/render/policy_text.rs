@@ -2,8 +2,8 @@
 //! declarations), with the parts the seed leaves vague generated from the declarations.
 
 use super::document::{Doc, Node, Row, Span};
-use crate::model::*;
 use crate::Policy;
+use crate::model::*;
 
 pub fn build(policy: &Policy, lang: Lang) -> Doc {
     let title = match lang {
@@ -26,7 +26,9 @@ pub fn build(policy: &Policy, lang: Lang) -> Doc {
             if let Some(items) = &block.items {
                 let items = items
                     .iter()
-                    .map(|i| vec![Span { text: if lang == Lang::Da { i.da.clone() } else { i.en.clone() }, promises: promises(&i.promises) }])
+                    .map(|i| {
+                        vec![Span { text: if lang == Lang::Da { i.da.clone() } else { i.en.clone() }, promises: promises(&i.promises) }]
+                    })
                     .collect();
                 nodes.push(Node::List(items));
             }
@@ -53,8 +55,13 @@ fn generate(policy: &Policy, part: Generated, lang: Lang) -> Vec<Node> {
         Generated::CookieTable => cookie_table(policy, lang),
         Generated::Contact => {
             let text = match lang {
-                Lang::Da => format!("Skriv til {} – vi svarer inden for en måned, jf. databeskyttelsesforordningens artikel 12, stk. 3.", policy.controller.email),
-                Lang::En => format!("Write to {} – we answer within one month, as article 12(3) of the GDPR requires.", policy.controller.email),
+                Lang::Da => format!(
+                    "Skriv til {} – vi svarer inden for en måned, jf. databeskyttelsesforordningens artikel 12, stk. 3.",
+                    policy.controller.email
+                ),
+                Lang::En => {
+                    format!("Write to {} – we answer within one month, as article 12(3) of the GDPR requires.", policy.controller.email)
+                }
             };
             vec![Node::Para(vec![Span::plain(text)])]
         }
@@ -64,8 +71,14 @@ fn generate(policy: &Policy, part: Generated, lang: Lang) -> Vec<Node> {
 pub(super) fn controller_sentence(policy: &Policy, lang: Lang) -> String {
     let c = &policy.controller;
     match lang {
-        Lang::Da => format!("Dataansvarlig er {}, {}, {}. Kontakt: {}. Tilsynsmyndighed: {} ({}).", c.name, c.address, c.country, c.email, c.authority.da, c.authority_url),
-        Lang::En => format!("The controller is {}, {}, {}. Contact: {}. Supervisory authority: {} ({}).", c.name, c.address, c.country, c.email, c.authority.en, c.authority_url),
+        Lang::Da => format!(
+            "Dataansvarlig er {}, {}, {}. Kontakt: {}. Tilsynsmyndighed: {} ({}).",
+            c.name, c.address, c.country, c.email, c.authority.da, c.authority_url
+        ),
+        Lang::En => format!(
+            "The controller is {}, {}, {}. Contact: {}. Supervisory authority: {} ({}).",
+            c.name, c.address, c.country, c.email, c.authority.en, c.authority_url
+        ),
     }
 }
 
@@ -76,16 +89,27 @@ fn action_parts(action: Action, lang: Lang) -> (&'static str, String) {
         Action::Delete => (t(lang, "slettes", "deleted"), String::new()),
         Action::Anonymise { method } => {
             let how = match method {
-                AnonymiseMethod::TruncateIp => t(lang, "IP-adressen afkortes til /24 (IPv4) eller /48 (IPv6)", "the IP address is cut to /24 (IPv4) or /48 (IPv6)"),
-                AnonymiseMethod::DestroyKey => t(lang, "nøglen bag de hashede værdier destrueres", "the key behind the hashed values is destroyed"),
-                AnonymiseMethod::Nullify => t(lang, "værdien fjernes, resten af posten bevares", "the value is removed, the rest of the record kept"),
+                AnonymiseMethod::TruncateIp => {
+                    t(lang, "IP-adressen afkortes til /24 (IPv4) eller /48 (IPv6)", "the IP address is cut to /24 (IPv4) or /48 (IPv6)")
+                }
+                AnonymiseMethod::DestroyKey => {
+                    t(lang, "nøglen bag de hashede værdier destrueres", "the key behind the hashed values is destroyed")
+                }
+                AnonymiseMethod::Nullify => {
+                    t(lang, "værdien fjernes, resten af posten bevares", "the value is removed, the rest of the record kept")
+                }
                 AnonymiseMethod::Aggregate => t(lang, "kun samlede optællinger bevares", "only aggregate counts are kept"),
             };
             (t(lang, "anonymiseres", "anonymised"), format!(" ({how})"))
         }
         Action::Archive { cleanup } => match lang {
-            Lang::Da => ("arkiveres", format!(" isoleret fra adgang og behandling og slettes af arkivoprydningen efter {}", cleanup.describe(lang))),
-            Lang::En => ("archived", format!(", isolated from access and processing, and deleted by the archive clean-up after {}", cleanup.describe(lang))),
+            Lang::Da => {
+                ("arkiveres", format!(" isoleret fra adgang og behandling og slettes af arkivoprydningen efter {}", cleanup.describe(lang)))
+            }
+            Lang::En => (
+                "archived",
+                format!(", isolated from access and processing, and deleted by the archive clean-up after {}", cleanup.describe(lang)),
+            ),
         },
     }
 }
@@ -113,7 +137,13 @@ pub(super) fn retention_sentence(rule: &RetentionRule, lang: Lang) -> String {
 }
 
 pub(super) fn purpose_names(policy: &Policy, field: &Field, lang: Lang) -> String {
-    field.purposes.iter().filter_map(|p| policy.purpose(p.get_ref())).map(|p| p.text.get(lang).to_lowercase()).collect::<Vec<_>>().join("; ")
+    field
+        .purposes
+        .iter()
+        .filter_map(|p| policy.purpose(p.get_ref()))
+        .map(|p| p.text.get(lang).to_lowercase())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn field_list(policy: &Policy, capabilities: &[Capability], lang: Lang) -> Vec<Node> {
@@ -165,7 +195,13 @@ fn processors(policy: &Policy, lang: Lang) -> Vec<Node> {
         .processors
         .iter()
         .map(|p| {
-            let receives = p.receives.iter().filter_map(|f| policy.field(f.get_ref())).map(|(_, f)| f.name.get(lang).to_string()).collect::<Vec<_>>().join(", ");
+            let receives = p
+                .receives
+                .iter()
+                .filter_map(|f| policy.field(f.get_ref()))
+                .map(|(_, f)| f.name.get(lang).to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
             let role = match (p.role, lang) {
                 (ProcessorRole::Processor, Lang::Da) => "databehandler",
                 (ProcessorRole::Processor, Lang::En) => "processor",
@@ -177,7 +213,13 @@ fn processors(policy: &Policy, lang: Lang) -> Vec<Node> {
                 None => p.location.get(lang).to_string(),
             };
             Row {
-                cells: vec![format!("{} ({role})", p.name.get(lang)), p.service.get(lang).to_string(), receives, location, p.privacy_url.clone()],
+                cells: vec![
+                    format!("{} ({role})", p.name.get(lang)),
+                    p.service.get(lang).to_string(),
+                    receives,
+                    location,
+                    p.privacy_url.clone(),
+                ],
                 promises: vec![format!("processor.{}", p.id.get_ref())],
             }
         })

@@ -47,7 +47,8 @@ fn origin_only(uri: &str) -> String {
 pub async fn report(State(state): State<AppState>, request: Request) -> Result<StatusCode, ApiError> {
     let bytes = body_bytes(request, &state, &["application/csp-report", "application/json"]).await?;
     let report: CspReport = parse_json(&bytes)?;
-    let directive = directive_name(&report.report.violated_directive).ok_or_else(|| ApiError::bad_request("csp_report_invalid", "violated-directive is not a directive name"))?;
+    let directive = directive_name(&report.report.violated_directive)
+        .ok_or_else(|| ApiError::bad_request("csp_report_invalid", "violated-directive is not a directive name"))?;
     state.metrics.csp_violations.get_or_create(&DirectiveLabels { directive: directive.clone() }).inc();
     tracing::info!(%directive, blocked = %origin_only(&report.report.blocked_uri), "csp violation reported");
     Ok(StatusCode::NO_CONTENT)

@@ -6,7 +6,10 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "PassMe API", description = "The JSON API of PassMe: operations, the machine-readable privacy policy and security reporting. Every error is `{\"error\":{\"code\":\"…\",\"message\":\"…\"}}`."),
+    info(
+        title = "PassMe API",
+        description = "The JSON API of PassMe: operations, the machine-readable privacy policy and security reporting. Every error is `{\"error\":{\"code\":\"…\",\"message\":\"…\"}}`."
+    ),
     paths(
         crate::routes::health::healthz,
         crate::routes::health::readyz,
@@ -14,7 +17,7 @@ use utoipa::OpenApi;
         crate::routes::privacy::privacy_json,
         crate::routes::csp::report,
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail))
 )]
 pub struct ApiDoc;
 

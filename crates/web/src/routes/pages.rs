@@ -5,8 +5,8 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use passme_policy::render::{self, Format, Options};
 use passme_policy::Lang;
+use passme_policy::render::{self, Format, Options};
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -114,7 +114,14 @@ pub async fn privacy(State(state): State<AppState>, Query(query): Query<PageQuer
     let toggle = if show_promises {
         (format!("/privacy?lang={}", lang.code()), t(lang, "Skjul løfte-id'er", "Hide promise ids"))
     } else {
-        (format!("/privacy?lang={}&promises=1", lang.code()), t(lang, "Vis hvilket løfte (og hvilke tests) der står bag hver sætning", "Show which promise (and which tests) stand behind each sentence"))
+        (
+            format!("/privacy?lang={}&promises=1", lang.code()),
+            t(
+                lang,
+                "Vis hvilket løfte (og hvilke tests) der står bag hver sætning",
+                "Show which promise (and which tests) stand behind each sentence",
+            ),
+        )
     };
     html(&Document { chrome: Chrome::new(lang, &doc.title, "/privacy"), note: None, article, promise_toggle: Some(toggle) })
 }
@@ -133,7 +140,10 @@ pub async fn cookies(State(state): State<AppState>, Query(query): Query<PageQuer
 }
 
 pub async fn stylesheet() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], include_str!("../../static/style.css"))
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../static/style.css"),
+    )
 }
 
 /// The page answering a failed browser request.

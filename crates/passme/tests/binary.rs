@@ -1,0 +1,192 @@
+//! The `passme` binary as an operator runs it: a real process, real sockets, real signals.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use passme_policy::proves;
+
+fn passme(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_passme"));
+    command.current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).stdin(Stdio::null());
+    command
+}
+
+/// Starts `passme serve` and waits for the "listening" line; returns the child and its address.
+fn start(mut command: Command) -> (Child, String) {
+    let mut child = command
+        .arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn passme");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+    let url = line.trim().strip_prefix("PassMe is listening on http://").unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    (child, url.trim_end_matches('/').to_string())
+}
+
+/// A minimal HTTP/1.1 GET over a raw socket: status code and body.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "passme did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn output_of(child: Child) -> String {
+    let out = child.wait_with_output().expect("output");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn serve_starts_with_no_configuration_and_stops_gracefully() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, addr) = start(passme(dir.path()));
+    assert_eq!(get(&addr, "/healthz"), (200, "{\"status\":\"ok\"}".to_string()));
+    assert!(get(&addr, "/readyz").1.contains("\"database\":\"sqlite\""));
+    assert!(get(&addr, "/privacy").1.contains("Privatlivspolitik"));
+    assert!(dir.path().join("passme-data/passme.db").exists(), "SQLite in ./passme-data");
+    assert!(dir.path().join("passme-data/dev-secrets.key").exists(), "a development key file");
+    let status = terminate(&mut child);
+    assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
+    let log = output_of(child);
+    assert!(log.contains("development key file"), "the development key is warned about: {log}");
+
+    // The data survived: a second start finds the database migrated and the audit chain intact.
+    let verify = passme(dir.path()).args(["audit", "verify"]).output().expect("audit verify");
+    let text = String::from_utf8_lossy(&verify.stdout);
+    // service.started, and the housekeeping run if it got to run before the shutdown.
+    assert!(verify.status.success() && text.starts_with("audit log intact: "), "{text}");
+}
+
+#[test]
+fn data_dir_and_listen_come_from_the_environment_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("elsewhere");
+    let mut command = passme(dir.path());
+    command.env("PASSME_DATA_DIR", &data);
+    let (mut child, addr) = start(command);
+    assert_eq!(get(&addr, "/healthz").0, 200);
+    assert!(terminate(&mut child).success());
+    assert!(data.join("passme.db").exists());
+}
+
+#[test]
+fn production_refuses_to_start_without_secrets_and_says_which() {
+    proves!("security.secrets_required");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for command in [
+        passme(dir.path()).args(["serve", "--production"]).output(),
+        passme(dir.path()).env("PASSME_ENV", "production").arg("serve").output(),
+    ] {
+        let output = command.expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(stderr.contains("refusing to start in production without secrets.master_key"), "{stderr}");
+        assert!(stderr.contains("PASSME_SECRETS__MASTER_KEY"), "{stderr}");
+    }
+    assert!(!dir.path().join("passme-data/dev-secrets.key").exists(), "no development key is made in production");
+}
+
+#[test]
+fn a_malformed_policy_stops_the_start_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy");
+    std::fs::create_dir(&policy).expect("mkdir");
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy")).expect("policy") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, policy.join(path.file_name().expect("name"))).expect("copy");
+    }
+    let data = policy.join("10-data.toml");
+    let text = std::fs::read_to_string(&data).expect("read");
+    std::fs::write(&data, text.replacen("purposes = [\"secure\"]", "purposes = [\"surveillance\"]", 1)).expect("write");
+    let output = passme(dir.path()).args(["serve", "--policy", "policy"]).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("policy/10-data.toml:") && stderr.contains("unknown purpose \"surveillance\""), "{stderr}");
+    let check = passme(dir.path()).env("PASSME_POLICY", "policy").args(["policy", "check"]).output().expect("run");
+    assert!(!check.status.success() && String::from_utf8_lossy(&check.stderr).contains("unknown purpose"));
+}
+
+#[test]
+fn an_unreachable_postgres_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = passme(dir.path())
+        .env("PASSME_DATABASE_URL", "postgres://passme:Sup3rSecretPw@127.0.0.1:1/passme")
+        .arg("serve")
+        .output()
+        .expect("run");
+    let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains("cannot reach the postgres database at postgres://127.0.0.1:1/passme"), "{all}");
+    assert!(!all.contains("Sup3rSecretPw") && !all.contains("panicked"), "{all}");
+}
+
+#[test]
+fn json_logs_never_contain_secrets_or_query_strings() {
+    proves!("security.no_secrets_in_logs");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = "q83vEHZ9oH0tCY3pH2Jz0Vz0b6m8cP1rS7m0nJQ4xqU=";
+    let mut command = passme(dir.path());
+    command.env("PASSME_SECRETS__MASTER_KEY", key).env("PASSME_LOG", "debug").args(["--log-format", "json"]);
+    let (mut child, addr) = start(command);
+    get(&addr, "/privacy?token=TopSecretToken123&email=victim@example.com");
+    get(&addr, "/api/v1/nothing?password=hunter2hunter2");
+    assert!(terminate(&mut child).success());
+    let log = output_of(child);
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(lines.len() >= 3, "expected JSON log lines: {log}");
+    for line in &lines {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    assert!(log.contains("\"route\":\"/privacy\""), "requests are logged by route: {log}");
+    for secret in [key, "TopSecretToken123", "victim@example.com", "hunter2hunter2"] {
+        assert!(!log.contains(secret), "the log contains {secret}");
+    }
+}
+
+#[test]
+fn policy_commands_render_check_record_and_list_promises() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let out = passme(dir.path()).args(args).output().expect("run");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run(&["policy", "render", "--lang", "da", "--format", "md"]).starts_with("# Privatlivspolitik"));
+    let html = run(&["policy", "render", "--lang", "en", "--format", "html", "--promises"]);
+    assert!(html.starts_with("<!doctype html>") && html.contains("<code>retention.payment.invoices</code>"));
+    assert!(run(&["policy", "record", "--lang", "en"]).contains("Record of processing activities (article 30)"));
+    assert!(run(&["policy", "check"]).contains("— valid"));
+    run(&["migrate"]);
+    assert!(run(&["policy", "check", "--database"]).contains("every table and column is accounted for"));
+    let promises = run(&["policy", "promises"]);
+    assert!(promises.contains("security.audit_log  [platform]  proved by"), "{promises}");
+    assert!(promises.contains("retention.payment.invoices  [billing]  pending: capability billing not implemented yet"), "{promises}");
+    let help = run(&["--help"]);
+    for command in ["serve", "migrate", "policy", "audit"] {
+        assert!(help.contains(command), "{help}");
+    }
+}
