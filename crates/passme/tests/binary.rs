@@ -190,3 +190,37 @@ fn policy_commands_render_check_record_and_list_promises() {
         assert!(help.contains(command), "{help}");
     }
 }
+
+#[test]
+fn audit_verify_reports_tampering_and_fails() {
+    proves!("security.audit_log");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let options = passme_store::StoreOptions { database_url: None, data_dir: dir.path().join("passme-data"), max_connections: 1 };
+        let store = passme_store::Store::connect(&options).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let log = passme_core::audit::AuditLog::new(store.clone(), passme_core::clock::system());
+        for subject in ["user:1", "user:2", "user:3"] {
+            let event = passme_core::audit::AuditEvent { actor: "staff:9", action: "user.viewed", subject, details: serde_json::json!({}) };
+            log.record(event).await.expect("record");
+        }
+        store.close().await;
+    });
+    let head = passme(dir.path()).args(["audit", "head"]).output().expect("head");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert!(head.starts_with("3:"), "{head}");
+    let intact = passme(dir.path()).args(["audit", "verify", "--head", &head]).output().expect("verify");
+    assert!(intact.status.success(), "{}", String::from_utf8_lossy(&intact.stdout));
+
+    runtime.block_on(async {
+        let options = passme_store::StoreOptions { database_url: None, data_dir: dir.path().join("passme-data"), max_connections: 1 };
+        let store = passme_store::Store::connect(&options).await.expect("open");
+        store.execute_script("UPDATE audit_log SET actor = 'staff:innocent' WHERE seq = 2").await.expect("tamper");
+        store.close().await;
+    });
+    let tampered = passme(dir.path()).args(["audit", "verify"]).output().expect("verify");
+    let text = String::from_utf8_lossy(&tampered.stdout);
+    assert!(!tampered.status.success());
+    assert!(text.contains("TAMPERED: entry 2 was altered"), "{text}");
+}

@@ -94,10 +94,15 @@ pub fn with_database(url: &str, database: &str) -> String {
 /// A fresh migrated PostgreSQL database, or `None` (with a message) when no server is reachable
 /// outside CI.
 pub async fn postgres() -> Option<TestDb> {
-    let admin_url = postgres_admin_url();
+    postgres_at(&postgres_admin_url(), in_ci()).await
+}
+
+/// As [`postgres`], against the server at `admin_url`; `ci` makes an unreachable server a failure.
+pub async fn postgres_at(admin_url: &str, ci: bool) -> Option<TestDb> {
+    let admin_url = admin_url.to_string();
     let admin = match admin_pool(&admin_url).await {
         Ok(pool) => pool,
-        Err(e) if in_ci() => panic!(
+        Err(e) if ci => panic!(
             "PostgreSQL is not reachable at {} and CI=true: PostgreSQL tests must run, not skip ({e})",
             passme_store::redact_url(&admin_url)
         ),
