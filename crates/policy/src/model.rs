@@ -30,6 +30,14 @@ impl Lang {
         }
     }
 
+    /// Chooses between a Danish and an English text.
+    pub fn pick<'a>(self, da: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Da => da,
+            Lang::En => en,
+        }
+    }
+
     pub fn parse(code: &str) -> Option<Lang> {
         match code {
             "da" => Some(Lang::Da),

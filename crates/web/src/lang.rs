@@ -20,11 +20,3 @@ pub fn choose(query: Option<&str>, headers: &HeaderMap) -> Lang {
     }
     Lang::Da
 }
-
-/// A pair of strings chosen by language, for short interface texts.
-pub fn t(lang: Lang, da: &'static str, en: &'static str) -> &'static str {
-    match lang {
-        Lang::Da => da,
-        Lang::En => en,
-    }
-}

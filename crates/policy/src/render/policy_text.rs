@@ -86,21 +86,21 @@ pub(super) fn controller_sentence(policy: &Policy, lang: Lang) -> String {
 /// ("anonymiseres", " (IP-adressen afkortes …)"), ("arkiveres", " isoleret … efter 35 dage").
 fn action_parts(action: Action, lang: Lang) -> (&'static str, String) {
     match action {
-        Action::Delete => (t(lang, "slettes", "deleted"), String::new()),
+        Action::Delete => (lang.pick("slettes", "deleted"), String::new()),
         Action::Anonymise { method } => {
             let how = match method {
                 AnonymiseMethod::TruncateIp => {
-                    t(lang, "IP-adressen afkortes til /24 (IPv4) eller /48 (IPv6)", "the IP address is cut to /24 (IPv4) or /48 (IPv6)")
+                    lang.pick("IP-adressen afkortes til /24 (IPv4) eller /48 (IPv6)", "the IP address is cut to /24 (IPv4) or /48 (IPv6)")
                 }
                 AnonymiseMethod::DestroyKey => {
-                    t(lang, "nøglen bag de hashede værdier destrueres", "the key behind the hashed values is destroyed")
+                    lang.pick("nøglen bag de hashede værdier destrueres", "the key behind the hashed values is destroyed")
                 }
                 AnonymiseMethod::Nullify => {
-                    t(lang, "værdien fjernes, resten af posten bevares", "the value is removed, the rest of the record kept")
+                    lang.pick("værdien fjernes, resten af posten bevares", "the value is removed, the rest of the record kept")
                 }
-                AnonymiseMethod::Aggregate => t(lang, "kun samlede optællinger bevares", "only aggregate counts are kept"),
+                AnonymiseMethod::Aggregate => lang.pick("kun samlede optællinger bevares", "only aggregate counts are kept"),
             };
-            (t(lang, "anonymiseres", "anonymised"), format!(" ({how})"))
+            (lang.pick("anonymiseres", "anonymised"), format!(" ({how})"))
         }
         Action::Archive { cleanup } => match lang {
             Lang::Da => {
@@ -111,13 +111,6 @@ fn action_parts(action: Action, lang: Lang) -> (&'static str, String) {
                 format!(", isolated from access and processing, and deleted by the archive clean-up after {}", cleanup.describe(lang)),
             ),
         },
-    }
-}
-
-fn t(lang: Lang, da: &'static str, en: &'static str) -> &'static str {
-    match lang {
-        Lang::Da => da,
-        Lang::En => en,
     }
 }
 
@@ -147,7 +140,7 @@ pub(super) fn purpose_names(policy: &Policy, field: &Field, lang: Lang) -> Strin
 }
 
 fn field_list(policy: &Policy, capabilities: &[Capability], lang: Lang) -> Vec<Node> {
-    let used_for = t(lang, "bruges til at", "used to");
+    let used_for = lang.pick("bruges til at", "used to");
     let items = policy
         .fields()
         .filter(|(c, _)| capabilities.contains(&c.capability))

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::lang::{choose, t};
+use crate::lang::choose;
 
 /// Texts and links every page shares.
 pub struct Chrome {
@@ -35,12 +35,12 @@ impl Chrome {
         Chrome {
             lang: lang.code(),
             title: title.to_string(),
-            skip: t(lang, "Gå til indhold", "Skip to content"),
-            nav_label: t(lang, "Hovedmenu", "Main menu"),
-            privacy: t(lang, "Privatlivspolitik", "Privacy policy"),
-            cookies: t(lang, "Cookie-indstillinger", "Cookie settings"),
+            skip: lang.pick("Gå til indhold", "Skip to content"),
+            nav_label: lang.pick("Hovedmenu", "Main menu"),
+            privacy: lang.pick("Privatlivspolitik", "Privacy policy"),
+            cookies: lang.pick("Cookie-indstillinger", "Cookie settings"),
             other_lang: other.code(),
-            other_lang_label: t(lang, "English", "Dansk"),
+            other_lang_label: lang.pick("English", "Dansk"),
             other_lang_href: format!("{path}?lang={}", other.code()),
         }
     }
@@ -96,13 +96,11 @@ pub async fn landing(Query(query): Query<PageQuery>, headers: HeaderMap) -> Resp
     let lang = choose(query.lang.as_deref(), &headers);
     html(&Landing {
         chrome: Chrome::new(lang, "PassMe AI", "/"),
-        lead: t(
-            lang,
-            "PassMe AI er en AI-abonnementstjeneste. Her kan du læse præcis, hvilke oplysninger vi behandler, hvorfor og hvor længe – og vælge dine cookies.",
+        lead: lang.pick("PassMe AI er en AI-abonnementstjeneste. Her kan du læse præcis, hvilke oplysninger vi behandler, hvorfor og hvor længe – og vælge dine cookies.",
             "PassMe AI is an AI subscription service. Here you can read exactly which information we process, why and for how long – and choose your cookies.",
         ),
-        privacy_hint: t(lang, "hvad vi gør med dine oplysninger", "what we do with your information"),
-        cookies_hint: t(lang, "hvilke cookies vi bruger, og dit valg", "which cookies we use, and your choice"),
+        privacy_hint: lang.pick("hvad vi gør med dine oplysninger", "what we do with your information"),
+        cookies_hint: lang.pick("hvilke cookies vi bruger, og dit valg", "which cookies we use, and your choice"),
     })
 }
 
@@ -112,12 +110,11 @@ pub async fn privacy(State(state): State<AppState>, Query(query): Query<PageQuer
     let doc = render::policy(&state.policy, lang);
     let article = render::write(&doc, Format::Html, Options { show_promises, standalone: false });
     let toggle = if show_promises {
-        (format!("/privacy?lang={}", lang.code()), t(lang, "Skjul løfte-id'er", "Hide promise ids"))
+        (format!("/privacy?lang={}", lang.code()), lang.pick("Skjul løfte-id'er", "Hide promise ids"))
     } else {
         (
             format!("/privacy?lang={}&promises=1", lang.code()),
-            t(
-                lang,
+            lang.pick(
                 "Vis hvilket løfte (og hvilke tests) der står bag hver sætning",
                 "Show which promise (and which tests) stand behind each sentence",
             ),
@@ -129,11 +126,9 @@ pub async fn privacy(State(state): State<AppState>, Query(query): Query<PageQuer
 pub async fn cookies(State(state): State<AppState>, Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
     let lang = choose(query.lang.as_deref(), &headers);
     let doc = render::section(&render::policy(&state.policy, lang), "cookies");
-    let title = t(lang, "Cookie-indstillinger", "Cookie settings");
+    let title = lang.pick("Cookie-indstillinger", "Cookie settings");
     let article = render::write(&render::Doc { title: title.into(), ..doc }, Format::Html, Options::default());
-    let note = t(
-        lang,
-        "Denne side viser alle cookies, tjenesten kan bruge. Vi sætter kun nødvendige cookies uden dit samtykke, og alle sider virker, selv hvis du afviser alle cookies.",
+    let note = lang.pick("Denne side viser alle cookies, tjenesten kan bruge. Vi sætter kun nødvendige cookies uden dit samtykke, og alle sider virker, selv hvis du afviser alle cookies.",
         "This page lists every cookie the service may use. We set only necessary cookies without your consent, and every page works even if you refuse all cookies.",
     );
     html(&Document { chrome: Chrome::new(lang, title, "/cookies"), note: Some(note), article, promise_toggle: None })
@@ -149,18 +144,18 @@ pub async fn stylesheet() -> impl IntoResponse {
 /// The page answering a failed browser request.
 pub fn error_page(_state: &AppState, lang: Lang, error: &ApiError) -> Response {
     let heading = match error.status {
-        StatusCode::NOT_FOUND => t(lang, "Siden findes ikke", "Page not found"),
-        s if s.is_server_error() => t(lang, "Noget gik galt hos os", "Something went wrong on our side"),
-        _ => t(lang, "Anmodningen kunne ikke behandles", "The request could not be handled"),
+        StatusCode::NOT_FOUND => lang.pick("Siden findes ikke", "Page not found"),
+        s if s.is_server_error() => lang.pick("Noget gik galt hos os", "Something went wrong on our side"),
+        _ => lang.pick("Anmodningen kunne ikke behandles", "The request could not be handled"),
     };
     let mut response = html(&ErrorPage {
         chrome: Chrome::new(lang, heading, "/"),
         heading,
         message: error.message.clone(),
-        code_label: t(lang, "Fejlkode", "Error code"),
+        code_label: lang.pick("Fejlkode", "Error code"),
         code: error.code,
         status: error.status.as_u16(),
-        back: t(lang, "Til forsiden", "Go to the front page"),
+        back: lang.pick("Til forsiden", "Go to the front page"),
     });
     *response.status_mut() = error.status;
     response
