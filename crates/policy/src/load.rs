@@ -186,8 +186,8 @@ fn merge(checker: &mut Checker<'_>, parsed: Vec<(usize, PolicyFile)>) -> Option<
         controller: Controller {
             name: String::new(),
             email: String::new(),
-            address: String::new(),
-            country: String::new(),
+            address: None,
+            country: Text { da: String::new(), en: String::new() },
             authority: Text { da: String::new(), en: String::new() },
             authority_url: String::new(),
         },

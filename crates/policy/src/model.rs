@@ -135,8 +135,9 @@ impl LegalBasis {
 pub struct Controller {
     pub name: String,
     pub email: String,
-    pub address: String,
-    pub country: String,
+    /// Postal address; omitted from the published text until declared.
+    pub address: Option<String>,
+    pub country: Text,
     pub authority: Text,
     pub authority_url: String,
 }

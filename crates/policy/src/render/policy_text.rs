@@ -70,14 +70,18 @@ fn generate(policy: &Policy, part: Generated, lang: Lang) -> Vec<Node> {
 
 pub(super) fn controller_sentence(policy: &Policy, lang: Lang) -> String {
     let c = &policy.controller;
+    let place = match &c.address {
+        Some(address) => format!("{address}, {}", c.country.get(lang)),
+        None => c.country.get(lang).to_string(),
+    };
     match lang {
         Lang::Da => format!(
-            "Dataansvarlig er {}, {}, {}. Kontakt: {}. Tilsynsmyndighed: {} ({}).",
-            c.name, c.address, c.country, c.email, c.authority.da, c.authority_url
+            "Dataansvarlig er {}, {place}. Kontakt: {}. Tilsynsmyndighed: {} ({}).",
+            c.name, c.email, c.authority.da, c.authority_url
         ),
         Lang::En => format!(
-            "The controller is {}, {}, {}. Contact: {}. Supervisory authority: {} ({}).",
-            c.name, c.address, c.country, c.email, c.authority.en, c.authority_url
+            "The controller is {}, {place}. Contact: {}. Supervisory authority: {} ({}).",
+            c.name, c.email, c.authority.en, c.authority_url
         ),
     }
 }

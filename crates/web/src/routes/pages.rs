@@ -65,7 +65,6 @@ struct Landing {
 #[template(path = "document.html")]
 struct Document {
     chrome: Chrome,
-    note: Option<&'static str>,
     article: String,
     promise_toggle: Option<(String, &'static str)>,
 }
@@ -120,18 +119,22 @@ pub async fn privacy(State(state): State<AppState>, Query(query): Query<PageQuer
             ),
         )
     };
-    html(&Document { chrome: Chrome::new(lang, &doc.title, "/privacy"), note: None, article, promise_toggle: Some(toggle) })
+    html(&Document { chrome: Chrome::new(lang, &doc.title, "/privacy"), article, promise_toggle: Some(toggle) })
 }
 
 pub async fn cookies(State(state): State<AppState>, Query(query): Query<PageQuery>, headers: HeaderMap) -> Response {
     let lang = choose(query.lang.as_deref(), &headers);
-    let doc = render::section(&render::policy(&state.policy, lang), "cookies");
-    let title = lang.pick("Cookie-indstillinger", "Cookie settings");
-    let article = render::write(&render::Doc { title: title.into(), ..doc }, Format::Html, Options::default());
-    let note = lang.pick("Denne side viser alle cookies, tjenesten kan bruge. Vi sætter kun nødvendige cookies uden dit samtykke, og alle sider virker, selv hvis du afviser alle cookies.",
-        "This page lists every cookie the service may use. We set only necessary cookies without your consent, and every page works even if you refuse all cookies.",
+    // The policy's own Cookies section, under a lead that says what this page is.
+    let section = render::section(&render::policy(&state.policy, lang), "cookies");
+    let lead = lang.pick(
+        "Her er alle de cookies, tjenesten kan bruge, og hvad der sker, hvis du fravælger dem.",
+        "Here is every cookie the service may use, and what happens if you refuse it.",
     );
-    html(&Document { chrome: Chrome::new(lang, title, "/cookies"), note: Some(note), article, promise_toggle: None })
+    let mut nodes = vec![render::Node::Para(vec![render::Span::plain(lead)])];
+    nodes.extend(section.nodes);
+    let title = lang.pick("Cookie-indstillinger", "Cookie settings");
+    let article = render::write(&render::Doc { lang, title: title.into(), nodes }, Format::Html, Options::default());
+    html(&Document { chrome: Chrome::new(lang, title, "/cookies"), article, promise_toggle: None })
 }
 
 pub async fn stylesheet() -> impl IntoResponse {
