@@ -7,7 +7,9 @@ pub mod config;
 pub mod datamap;
 pub mod error;
 pub mod housekeeping;
+pub mod identity;
 pub mod jobs;
+pub mod net;
 
 pub use error::CoreError;
 

@@ -5,6 +5,7 @@
 //! shared wherever the dialects agree and the few places they differ (`FOR UPDATE SKIP LOCKED`,
 //! schema introspection) are explicit. Core code calls the methods here and never sees a driver.
 
+mod accounts;
 mod audit;
 mod error;
 mod jobs;
@@ -20,6 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use accounts::{AccountRow, SessionRow};
 pub use audit::{AuditAnchor, AuditRow};
 pub use error::StoreError;
 pub use jobs::{Job, JobCounts, JobStatus, NewJob};

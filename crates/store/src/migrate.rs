@@ -13,7 +13,10 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "platform", sql: include_str!("../migrations/0001_platform.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "platform", sql: include_str!("../migrations/0001_platform.sql") },
+    Migration { version: 2, name: "accounts", sql: include_str!("../migrations/0002_accounts.sql") },
+];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.
 const PG_MIGRATION_LOCK: i64 = 0x7061_7373_6d65;

@@ -1,0 +1,152 @@
+//! Accounts: sign-up, authentication, password change, disabling. Answers never reveal whether an
+//! e-mail has an account: a known and an unknown address cost the same Argon2id work and produce
+//! outcomes the web layer renders identically.
+
+use passme_store::{AccountRow, Store, StoreError};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use super::{email, password};
+use crate::CoreError;
+use crate::audit::{AuditEvent, AuditLog};
+use crate::clock::SharedClock;
+
+pub const ACTIVE: &str = "active";
+pub const DISABLED: &str = "disabled";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignUp {
+    Created {
+        account_id: String,
+    },
+    /// The address already has an account. Render exactly like `Created` (and tell the owner by
+    /// mail), so sign-up cannot be used to find out who has an account.
+    AlreadyRegistered,
+}
+
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    store: Store,
+    clock: SharedClock,
+    audit: AuditLog,
+}
+
+fn new_account_id() -> String {
+    format!("acc_{}", hex::encode(rand::random::<[u8; 16]>()))
+}
+
+impl Accounts {
+    pub fn new(store: Store, clock: SharedClock) -> Accounts {
+        let audit = AuditLog::new(store.clone(), clock.clone());
+        Accounts { store, clock, audit }
+    }
+
+    pub async fn sign_up(&self, address: &str, new_password: SecretString) -> Result<SignUp, CoreError> {
+        let address = email::validate(address)?;
+        let key = email::key(&address);
+        password::check_new(new_password.expose_secret(), &[&address, &key, "passme"])
+            .map_err(|p| CoreError::Invalid { code: p.code(), message: weak_message(&p) })?;
+        // Hash before looking: a taken address costs the same time as a free one.
+        let hash = password::hash(new_password).await?;
+        let now = self.clock.now_ms();
+        let account = AccountRow {
+            id: new_account_id(),
+            email: address,
+            email_key: key,
+            email_verified_at: None,
+            password_hash: hash,
+            status: ACTIVE.into(),
+            created_at: now,
+        };
+        match self.store.insert_account(&account).await {
+            Ok(()) => {
+                let subject = format!("account:{}", account.id);
+                self.audit.record(AuditEvent { actor: &subject, action: "account.created", subject: &subject, details: json!({}) }).await?;
+                Ok(SignUp::Created { account_id: account.id })
+            }
+            Err(StoreError::Conflict) => Ok(SignUp::AlreadyRegistered),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The active account with this address and password, or `None` for any other case (unknown
+    /// address, wrong password, disabled account) after the same amount of work.
+    pub async fn authenticate(&self, address: &str, attempt: SecretString) -> Result<Option<AccountRow>, CoreError> {
+        if attempt.expose_secret().chars().count() > password::MAX_CHARS {
+            // Longer than any accepted password: it cannot match, and hashing 1 MB is a gift to
+            // an attacker. Still spend the usual work so the answer takes the usual time.
+            password::verify_dummy(SecretString::from(String::new())).await;
+            return Ok(None);
+        }
+        let Some(account) = self.store.account_by_email_key(&email::key(address)).await? else {
+            password::verify_dummy(attempt).await;
+            return Ok(None);
+        };
+        let matches = password::verify(attempt, account.password_hash.clone()).await;
+        Ok((matches && account.status == ACTIVE).then_some(account))
+    }
+
+    /// Changes the password after checking the current one; every other session of the account
+    /// ends. Returns how many sessions were ended.
+    pub async fn change_password(
+        &self,
+        account_id: &str,
+        current: SecretString,
+        new_password: SecretString,
+        keep_session: Option<&str>,
+    ) -> Result<u64, CoreError> {
+        let account = self
+            .store
+            .account(account_id)
+            .await?
+            .ok_or_else(|| CoreError::Invalid { code: "account_unknown", message: "no such account".into() })?;
+        if !password::verify(current, account.password_hash.clone()).await {
+            return Err(CoreError::Invalid { code: "password_incorrect", message: "the current password is not correct".into() });
+        }
+        password::check_new(new_password.expose_secret(), &[&account.email, "passme"])
+            .map_err(|p| CoreError::Invalid { code: p.code(), message: weak_message(&p) })?;
+        let hash = password::hash(new_password).await?;
+        let now = self.clock.now_ms();
+        self.store.set_password_hash(account_id, &hash, now).await?;
+        let ended = self.store.revoke_sessions_of(account_id, keep_session, now).await?;
+        let subject = format!("account:{account_id}");
+        self.audit
+            .record(AuditEvent {
+                actor: &subject,
+                action: "account.password_changed",
+                subject: &subject,
+                details: json!({ "sessions_ended": ended }),
+            })
+            .await?;
+        Ok(ended)
+    }
+
+    /// Disables an account and ends all its sessions.
+    pub async fn disable(&self, account_id: &str, actor: &str) -> Result<u64, CoreError> {
+        let now = self.clock.now_ms();
+        if !self.store.set_account_status(account_id, DISABLED, now).await? {
+            return Err(CoreError::Invalid { code: "account_unknown", message: "no such account".into() });
+        }
+        let ended = self.store.revoke_sessions_of(account_id, None, now).await?;
+        self.audit
+            .record(AuditEvent {
+                actor,
+                action: "account.disabled",
+                subject: &format!("account:{account_id}"),
+                details: json!({ "sessions_ended": ended }),
+            })
+            .await?;
+        Ok(ended)
+    }
+}
+
+fn weak_message(problem: &password::PasswordProblem) -> String {
+    match problem {
+        password::PasswordProblem::TooShort => format!("use at least {} characters", password::MIN_CHARS),
+        password::PasswordProblem::TooLong => format!("use at most {} characters", password::MAX_CHARS),
+        password::PasswordProblem::Weak { suggestion } => {
+            let hint = suggestion.as_deref().map_or(String::new(), |s| format!(" ({s})"));
+            format!("this password is too easy to guess{hint}; a few unrelated words make a strong one")
+        }
+    }
+}
