@@ -3,7 +3,7 @@
 //! the chain, and [`AuditLog::verify`] says where. Removing entries from the end cannot be seen
 //! from the chain alone: compare with a head recorded elsewhere (`passme audit verify --head`).
 
-use passme_store::{AuditRow, Store, StoreError};
+use passme_store::{AuditRow, Chain, Store, StoreError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -43,16 +43,30 @@ impl VerifyReport {
     }
 }
 
+/// A hash-chained log: the audit log, or the consent ledger (same shape, own table, own hash
+/// domain so that an entry of one can never verify as an entry of the other).
 #[derive(Debug, Clone)]
-pub struct AuditLog {
+pub struct ChainLog {
     store: Store,
     clock: SharedClock,
+    chain: Chain,
+}
+
+/// The audit log is the chain most code writes to.
+pub type AuditLog = ChainLog;
+
+fn domain(chain: Chain) -> &'static [u8] {
+    match chain {
+        Chain::Audit => b"passme-audit-v1",
+        Chain::Consent => b"passme-consent-v1",
+    }
 }
 
 /// SHA-256 over every field, each length-prefixed so that no two different entries encode alike.
-pub fn entry_hash(seq: i64, at: i64, actor: &str, action: &str, subject: &str, details: &str, prev_hash: &str) -> String {
+#[expect(clippy::too_many_arguments, reason = "one argument per hashed column keeps the encoding visible")]
+pub fn entry_hash(chain: Chain, seq: i64, at: i64, actor: &str, action: &str, subject: &str, details: &str, prev_hash: &str) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(b"passme-audit-v1");
+    hasher.update(domain(chain));
     hasher.update(seq.to_be_bytes());
     hasher.update(at.to_be_bytes());
     for field in [actor, action, subject, details, prev_hash] {
@@ -79,9 +93,24 @@ fn check_no_secrets(value: &Value) -> Result<(), CoreError> {
     }
 }
 
-impl AuditLog {
-    pub fn new(store: Store, clock: SharedClock) -> AuditLog {
-        AuditLog { store, clock }
+impl ChainLog {
+    /// The audit log.
+    pub fn new(store: Store, clock: SharedClock) -> ChainLog {
+        ChainLog { store, clock, chain: Chain::Audit }
+    }
+
+    /// The consent ledger.
+    pub fn consent(store: Store, clock: SharedClock) -> ChainLog {
+        ChainLog { store, clock, chain: Chain::Consent }
+    }
+
+    pub fn chain(&self) -> Chain {
+        self.chain
+    }
+
+    /// Entries about one subject, oldest first.
+    pub async fn entries_for(&self, subject: &str) -> Result<Vec<AuditRow>, CoreError> {
+        Ok(self.store.chain_entries_for(self.chain, subject).await?)
     }
 
     /// Appends an entry and returns it. Concurrent writers race for the next sequence number;
@@ -93,10 +122,10 @@ impl AuditLog {
         check_no_secrets(&event.details)?;
         let details = event.details.to_string();
         for _ in 0..50 {
-            let head = self.store.audit_head().await?;
+            let head = self.store.chain_head(self.chain).await?;
             let (seq, prev_hash) = head.map_or((1, GENESIS.to_string()), |h| (h.seq + 1, h.hash));
             let at = self.clock.now_ms();
-            let hash = entry_hash(seq, at, event.actor, event.action, event.subject, &details, &prev_hash);
+            let hash = entry_hash(self.chain, seq, at, event.actor, event.action, event.subject, &details, &prev_hash);
             let row = AuditRow {
                 seq,
                 at,
@@ -107,7 +136,7 @@ impl AuditLog {
                 prev_hash,
                 hash,
             };
-            match self.store.audit_insert(&row).await {
+            match self.store.chain_insert(self.chain, &row).await {
                 Ok(()) => return Ok(row),
                 Err(StoreError::Conflict) => tokio::task::yield_now().await,
                 Err(e) => return Err(e.into()),
@@ -120,13 +149,13 @@ impl AuditLog {
     /// `expected_head`, also reports when that entry is missing or differs (entries removed from
     /// the end).
     pub async fn verify(&self, expected_head: Option<(i64, &str)>) -> Result<VerifyReport, CoreError> {
-        let anchor = self.store.audit_anchor().await?;
+        let anchor = self.store.chain_anchor(self.chain).await?;
         let (mut expected_seq, mut expected_prev) = anchor.map_or((1, GENESIS.to_string()), |a| (a.seq + 1, a.hash));
         let mut report = VerifyReport { entries: 0, first_seq: None, head: None, problems: Vec::new() };
         let mut after = expected_seq - 1;
         let mut seen_expected_head = false;
         loop {
-            let page = self.store.audit_entries_after(after, 1000).await?;
+            let page = self.store.chain_entries_after(self.chain, after, 1000).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             for row in &page {
@@ -138,7 +167,8 @@ impl AuditLog {
                 if row.prev_hash != expected_prev {
                     report.problems.push(format!("entry {} does not follow the entry before it (chain broken)", row.seq));
                 }
-                let recomputed = entry_hash(row.seq, row.at, &row.actor, &row.action, &row.subject, &row.details, &row.prev_hash);
+                let recomputed =
+                    entry_hash(self.chain, row.seq, row.at, &row.actor, &row.action, &row.subject, &row.details, &row.prev_hash);
                 if recomputed != row.hash {
                     report.problems.push(format!("entry {} was altered (its hash does not match its content)", row.seq));
                 }
@@ -165,6 +195,6 @@ impl AuditLog {
 
     /// Removes entries older than the retention period; the anchor keeps the chain verifiable.
     pub async fn prune_before(&self, before_ms: i64) -> Result<u64, CoreError> {
-        Ok(self.store.audit_prune_before(before_ms).await?)
+        Ok(self.store.chain_prune_before(self.chain, before_ms).await?)
     }
 }

@@ -1,5 +1,6 @@
-//! Platform housekeeping: applies the retention rules the platform itself owns (finished jobs,
-//! old audit entries), reading each period from the policy declarations, never from a constant.
+//! Housekeeping: applies the retention rules that have an executor here (finished jobs, old audit
+//! entries, old consent records), reading each period from the policy declarations, never from a
+//! constant. The general retention engine (anonymisation, archives, legal holds) is its own issue.
 //! Scheduled hourly through the job queue with a deterministic id per hour, so any number of
 //! processes enqueue it and it runs once.
 
@@ -10,23 +11,28 @@ use passme_store::Store;
 use serde_json::json;
 
 use crate::CoreError;
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditEvent, AuditLog, ChainLog};
 use crate::clock::{SharedClock, period_before};
 use crate::jobs::{EnqueueOptions, JobQueue};
 
 pub const JOB_KIND: &str = "platform.housekeeping";
 const HOUR_MS: i64 = 3_600_000;
 
-/// The fields whose rules the platform executes, with the trigger and action each executor
-/// implements. A platform rule declared with anything else is refused by [`Housekeeping::new`].
-pub const EXECUTED_FIELDS: &[(&str, Trigger)] =
-    &[("operations.job_payload", Trigger::JobFinished), ("compliance.audit_log", Trigger::Collected)];
+/// The fields whose rules are executed here, with the trigger each executor implements (all
+/// delete). A rule for one of these fields declared otherwise is refused by [`Housekeeping::new`],
+/// as is a platform rule with no executor.
+pub const EXECUTED_FIELDS: &[(&str, Trigger)] = &[
+    ("operations.job_payload", Trigger::JobFinished),
+    ("compliance.audit_log", Trigger::Collected),
+    ("consent.ledger", Trigger::Collected),
+];
 
 #[derive(Debug, Clone)]
 pub struct Housekeeping {
     store: Store,
     clock: SharedClock,
     audit: AuditLog,
+    consent: ChainLog,
     rules: Vec<RetentionRule>,
 }
 
@@ -40,7 +46,12 @@ impl Housekeeping {
     /// Takes the platform's rules from the policy and checks that each has an executor that
     /// implements exactly its trigger and a delete action.
     pub fn new(store: Store, clock: SharedClock, policy: &Policy) -> Result<Housekeeping, CoreError> {
-        let rules: Vec<RetentionRule> = policy.retention.iter().filter(|r| r.capability == Capability::Platform).cloned().collect();
+        let rules: Vec<RetentionRule> = policy
+            .retention
+            .iter()
+            .filter(|r| r.capability == Capability::Platform || EXECUTED_FIELDS.iter().any(|(f, _)| *f == r.field))
+            .cloned()
+            .collect();
         for rule in &rules {
             let executable = EXECUTED_FIELDS.iter().any(|(field, trigger)| *field == rule.field && *trigger == rule.trigger)
                 && rule.action == Action::Delete;
@@ -55,7 +66,8 @@ impl Housekeeping {
             }
         }
         let audit = AuditLog::new(store.clone(), clock.clone());
-        Ok(Housekeeping { store, clock, audit, rules })
+        let consent = ChainLog::consent(store.clone(), clock.clone());
+        Ok(Housekeeping { store, clock, audit, consent, rules })
     }
 
     /// Applies every platform rule once and records the run in the audit log.
@@ -67,6 +79,7 @@ impl Housekeeping {
             let removed = match rule.field.as_str() {
                 "operations.job_payload" => self.store.purge_finished_jobs(cutoff).await?,
                 "compliance.audit_log" => self.audit.prune_before(cutoff).await?,
+                "consent.ledger" => self.consent.prune_before(cutoff).await?,
                 _ => 0,
             };
             outcomes.push(RuleOutcome { rule: rule.id.clone(), removed });

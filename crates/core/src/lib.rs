@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod datamap;
 pub mod error;
 pub mod housekeeping;
@@ -18,7 +19,7 @@ use passme_policy::Capability;
 /// Capabilities whose promises are kept by code in this repository. A promise of one of these
 /// must be proved by a test (`passme policy promises` lists them), and every field it owns must
 /// map to a real column (the schema check). Add a capability here when its issue lands.
-pub const IMPLEMENTED_CAPABILITIES: &[Capability] = &[Capability::Platform];
+pub const IMPLEMENTED_CAPABILITIES: &[Capability] = &[Capability::Platform, Capability::Consent];
 
 pub fn is_implemented(capability: Capability) -> bool {
     IMPLEMENTED_CAPABILITIES.contains(&capability)

@@ -300,7 +300,7 @@ async fn audit(command: AuditCommand, config: &Config) -> Result<ExitCode, Strin
     let log = AuditLog::new(store.clone(), clock::system());
     match command {
         AuditCommand::Head => {
-            match store.audit_head().await.map_err(|e| e.to_string())? {
+            match store.chain_head(passme_store::Chain::Audit).await.map_err(|e| e.to_string())? {
                 Some(head) => println!("{}:{}", head.seq, head.hash),
                 None => println!("the audit log is empty"),
             }

@@ -1,5 +1,6 @@
-//! Persistence of the hash-chained audit log. The chain itself (hashing, verification) lives in
-//! `passme_core::audit`; this module appends rows, reads them in order and prunes old ones while
+//! Persistence of hash-chained logs: the audit log and the consent ledger share one row shape and
+//! this one implementation. The chain itself (hashing, verification) lives in
+//! `passme_core::chain`; this module appends rows, reads them in order and prunes old ones while
 //! recording an anchor so that verification can start where pruning stopped.
 
 use sqlx::Row;
@@ -17,6 +18,34 @@ pub struct AuditRow {
     pub details: String,
     pub prev_hash: String,
     pub hash: String,
+}
+
+/// Which chained log. The table names are constants, never input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chain {
+    Audit,
+    Consent,
+}
+
+impl Chain {
+    fn table(self) -> &'static str {
+        match self {
+            Chain::Audit => "audit_log",
+            Chain::Consent => "consent_ledger",
+        }
+    }
+
+    fn anchor_table(self) -> &'static str {
+        match self {
+            Chain::Audit => "audit_anchor",
+            Chain::Consent => "consent_anchor",
+        }
+    }
+
+    /// SQL for this chain's tables: `{t}` is the log, `{a}` the anchor.
+    fn sql(self, template: &str) -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(template.replace("{t}", self.table()).replace("{a}", self.anchor_table()))
+    }
 }
 
 /// The last entry removed by retention: verification expects the first remaining entry to follow it.
@@ -45,19 +74,19 @@ macro_rules! audit_from_row {
 impl Store {
     /// The newest entry's sequence number and hash, falling back to the anchor, or `None` for an
     /// empty log.
-    pub async fn audit_head(&self) -> Result<Option<AuditAnchor>, StoreError> {
+    pub async fn chain_head(&self, chain: Chain) -> Result<Option<AuditAnchor>, StoreError> {
         on_pool!(self, pool => {
-            let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?;
+            let row = sqlx::query(chain.sql("SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1")).fetch_optional(pool).await?;
             if let Some(row) = row {
                 return Ok(Some(AuditAnchor { seq: row.try_get("seq")?, hash: row.try_get("hash")? }));
             }
         });
-        self.audit_anchor().await
+        self.chain_anchor(chain).await
     }
 
-    pub async fn audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError> {
+    pub async fn chain_anchor(&self, chain: Chain) -> Result<Option<AuditAnchor>, StoreError> {
         on_pool!(self, pool => {
-            let row = sqlx::query("SELECT seq, hash FROM audit_anchor WHERE id = 1").fetch_optional(pool).await?;
+            let row = sqlx::query(chain.sql("SELECT seq, hash FROM {a} WHERE id = 1")).fetch_optional(pool).await?;
             match row {
                 Some(row) => Ok(Some(AuditAnchor { seq: row.try_get("seq")?, hash: row.try_get("hash")? })),
                 None => Ok(None),
@@ -67,9 +96,9 @@ impl Store {
 
     /// Appends one entry. `Conflict` means another writer took this sequence number first; the
     /// caller recomputes against the new head and tries again.
-    pub async fn audit_insert(&self, row: &AuditRow) -> Result<(), StoreError> {
+    pub async fn chain_insert(&self, chain: Chain, row: &AuditRow) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            sqlx::query("INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            sqlx::query(chain.sql("INSERT INTO {t} (seq, at, actor, action, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
                 .bind(row.seq)
                 .bind(row.at)
                 .bind(&row.actor)
@@ -85,10 +114,25 @@ impl Store {
         })
     }
 
-    /// Up to `limit` entries with `seq > after`, in order.
-    pub async fn audit_entries_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+    /// Entries with a given subject, in order (for example one visitor's consent history).
+    pub async fn chain_entries_for(&self, chain: Chain, subject: &str) -> Result<Vec<AuditRow>, StoreError> {
         on_pool!(self, pool => {
-            let rows = sqlx::query("SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+            let rows = sqlx::query(chain.sql("SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM {t} WHERE subject = $1 ORDER BY seq"))
+                .bind(subject)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(audit_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Up to `limit` entries with `seq > after`, in order.
+    pub async fn chain_entries_after(&self, chain: Chain, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(chain.sql("SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM {t} WHERE seq > $1 ORDER BY seq LIMIT $2"))
                 .bind(after)
                 .bind(limit)
                 .fetch_all(pool)
@@ -103,10 +147,10 @@ impl Store {
 
     /// Removes entries recorded before `before` and moves the anchor to the last one removed,
     /// in one transaction. Returns how many were removed.
-    pub async fn audit_prune_before(&self, before: i64) -> Result<u64, StoreError> {
+    pub async fn chain_prune_before(&self, chain: Chain, before: i64) -> Result<u64, StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let last = sqlx::query("SELECT seq, hash FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log WHERE at < $1)")
+            let last = sqlx::query(chain.sql("SELECT seq, hash FROM {t} WHERE seq = (SELECT MAX(seq) FROM {t} WHERE at < $1)"))
                 .bind(before)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -115,9 +159,9 @@ impl Store {
             };
             let seq: i64 = last.try_get("seq")?;
             let hash: String = last.try_get("hash")?;
-            let deleted = sqlx::query("DELETE FROM audit_log WHERE seq <= $1").bind(seq).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM audit_anchor WHERE id = 1").execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO audit_anchor (id, seq, hash) VALUES (1, $1, $2)").bind(seq).bind(&hash).execute(&mut *tx).await?;
+            let deleted = sqlx::query(chain.sql("DELETE FROM {t} WHERE seq <= $1")).bind(seq).execute(&mut *tx).await?;
+            sqlx::query(chain.sql("DELETE FROM {a} WHERE id = 1")).execute(&mut *tx).await?;
+            sqlx::query(chain.sql("INSERT INTO {a} (id, seq, hash) VALUES (1, $1, $2)")).bind(seq).bind(&hash).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(deleted.rows_affected())
         })

@@ -22,7 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{AccountRow, SessionRow};
-pub use audit::{AuditAnchor, AuditRow};
+pub use audit::{AuditAnchor, AuditRow, Chain};
 pub use error::StoreError;
 pub use jobs::{Job, JobCounts, JobStatus, NewJob};
 pub use migrate::{MIGRATIONS, Migration};

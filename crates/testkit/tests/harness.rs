@@ -22,5 +22,5 @@ async fn each_postgres_test_gets_its_own_database() {
     };
     assert_ne!(a.url, b.url);
     a.store.execute_script("INSERT INTO audit_anchor (id, seq, hash) VALUES (1, 1, 'x')").await.expect("write a");
-    assert!(b.store.audit_anchor().await.expect("read b").is_none(), "databases are isolated");
+    assert!(b.store.chain_anchor(passme_store::Chain::Audit).await.expect("read b").is_none(), "databases are isolated");
 }

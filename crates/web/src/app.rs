@@ -28,7 +28,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::metrics::Metrics;
 use crate::middleware::{request_context, tag_route};
-use crate::routes::{csp, health, openapi, pages, privacy};
+use crate::routes::{consent, csp, health, openapi, pages, privacy};
 
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -73,6 +73,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/", get(pages::landing))
         .route("/privacy", get(pages::privacy))
         .route("/cookies", get(pages::cookies))
+        .route("/consent", post(consent::submit))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/privacy.json", get(privacy::privacy_json))
         .route("/healthz", get(health::healthz))

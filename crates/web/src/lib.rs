@@ -3,10 +3,14 @@
 //! HTTP → web → core → store.
 
 pub mod app;
+pub mod context;
+pub mod cookies;
+pub mod csrf;
 pub mod error;
 pub mod lang;
 pub mod metrics;
 pub mod middleware;
+pub mod redirect;
 pub mod routes;
 
 pub use app::{AppState, Application, StartError, router};

@@ -63,15 +63,6 @@ async fn hsts_is_sent_when_tls_is_in_front() {
 }
 
 #[tokio::test]
-async fn no_route_sets_a_cookie() {
-    // Until accounts and consent land, PassMe sets no cookie at all, necessary or not.
-    let app = TestApp::new(sqlite().await);
-    for path in ROUTES {
-        assert!(app.browse(path).await.header("set-cookie").is_none(), "{path} set a cookie");
-    }
-}
-
-#[tokio::test]
 async fn unknown_routes_and_methods_get_stable_error_codes() {
     let app = TestApp::new(sqlite().await);
     let missing = app.get("/api/v1/nothing").await;

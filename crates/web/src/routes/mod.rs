@@ -1,5 +1,6 @@
 //! Route handlers, one module per area. Thin: parse, call core, render.
 
+pub mod consent;
 pub mod csp;
 pub mod health;
 pub mod openapi;

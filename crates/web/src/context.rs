@@ -1,0 +1,50 @@
+//! What every page needs to know about the request: language, consent state, the visitor's CSRF
+//! cookie (made when a form is shown and there is none yet) and the client address.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use passme_core::consent::{self, ConsentCookie, ConsentState};
+use passme_policy::Lang;
+
+use crate::app::AppState;
+use crate::{cookies, csrf, lang};
+
+#[derive(Debug, Clone)]
+pub struct PageContext {
+    pub lang: Lang,
+    pub consent: ConsentState,
+    /// The `__Host-csrf` value in use; `new_csrf` says it must still be set on the response.
+    pub csrf_cookie: String,
+    pub new_csrf: bool,
+    /// Path and query of this page, to come back to after a form.
+    pub here: String,
+    pub client_ip: IpAddr,
+}
+
+fn well_formed_csrf(value: &str) -> bool {
+    value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The peer's address. Forwarded headers are not believed here: trusted proxies come with the
+/// throttling work, and until then a forged `X-Forwarded-For` has no effect.
+pub fn client_ip(parts: &Parts) -> IpAddr {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip())
+}
+
+impl FromRequestParts<AppState> for PageContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let query_lang = parts.uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")));
+        let lang = lang::choose(query_lang, &parts.headers);
+        let cookie = cookies::single(&parts.headers, consent::COOKIE_NAME).and_then(ConsentCookie::parse);
+        let consent = ConsentState::of(cookie, &state.policy.meta.version);
+        let existing = cookies::single(&parts.headers, csrf::COOKIE).filter(|v| well_formed_csrf(v)).map(str::to_string);
+        let new_csrf = existing.is_none();
+        let csrf_cookie = existing.unwrap_or_else(csrf::new_cookie_value);
+        let here = parts.uri.path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+        Ok(PageContext { lang, consent, csrf_cookie, new_csrf, here, client_ip: client_ip(parts) })
+    }
+}
