@@ -10,6 +10,7 @@ pub mod error;
 pub mod housekeeping;
 pub mod identity;
 pub mod jobs;
+pub mod mail;
 pub mod net;
 
 pub use error::CoreError;

@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod db;
+pub mod smtp;
 
 pub use app::{TestApp, TestResponse};
 pub use db::{TestDb, each_engine, for_each_engine, postgres, sqlite};
+pub use smtp::SmtpSink;
