@@ -66,6 +66,21 @@ pub struct Config {
     pub http: HttpConfig,
     pub jobs: JobsConfig,
     pub secrets: SecretsConfig,
+    pub mail: MailConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `smtps://user:pass@host:465` or `smtp://host:587?tls=required`; unset in development
+    /// writes messages to `<data dir>/outbox` instead.
+    pub smtp_url: Option<SecretString>,
+    pub from: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig { smtp_url: None, from: "PassMe AI <no-reply@passme.ai>".into() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,6 +136,15 @@ struct FileConfig {
     #[serde(default)]
     jobs: Option<JobsConfig>,
     secrets: Option<FileSecrets>,
+    mail: Option<FileMail>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileMail {
+    from: Option<String>,
+    /// Only a path: the URL may hold the relay's password.
+    smtp_url_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -144,6 +168,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             jobs: JobsConfig::default(),
             secrets: SecretsConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -163,6 +188,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PASSME_HTTP__BODY_LIMIT", "largest request body in bytes (default 1048576)"),
     ("PASSME_JOBS__WORKERS", "background worker tasks in this process (default 1; 0 for none)"),
     ("PASSME_SECRETS__MASTER_KEY", "32 random bytes, base64: the key secrets at rest are derived from"),
+    ("PASSME_MAIL__SMTP_URL", "SMTP relay, e.g. smtps://user:pass@host:465 (unset in development: mail goes to <data dir>/outbox)"),
+    ("PASSME_MAIL__SMTP_URL_FILE", "file containing the SMTP URL"),
+    ("PASSME_MAIL__FROM", "sender, e.g. PassMe AI <no-reply@passme.ai>"),
     ("PASSME_SECRETS__MASTER_KEY_FILE", "file containing the master key"),
 ];
 
@@ -221,6 +249,14 @@ impl Config {
         if let Some(v) = f.jobs {
             self.jobs = v;
         }
+        if let Some(mail) = f.mail {
+            if let Some(from) = mail.from {
+                self.mail.from = from;
+            }
+            if let Some(path) = mail.smtp_url_file {
+                self.mail.smtp_url = Some(read_secret_file(&path, "mail.smtp_url_file")?);
+            }
+        }
         if let Some(path) = f.secrets.and_then(|s| s.master_key_file) {
             self.secrets.master_key = Some(read_secret_file(&path, "secrets.master_key_file")?);
         }
@@ -276,6 +312,12 @@ impl Config {
         }
         if let Some(v) = secret_from_env(env, "PASSME_SECRETS__MASTER_KEY")? {
             self.secrets.master_key = Some(v);
+        }
+        if let Some(v) = secret_from_env(env, "PASSME_MAIL__SMTP_URL")? {
+            self.mail.smtp_url = Some(v);
+        }
+        if let Some(v) = env("PASSME_MAIL__FROM") {
+            self.mail.from = v;
         }
         Ok(())
     }
@@ -340,7 +382,27 @@ impl Secrets {
 
     /// Resolves the secrets: explicit ones always win; in development a key file is created in
     /// the data folder when none is given; in production a missing secret stops the start.
+    /// The secrets production needs that the configuration lacks, each with how to provide it.
+    pub fn missing_in_production(config: &Config) -> Vec<String> {
+        let mut missing = Vec::new();
+        if config.secrets.master_key.is_none() {
+            missing.push(
+                "secrets.master_key (set PASSME_SECRETS__MASTER_KEY or PASSME_SECRETS__MASTER_KEY_FILE to 32 random bytes, base64)".into(),
+            );
+        }
+        if config.mail.smtp_url.is_none() {
+            missing.push("mail.smtp_url (set PASSME_MAIL__SMTP_URL or PASSME_MAIL__SMTP_URL_FILE)".into());
+        }
+        missing
+    }
+
     pub fn resolve(config: &Config) -> Result<Secrets, ConfigError> {
+        if config.is_production() {
+            let missing = Secrets::missing_in_production(config);
+            if !missing.is_empty() {
+                return Err(ConfigError::MissingSecrets { missing });
+            }
+        }
         if let Some(key) = &config.secrets.master_key {
             return Ok(Secrets { master_key: decode_key(key.expose_secret())?, development_key: false });
         }

@@ -80,6 +80,7 @@ impl Housekeeping {
                 "operations.job_payload" => self.store.purge_finished_jobs(cutoff).await?,
                 "compliance.audit_log" => self.audit.prune_before(cutoff).await?,
                 "consent.ledger" => self.consent.prune_before(cutoff).await?,
+                "account.tokens" => self.store.purge_account_tokens(cutoff).await?,
                 _ => 0,
             };
             outcomes.push(RuleOutcome { rule: rule.id.clone(), removed });

@@ -17,7 +17,7 @@ pub enum Template {
     /// Confirms the address at sign-up.
     VerifyAddress { link: String },
     /// Someone (maybe the owner) tried to sign up with an address that has an account.
-    AlreadyRegistered { login_link: String, reset_link: String },
+    AlreadyRegistered { login_link: String },
     /// A single-use link to choose a new password.
     PasswordReset { link: String },
 }
@@ -42,10 +42,10 @@ impl Template {
                 lang.pick("Tak fordi du oprettede en konto. Åbn linket for at bekræfte din e-mailadresse:", "Thank you for creating an account. Open the link to confirm your e-mail address:"),
                 lang.pick("Linket virker i 24 timer. Har du ikke oprettet en konto, kan du se bort fra denne e-mail.", "The link works for 24 hours. If you did not create an account, you can ignore this e-mail."),
             ),
-            Template::AlreadyRegistered { login_link, reset_link } => format!(
-                "{}\n\n{login_link}\n\n{}\n\n{reset_link}\n",
+            Template::AlreadyRegistered { login_link } => format!(
+                "{}\n\n{login_link}\n\n{}\n",
                 lang.pick("Nogen forsøgte at oprette en konto med denne adresse, men du har allerede en. Log ind her:", "Someone tried to create an account with this address, but you already have one. Sign in here:"),
-                lang.pick("Har du glemt din adgangskode, kan du vælge en ny her. Var det ikke dig, skal du ikke gøre noget.", "If you forgot your password, you can choose a new one here. If it was not you, do nothing."),
+                lang.pick("Var det ikke dig, skal du ikke gøre noget; din konto er uændret.", "If it was not you, do nothing; your account is unchanged."),
             ),
             Template::PasswordReset { link } => format!(
                 "{}\n\n{link}\n\n{}\n",

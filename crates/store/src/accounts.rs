@@ -192,3 +192,62 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    pub async fn insert_account_token(
+        &self,
+        id: &str,
+        account_id: &str,
+        purpose: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(id)
+                .bind(account_id)
+                .bind(purpose)
+                .bind(now)
+                .bind(expires_at)
+                .execute(pool)
+                .await
+                .map_err(crate::error::conflict_or)?;
+            Ok(())
+        })
+    }
+
+    /// Marks a live token of this purpose used and returns its account; `None` when unknown,
+    /// expired, already used or of another purpose. One statement, so a token works once even
+    /// when two requests race.
+    pub async fn use_account_token(&self, id: &str, purpose: &str, now: i64) -> Result<Option<String>, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "UPDATE account_tokens SET used_at = $1 WHERE id = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 RETURNING account_id",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(purpose)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => Ok(Some(row.try_get("account_id")?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub async fn set_email_verified(&self, account_id: &str, now: i64) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $1 WHERE id = $2").bind(now).bind(account_id).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// Deletes tokens created before `before`. Returns how many.
+    pub async fn purge_account_tokens(&self, before: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("DELETE FROM account_tokens WHERE created_at < $1").bind(before).execute(pool).await?;
+            Ok(r.rows_affected())
+        })
+    }
+}

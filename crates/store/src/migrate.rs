@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "platform", sql: include_str!("../migrations/0001_platform.sql") },
     Migration { version: 2, name: "accounts", sql: include_str!("../migrations/0002_accounts.sql") },
     Migration { version: 3, name: "consent", sql: include_str!("../migrations/0003_consent.sql") },
+    Migration { version: 4, name: "account_tokens", sql: include_str!("../migrations/0004_account_tokens.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

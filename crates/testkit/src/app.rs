@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use passme_core::clock::{self, SharedClock};
 use passme_core::config::Secrets;
+use passme_core::mail::Mailer;
 use passme_web::metrics::Metrics;
 use passme_web::{AppState, router};
 use tower::ServiceExt;
@@ -19,6 +20,8 @@ pub struct TestApp {
     pub state: AppState,
     pub db: TestDb,
     timeout: Duration,
+    /// Where mail goes when no SMTP sink is given.
+    pub outbox: tempfile::TempDir,
 }
 
 /// A response, read whole.
@@ -54,7 +57,7 @@ impl TestApp {
     }
 
     pub fn builder(db: TestDb) -> TestAppBuilder {
-        TestAppBuilder { db, behind_tls: false, body_limit: 1024 * 1024, clock: clock::system() }
+        TestAppBuilder { db, behind_tls: false, body_limit: 1024 * 1024, clock: clock::system(), smtp_url: None }
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -84,6 +87,7 @@ pub struct TestAppBuilder {
     behind_tls: bool,
     body_limit: usize,
     clock: SharedClock,
+    smtp_url: Option<String>,
 }
 
 impl TestAppBuilder {
@@ -102,16 +106,30 @@ impl TestAppBuilder {
         self
     }
 
+    /// Sends mail to a real SMTP server (a [`crate::SmtpSink`]). Call inside the test's runtime.
+    pub fn smtp(mut self, url: String) -> Self {
+        self.smtp_url = Some(url);
+        self
+    }
+
     pub fn build(self) -> TestApp {
+        let outbox = tempfile::tempdir().expect("outbox");
+        let from = "PassMe AI <no-reply@passme.ai>";
+        let mailer = match &self.smtp_url {
+            Some(url) => Mailer::smtp(&secrecy::SecretString::from(url.clone()), from).expect("smtp mailer"),
+            None => Mailer::files(outbox.path().to_path_buf(), from).expect("file mailer"),
+        };
         let state = AppState {
             policy: Arc::new(passme_policy::builtin().clone()),
             store: self.db.store.clone(),
             metrics: Arc::new(Metrics::new()),
             secrets: Arc::new(Secrets::from_key([7; 32])),
             clock: self.clock,
+            mailer: Arc::new(mailer),
+            base_url: "http://passme.test".into(),
             behind_tls: self.behind_tls,
             body_limit: self.body_limit,
         };
-        TestApp { state, db: self.db, timeout: Duration::from_secs(30) }
+        TestApp { state, db: self.db, timeout: Duration::from_secs(30), outbox }
     }
 }

@@ -19,6 +19,7 @@ use passme_core::clock::{self, SharedClock};
 use passme_core::config::{Config, ConfigError, Secrets};
 use passme_core::housekeeping::{self, Housekeeping};
 use passme_core::jobs::{Handlers, JobQueue, Worker};
+use passme_core::mail::Mailer;
 use passme_policy::{Policy, PolicyError};
 use passme_store::{Store, StoreError, StoreOptions};
 use tokio::net::TcpListener;
@@ -28,7 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::metrics::Metrics;
 use crate::middleware::{request_context, tag_route};
-use crate::routes::{consent, csp, health, openapi, pages, privacy};
+use crate::routes::{account, consent, csp, health, openapi, pages, privacy};
 
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -38,6 +39,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub secrets: Arc<Secrets>,
     pub clock: SharedClock,
+    pub mailer: Arc<Mailer>,
+    /// Where people reach us, for links in e-mails: the public URL, or this server's address.
+    pub base_url: String,
     pub behind_tls: bool,
     pub body_limit: usize,
 }
@@ -74,6 +78,13 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/privacy", get(pages::privacy))
         .route("/cookies", get(pages::cookies))
         .route("/consent", post(consent::submit))
+        .route("/signup", get(account::signup_form).post(account::signup))
+        .route("/verify", get(account::verify_form).post(account::verify))
+        .route("/login", get(account::login_form).post(account::login))
+        .route("/logout", post(account::logout))
+        .route("/account", get(account::account))
+        .route("/account/sessions/revoke", post(account::revoke_one))
+        .route("/account/sessions/revoke-others", post(account::revoke_others))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/privacy.json", get(privacy::privacy_json))
         .route("/healthz", get(health::healthz))
@@ -127,13 +138,25 @@ impl Application {
                 details: serde_json::json!({ "policy_version": policy.meta.version, "engine": store.engine().name(), "version": env!("CARGO_PKG_VERSION") }),
             })
             .await?;
+        let mailer = match &config.mail.smtp_url {
+            Some(url) => Mailer::smtp(url, &config.mail.from)?,
+            None => {
+                let outbox = config.data_dir.join("outbox");
+                tracing::warn!(outbox = %outbox.display(), "no SMTP relay configured: e-mail is written to files (development)");
+                Mailer::files(outbox, &config.mail.from)?
+            }
+        };
         let listener = TcpListener::bind(config.listen).await.map_err(|cause| StartError::Bind { addr: config.listen, cause })?;
+        let bound = listener.local_addr().unwrap_or(config.listen);
+        let base_url = config.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_string();
         let state = AppState {
             policy: Arc::new(policy),
             store,
             metrics: Arc::new(Metrics::new()),
             secrets: Arc::new(secrets),
             clock,
+            mailer: Arc::new(mailer),
+            base_url,
             behind_tls: config.behind_tls(),
             body_limit: config.http.body_limit,
         };

@@ -29,7 +29,7 @@ pub fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Whether the request carries any cookie at all (to tell "cookies refused" from "cookie missing").
 pub fn any(headers: &HeaderMap) -> bool {
-    headers.get(header::COOKIE).is_some()
+    headers.get_all(header::COOKIE).iter().any(|v| v.to_str().is_ok_and(|s| s.contains('=')))
 }
 
 /// A `Set-Cookie` value for a declared cookie, with the declared lifetime. Panics in debug builds

@@ -14,6 +14,12 @@ use crate::clock::SharedClock;
 pub const ACTIVE: &str = "active";
 pub const DISABLED: &str = "disabled";
 
+/// Mailed link purposes and how long each works.
+pub const VERIFY: &str = "verify";
+pub const VERIFY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+pub const RESET: &str = "reset";
+pub const RESET_TTL_MS: i64 = 60 * 60 * 1000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignUp {
     Created {
@@ -84,6 +90,29 @@ impl Accounts {
         };
         let matches = password::verify(attempt, account.password_hash.clone()).await;
         Ok((matches && account.status == ACTIVE).then_some(account))
+    }
+
+    /// A single-use token for a mailed link; only its hash is stored.
+    pub async fn issue_token(&self, account_id: &str, purpose: &str, ttl_ms: i64) -> Result<SecretString, CoreError> {
+        let token = super::new_token();
+        let now = self.clock.now_ms();
+        self.store.insert_account_token(&super::token_hash(&token), account_id, purpose, now, now + ttl_ms).await?;
+        Ok(SecretString::from(token))
+    }
+
+    /// Confirms the address behind a verification link; the link then never works again.
+    pub async fn verify_address(&self, token: &SecretString) -> Result<Option<AccountRow>, CoreError> {
+        if !super::well_formed(token.expose_secret()) {
+            return Ok(None);
+        }
+        let now = self.clock.now_ms();
+        let Some(account_id) = self.store.use_account_token(&super::token_hash(token.expose_secret()), VERIFY, now).await? else {
+            return Ok(None);
+        };
+        self.store.set_email_verified(&account_id, now).await?;
+        let subject = format!("account:{account_id}");
+        self.audit.record(AuditEvent { actor: &subject, action: "account.email_verified", subject: &subject, details: json!({}) }).await?;
+        Ok(self.store.account(&account_id).await?.filter(|a| a.status == ACTIVE))
     }
 
     /// Changes the password after checking the current one; every other session of the account

@@ -4,10 +4,8 @@
 
 use std::net::IpAddr;
 
-use base64::Engine as _;
 use passme_store::{SessionRow, Store};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 
 use crate::CoreError;
 use crate::clock::SharedClock;
@@ -17,7 +15,6 @@ pub const IDLE_TIMEOUT_MS: i64 = 60 * 60 * 1000;
 pub const ABSOLUTE_LIFETIME_MS: i64 = 12 * 60 * 60 * 1000;
 /// `last_seen_at` is written at most this often, to keep reads cheap.
 const TOUCH_EVERY_MS: i64 = 60 * 1000;
-const TOKEN_BYTES: usize = 32;
 const USER_AGENT_MAX: usize = 256;
 
 /// A live session as a request sees it.
@@ -35,16 +32,9 @@ pub struct Sessions {
     clock: SharedClock,
 }
 
-/// The stored id of a token.
-pub fn session_id(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A token has exactly the shape we issue: 43 base64url characters. Anything else (too long, NUL
-/// bytes, other alphabets) is rejected before touching the database.
-fn well_formed(token: &str) -> bool {
-    token.len() == 43 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
+/// The stored id of a session token.
+pub use super::token_hash as session_id;
+use super::{new_token, well_formed};
 
 impl Sessions {
     pub fn new(store: Store, clock: SharedClock) -> Sessions {
@@ -53,8 +43,7 @@ impl Sessions {
 
     /// Starts a session and returns its token (for the cookie).
     pub async fn issue(&self, account_id: &str, user_agent: &str, ip: IpAddr) -> Result<(SecretString, ActiveSession), CoreError> {
-        let bytes: [u8; TOKEN_BYTES] = rand::random();
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let token = new_token();
         let now = self.clock.now_ms();
         let row = SessionRow {
             id: session_id(&token),

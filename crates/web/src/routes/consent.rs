@@ -11,7 +11,6 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::context::PageContext;
-use crate::csrf::{self, CsrfFailure};
 use crate::error::ApiError;
 use crate::routes::pages::error_page;
 use crate::{cookies, redirect};
@@ -52,25 +51,12 @@ pub async fn submit(
     let Ok(Form(input)) = form else {
         return fail(StatusCode::BAD_REQUEST, "form_invalid", lang.pick("Formularen var ufuldstændig.", "The form was incomplete."));
     };
-    match csrf::verify(state.secrets.master_key(), &headers, &input.csrf) {
-        Ok(()) => {}
-        Err(CsrfFailure::CookiesRefused) => {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                "cookies_refused",
-                lang.pick(
-                    "Din browser afviser cookies, så vi kan ikke huske et valg – og vi sætter heller ingen. Alle sider virker stadig.",
-                    "Your browser refuses cookies, so we cannot remember a choice – and we set none either. Every page still works.",
-                ),
-            );
-        }
-        Err(CsrfFailure::Forged) => {
-            return fail(
-                StatusCode::FORBIDDEN,
-                "csrf_failed",
-                lang.pick("Formularen kom ikke fra denne side. Prøv igen.", "The form did not come from this site. Please try again."),
-            );
-        }
+    let explanation = lang.pick(
+        "Din browser afviser cookies, så vi kan ikke huske et valg – og vi sætter heller ingen. Alle sider virker stadig.",
+        "Your browser refuses cookies, so we cannot remember a choice – and we set none either. Every page still works.",
+    );
+    if let Some(refused) = super::csrf_refusal(&state, lang, &headers, &input.csrf, ("cookies_refused", explanation)) {
+        return refused;
     }
     let Some(choices) = choices_of(&input) else {
         return fail(StatusCode::BAD_REQUEST, "consent_choice_invalid", lang.pick("Ukendt valg.", "Unknown choice."));

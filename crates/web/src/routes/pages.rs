@@ -23,6 +23,7 @@ pub struct Chrome {
     pub nav_label: &'static str,
     pub privacy: &'static str,
     pub cookies: &'static str,
+    pub account: &'static str,
     pub other_lang: &'static str,
     pub other_lang_label: &'static str,
     pub other_lang_href: String,
@@ -89,7 +90,7 @@ impl ConsentForm {
 
 impl Chrome {
     /// A page's chrome, with the consent banner when the visitor still has to answer.
-    fn new(state: &AppState, ctx: &PageContext, title: &str, path: &str, with_banner: bool) -> Chrome {
+    pub fn new(state: &AppState, ctx: &PageContext, title: &str, path: &str, with_banner: bool) -> Chrome {
         let banner = (with_banner && ctx.consent.needs_answer())
             .then(|| ConsentForm::new(state, ctx, matches!(ctx.consent, ConsentState::Outdated(_))));
         Chrome { banner, ..Chrome::plain(ctx.lang, title, path) }
@@ -108,6 +109,7 @@ impl Chrome {
             nav_label: lang.pick("Hovedmenu", "Main menu"),
             privacy: lang.pick("Privatlivspolitik", "Privacy policy"),
             cookies: lang.pick("Cookie-indstillinger", "Cookie settings"),
+            account: lang.pick("Konto", "Account"),
             other_lang: other.code(),
             other_lang_label: lang.pick("English", "Dansk"),
             other_lang_href: format!("{path}?lang={}", other.code()),
@@ -163,7 +165,7 @@ struct ErrorPage {
 }
 
 /// A rendered page; sets the visitor's CSRF cookie when the page shows a form and they have none.
-fn page(ctx: &PageContext, state: &AppState, has_form: bool, template: &impl Template) -> Response {
+pub fn page(ctx: &PageContext, state: &AppState, has_form: bool, template: &impl Template) -> Response {
     let mut response = html(template);
     if has_form
         && ctx.new_csrf

@@ -1,0 +1,493 @@
+//! Sign-up with address verification, log-in, log-out and the account page with its sessions.
+//! Plain forms (no JavaScript), each protected against CSRF. Answers never reveal whether an
+//! address has an account: sign-up always says "check your e-mail", log-in always says "wrong
+//! e-mail or password".
+
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use passme_core::identity::accounts::{Accounts, SignUp, VERIFY, VERIFY_TTL_MS};
+use passme_core::identity::sessions::{ActiveSession, Sessions};
+use passme_core::mail::Template as Mail;
+use passme_policy::Lang;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::context::PageContext;
+use crate::csrf;
+use crate::error::ApiError;
+use crate::routes::pages::{Chrome, error_page, page};
+use crate::{cookies, redirect};
+
+pub const SESSION_COOKIE: &str = "__Host-session";
+
+/// The signed-in session of a request, if any.
+pub async fn current_session(state: &AppState, headers: &HeaderMap) -> Option<ActiveSession> {
+    let token = cookies::single(headers, SESSION_COOKIE)?;
+    Sessions::new(state.store.clone(), state.clock.clone()).resolve(&SecretString::from(token.to_string())).await.ok().flatten()
+}
+
+pub struct Field {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub kind: &'static str,
+    pub autocomplete: &'static str,
+    pub value: String,
+}
+
+#[derive(Template)]
+#[template(path = "form.html")]
+struct FormPage {
+    chrome: Chrome,
+    heading: &'static str,
+    intro: Option<&'static str>,
+    error: Option<String>,
+    action: &'static str,
+    csrf: String,
+    hidden: Vec<(&'static str, String)>,
+    fields: Vec<Field>,
+    submit: &'static str,
+    links: Vec<(String, &'static str)>,
+}
+
+#[derive(Template)]
+#[template(path = "notice.html")]
+struct Notice {
+    chrome: Chrome,
+    heading: &'static str,
+    message: &'static str,
+    link: (String, &'static str),
+}
+
+pub struct SessionLine {
+    id: String,
+    started: String,
+    seen: String,
+    browser: String,
+    network: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    chrome: Chrome,
+    heading: &'static str,
+    email_line: String,
+    sessions_heading: &'static str,
+    col_started: &'static str,
+    col_seen: &'static str,
+    col_browser: &'static str,
+    col_network: &'static str,
+    col_action: &'static str,
+    sessions: Vec<SessionLine>,
+    this_device: &'static str,
+    revoke: &'static str,
+    revoke_others: &'static str,
+    logout: &'static str,
+    csrf: String,
+    privacy_link: &'static str,
+    cookies_link: &'static str,
+}
+
+fn email_field(lang: Lang, value: &str) -> Field {
+    Field { name: "email", label: lang.pick("E-mailadresse", "E-mail address"), kind: "email", autocomplete: "email", value: value.into() }
+}
+
+fn password_field(lang: Lang, new: bool) -> Field {
+    Field {
+        name: "password",
+        label: if new {
+            lang.pick(
+                "Adgangskode (mindst 8 tegn; et par tilfældige ord er stærkt)",
+                "Password (at least 8 characters; a few random words are strong)",
+            )
+        } else {
+            lang.pick("Adgangskode", "Password")
+        },
+        kind: "password",
+        autocomplete: if new { "new-password" } else { "current-password" },
+        value: String::new(),
+    }
+}
+
+/// Checks CSRF for a form post; refusing cookies is explained, not looped.
+fn check_csrf(state: &AppState, lang: Lang, headers: &HeaderMap, token: &str) -> Option<Response> {
+    let explanation = lang.pick(
+        "Log-in kræver én nødvendig cookie (__Host-session), og din browser afviser cookies. Tillad cookies for dette websted for at logge ind; alle offentlige sider virker uden.",
+        "Signing in needs one necessary cookie (__Host-session), and your browser refuses cookies. Allow cookies for this site to sign in; every public page works without.",
+    );
+    super::csrf_refusal(state, lang, headers, token, ("cookies_required", explanation))
+}
+
+fn form_invalid(state: &AppState, lang: Lang) -> Response {
+    error_page(
+        state,
+        lang,
+        &ApiError::new(StatusCode::BAD_REQUEST, "form_invalid", lang.pick("Formularen var ufuldstændig.", "The form was incomplete.")),
+    )
+}
+
+// ---- sign-up and verification ----
+
+fn signup_page(state: &AppState, ctx: &PageContext, email: &str, error: Option<String>) -> FormPage {
+    let lang = ctx.lang;
+    FormPage {
+        chrome: Chrome::new(state, ctx, lang.pick("Opret konto", "Create an account"), "/signup", true),
+        heading: lang.pick("Opret konto", "Create an account"),
+        intro: Some(
+            lang.pick(
+                "Vi sender et link til din e-mail, som bekræfter adressen.",
+                "We send a link to your e-mail that confirms the address.",
+            ),
+        ),
+        error,
+        action: "/signup",
+        csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
+        hidden: vec![],
+        fields: vec![email_field(lang, email), password_field(lang, true)],
+        submit: lang.pick("Opret konto", "Create account"),
+        links: vec![("/login".into(), lang.pick("Har du en konto? Log ind", "Have an account? Sign in"))],
+    }
+}
+
+pub async fn signup_form(State(state): State<AppState>, ctx: PageContext) -> Response {
+    page(&ctx, &state, true, &signup_page(&state, &ctx, "", None))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignupInput {
+    csrf: String,
+    email: String,
+    password: String,
+}
+
+pub async fn signup(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<SignupInput>, FormRejection>,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    let accounts = Accounts::new(state.store.clone(), state.clock.clone());
+    let outcome = match accounts.sign_up(&input.email, SecretString::from(input.password)).await {
+        Ok(outcome) => outcome,
+        Err(e)
+            if e.code() == "password_weak"
+                || e.code() == "password_too_short"
+                || e.code() == "password_too_long"
+                || e.code() == "email_invalid" =>
+        {
+            let mut response = page(&ctx, &state, true, &signup_page(&state, &ctx, &input.email, Some(e.to_string())));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            return response;
+        }
+        Err(e) => return error_page(&state, lang, &ApiError::from(e)),
+    };
+    let mail = match &outcome {
+        SignUp::Created { account_id } => match accounts.issue_token(account_id, VERIFY, VERIFY_TTL_MS).await {
+            Ok(token) => {
+                Mail::VerifyAddress { link: format!("{}/verify?token={}&lang={}", state.base_url, token.expose_secret(), lang.code()) }
+            }
+            Err(e) => return error_page(&state, lang, &ApiError::from(e)),
+        },
+        SignUp::AlreadyRegistered => Mail::AlreadyRegistered { login_link: format!("{}/login?lang={}", state.base_url, lang.code()) },
+    };
+    if let Err(e) = state.mailer.send(input.email.trim(), lang, &mail).await {
+        return error_page(&state, lang, &ApiError::from(e));
+    }
+    let notice = Notice {
+        chrome: Chrome::plain(lang, lang.pick("Tjek din e-mail", "Check your e-mail"), "/signup"),
+        heading: lang.pick("Tjek din e-mail", "Check your e-mail"),
+        message: lang.pick(
+            "Vi har sendt en e-mail til adressen. Åbn linket i den for at fortsætte. Kommer den ikke, så tjek spam-mappen.",
+            "We have sent an e-mail to the address. Open the link in it to continue. If it does not arrive, check your spam folder.",
+        ),
+        link: ("/login".into(), lang.pick("Til log-in", "Go to sign-in")),
+    };
+    page(&ctx, &state, false, &notice)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The link in the mail opens a page with a button: mail scanners that follow links must not use
+/// up the token.
+pub async fn verify_form(State(state): State<AppState>, ctx: PageContext, Query(query): Query<TokenQuery>) -> Response {
+    let lang = ctx.lang;
+    let body = FormPage {
+        chrome: Chrome::new(&state, &ctx, lang.pick("Bekræft din adresse", "Confirm your address"), "/verify", true),
+        heading: lang.pick("Bekræft din adresse", "Confirm your address"),
+        intro: Some(lang.pick("Tryk for at bekræfte din e-mailadresse og logge ind.", "Press to confirm your e-mail address and sign in.")),
+        error: None,
+        action: "/verify",
+        csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
+        hidden: vec![("token", query.token.unwrap_or_default())],
+        fields: vec![],
+        submit: lang.pick("Bekræft", "Confirm"),
+        links: vec![],
+    };
+    page(&ctx, &state, true, &body)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VerifyInput {
+    csrf: String,
+    token: String,
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<VerifyInput>, FormRejection>,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    let accounts = Accounts::new(state.store.clone(), state.clock.clone());
+    match accounts.verify_address(&SecretString::from(input.token)).await {
+        Ok(Some(account)) => sign_in(&state, &ctx, &headers, &account.id, "/account").await,
+        Ok(None) => error_page(
+            &state,
+            lang,
+            &ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "token_invalid",
+                lang.pick("Linket er brugt, udløbet eller ugyldigt.", "The link is used, expired or invalid."),
+            ),
+        ),
+        Err(e) => error_page(&state, lang, &ApiError::from(e)),
+    }
+}
+
+// ---- log-in and log-out ----
+
+#[derive(Debug, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+fn login_page(state: &AppState, ctx: &PageContext, email: &str, next: &str, error: Option<String>) -> FormPage {
+    let lang = ctx.lang;
+    FormPage {
+        chrome: Chrome::new(state, ctx, lang.pick("Log ind", "Sign in"), "/login", true),
+        heading: lang.pick("Log ind", "Sign in"),
+        intro: None,
+        error,
+        action: "/login",
+        csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
+        hidden: vec![("next", next.to_string())],
+        fields: vec![email_field(lang, email), password_field(lang, false)],
+        submit: lang.pick("Log ind", "Sign in"),
+        links: vec![("/signup".into(), lang.pick("Ny her? Opret en konto", "New here? Create an account"))],
+    }
+}
+
+pub async fn login_form(State(state): State<AppState>, ctx: PageContext, Query(query): Query<NextQuery>) -> Response {
+    let next = redirect::local_path(query.next.as_deref());
+    page(&ctx, &state, true, &login_page(&state, &ctx, "", &next, None))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginInput {
+    csrf: String,
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<LoginInput>, FormRejection>,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    let next = redirect::local_path(input.next.as_deref());
+    let accounts = Accounts::new(state.store.clone(), state.clock.clone());
+    match accounts.authenticate(&input.email, SecretString::from(input.password)).await {
+        Ok(Some(account)) if account.email_verified_at.is_some() => sign_in(&state, &ctx, &headers, &account.id, &next).await,
+        Ok(Some(_)) => {
+            let message = lang.pick(
+                "Bekræft først din e-mailadresse med linket, vi sendte dig.",
+                "First confirm your e-mail address with the link we sent you.",
+            );
+            let mut response = page(&ctx, &state, true, &login_page(&state, &ctx, &input.email, &next, Some(message.into())));
+            *response.status_mut() = StatusCode::FORBIDDEN;
+            response
+        }
+        Ok(None) => {
+            let message = lang.pick("Forkert e-mail eller adgangskode.", "Wrong e-mail or password.");
+            let mut response = page(&ctx, &state, true, &login_page(&state, &ctx, &input.email, &next, Some(message.into())));
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            response
+        }
+        Err(e) => error_page(&state, lang, &ApiError::from(e)),
+    }
+}
+
+/// Starts a fresh session (never reusing a token the browser brought: no fixation) and a fresh
+/// CSRF cookie, then sends the visitor on.
+async fn sign_in(state: &AppState, ctx: &PageContext, headers: &HeaderMap, account_id: &str, next: &str) -> Response {
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let sessions = Sessions::new(state.store.clone(), state.clock.clone());
+    let token = match sessions.issue(account_id, user_agent, ctx.client_ip).await {
+        Ok((token, _)) => token,
+        Err(e) => return error_page(state, ctx.lang, &ApiError::from(e)),
+    };
+    let mut response = Redirect::to(next).into_response();
+    let set = response.headers_mut();
+    for value in [
+        cookies::set(&state.policy, SESSION_COOKIE, token.expose_secret()),
+        cookies::set(&state.policy, csrf::COOKIE, &csrf::new_cookie_value()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        set.append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    if let Some(token) = cookies::single(&headers, SESSION_COOKIE) {
+        let _ = Sessions::new(state.store.clone(), state.clock.clone()).end(&SecretString::from(token.to_string())).await;
+    }
+    let mut response = Redirect::to("/").into_response();
+    if let Some(value) = cookies::delete(SESSION_COOKIE) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+// ---- the account page ----
+
+fn when(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+}
+
+pub async fn account(State(state): State<AppState>, ctx: PageContext, headers: HeaderMap) -> Response {
+    let lang = ctx.lang;
+    let Some(session) = current_session(&state, &headers).await else {
+        return Redirect::to("/login?next=/account").into_response();
+    };
+    let Ok(Some(account)) = state.store.account(&session.account_id).await else {
+        return Redirect::to("/login?next=/account").into_response();
+    };
+    let rows = Sessions::new(state.store.clone(), state.clock.clone()).list(&account.id).await.unwrap_or_default();
+    let sessions = rows
+        .into_iter()
+        .map(|r| SessionLine {
+            current: r.id == session.id,
+            id: r.id,
+            started: when(r.created_at),
+            seen: when(r.last_seen_at),
+            browser: r.user_agent,
+            network: r.ip_prefix,
+        })
+        .collect();
+    let body = AccountPage {
+        chrome: Chrome::new(&state, &ctx, lang.pick("Din konto", "Your account"), "/account", true),
+        heading: lang.pick("Din konto", "Your account"),
+        email_line: format!("{} {}", lang.pick("Logget ind som", "Signed in as"), account.email),
+        sessions_heading: lang.pick("Dine sessioner", "Your sessions"),
+        col_started: lang.pick("Startet", "Started"),
+        col_seen: lang.pick("Sidst set", "Last seen"),
+        col_browser: lang.pick("Browser", "Browser"),
+        col_network: lang.pick("Netværk", "Network"),
+        col_action: lang.pick("Handling", "Action"),
+        sessions,
+        this_device: lang.pick("Denne enhed", "This device"),
+        revoke: lang.pick("Afbryd", "End"),
+        revoke_others: lang.pick("Log ud alle andre steder", "Sign out everywhere else"),
+        logout: lang.pick("Log ud", "Sign out"),
+        csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
+        privacy_link: lang.pick("Privatlivspolitik", "Privacy policy"),
+        cookies_link: lang.pick("Cookie-indstillinger", "Cookie settings"),
+    };
+    page(&ctx, &state, true, &body)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RevokeInput {
+    csrf: String,
+    session: Option<String>,
+}
+
+async fn revoke_sessions(
+    state: AppState,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<RevokeInput>, FormRejection>,
+    all_others: bool,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    let Some(session) = current_session(&state, &headers).await else {
+        return Redirect::to("/login?next=/account").into_response();
+    };
+    let sessions = Sessions::new(state.store.clone(), state.clock.clone());
+    let result = if all_others {
+        sessions.revoke_all(&session.account_id, Some(&session.id)).await.map(|_| true)
+    } else {
+        // Only the signed-in account's own sessions: another account's id is refused (IDOR).
+        sessions.revoke(&session.account_id, input.session.as_deref().unwrap_or_default()).await
+    };
+    match result {
+        Ok(true) => Redirect::to("/account").into_response(),
+        Ok(false) => error_page(&state, lang, &ApiError::not_found()),
+        Err(e) => error_page(&state, lang, &ApiError::from(e)),
+    }
+}
+
+pub async fn revoke_one(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<RevokeInput>, FormRejection>,
+) -> Response {
+    revoke_sessions(state, ctx, headers, form, false).await
+}
+
+pub async fn revoke_others(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<RevokeInput>, FormRejection>,
+) -> Response {
+    revoke_sessions(state, ctx, headers, form, true).await
+}

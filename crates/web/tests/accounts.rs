@@ -1,0 +1,227 @@
+//! Sign-up, address verification, log-in, log-out and sessions through the real router, with mail
+//! delivered to a real SMTP server, on both engines.
+
+use axum::body::Body;
+use axum::http::Request;
+use passme_testkit::{SmtpSink, TestApp, TestResponse, each_engine, sqlite};
+
+const PASSWORD: &str = "korrekt hest batteri hæfteklamme";
+
+/// A browser-ish client: remembers cookies, sends Origin and Host like a same-site form post.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookies: Vec<(String, String)>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Browser<'a> {
+        Browser { app, cookies: Vec::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+
+    fn remember(&mut self, response: &TestResponse) {
+        for set in response.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
+            let pair = set.split(';').next().unwrap_or_default();
+            let (name, value) = pair.split_once('=').unwrap_or_default();
+            self.cookies.retain(|(n, _)| n != name);
+            if !set.contains("Max-Age=0") {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> TestResponse {
+        let mut request = Request::get(path).header("accept", "text/html");
+        if !self.cookies.is_empty() {
+            request = request.header("cookie", self.cookie_header());
+        }
+        let request = request.body(Body::empty()).expect("request");
+        let response = self.app.send(request).await;
+        self.remember(&response);
+        response
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> TestResponse {
+        let body: String = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
+        let mut request = Request::post(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("host", "passme.test")
+            .header("origin", "http://passme.test");
+        // A browser that refuses cookies sends no Cookie header at all.
+        if !self.cookies.is_empty() {
+            request = request.header("cookie", self.cookie_header());
+        }
+        let request = request.body(Body::from(body)).expect("request");
+        let response = self.app.send(request).await;
+        self.remember(&response);
+        response
+    }
+
+    /// The CSRF token of the form on `path`.
+    async fn token(&mut self, path: &str) -> String {
+        let html = self.get(path).await.text();
+        html.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("a form with a token").to_string()
+    }
+}
+
+fn urlencode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+fn link_token(body: &str) -> String {
+    body.split("token=").nth(1).and_then(|s| s.split(['&', '\n', '\r']).next()).expect("a token in the mail").to_string()
+}
+
+/// Signs up and verifies an address; returns the browser, signed in.
+async fn signed_in<'a>(app: &'a TestApp, sink: &SmtpSink, email: &str, seen: usize) -> Browser<'a> {
+    let mut browser = Browser::new(app);
+    let token = browser.token("/signup").await;
+    let response = browser.post("/signup", &[("csrf", &token), ("email", email), ("password", PASSWORD)]).await;
+    assert_eq!(response.status.as_u16(), 200, "{}", response.text());
+    let mail = sink.wait_for(seen + 1).into_iter().find(|m| m.to == email).expect("verification mail");
+    let verify_token = link_token(&mail.body);
+    let csrf = browser.token(&format!("/verify?token={verify_token}")).await;
+    let verified = browser.post("/verify", &[("csrf", &csrf), ("token", &verify_token)]).await;
+    assert_eq!((verified.status.as_u16(), verified.header("location")), (303, Some("/account")), "{}", verified.text());
+    browser
+}
+
+#[tokio::test]
+async fn sign_up_verify_sign_out_on_both_engines() {
+    for db in each_engine().await {
+        let sink = SmtpSink::start();
+        let app = TestApp::builder(db).smtp(sink.url()).build();
+        let mut browser = signed_in(&app, &sink, "ola@example.com", 0).await;
+        let mail = &sink.messages()[0];
+        assert_eq!(mail.subject, "Bekræft din e-mailadresse hos PassMe AI");
+        let session = browser.cookie("__Host-session").expect("a session cookie");
+        let account = browser.get("/account").await;
+        assert_eq!(account.status.as_u16(), 200);
+        assert!(account.text().contains("ola@example.com") && account.text().contains("Denne enhed"));
+
+        let token = browser.token("/account").await;
+        let out = browser.post("/logout", &[("csrf", &token)]).await;
+        assert_eq!(out.header("location"), Some("/"));
+        assert!(browser.cookie("__Host-session").is_none(), "the cookie is deleted");
+        browser.cookies.push(("__Host-session".into(), session));
+        let replayed = browser.get("/account").await;
+        assert_eq!(replayed.header("location"), Some("/login?next=/account"), "a replayed session cookie after sign-out is worthless");
+    }
+}
+
+#[tokio::test]
+async fn sign_up_answers_alike_whether_or_not_the_address_is_taken() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    signed_in(&app, &sink, "ola@example.com", 0).await;
+    let mut stranger = Browser::new(&app);
+    let token = stranger.token("/signup").await;
+    let taken =
+        stranger.post("/signup", &[("csrf", &token), ("email", "OLA@example.com"), ("password", "en anden lang sætning her")]).await;
+    let free =
+        stranger.post("/signup", &[("csrf", &token), ("email", "kari@example.com"), ("password", "en anden lang sætning her")]).await;
+    assert_eq!(taken.status, free.status);
+    assert_eq!(taken.text(), free.text(), "identical pages");
+    let mails = sink.wait_for(3);
+    let owner_mail = mails.iter().find(|m| m.to == "OLA@example.com").expect("the owner is told");
+    assert_eq!(owner_mail.subject, "Du har allerede en konto hos PassMe AI");
+}
+
+#[tokio::test]
+async fn log_in_fails_alike_for_unknown_addresses_and_wrong_passwords() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    signed_in(&app, &sink, "ola@example.com", 0).await;
+    let mut browser = Browser::new(&app);
+    let token = browser.token("/login").await;
+    let wrong = browser.post("/login", &[("csrf", &token), ("email", "ola@example.com"), ("password", "not the password at all")]).await;
+    let unknown =
+        browser.post("/login", &[("csrf", &token), ("email", "nobody@example.com"), ("password", "not the password at all")]).await;
+    assert_eq!(wrong.status.as_u16(), 401);
+    assert_eq!(wrong.status, unknown.status);
+    let strip = |t: String| t.replace("ola@example.com", "X").replace("nobody@example.com", "X");
+    assert_eq!(strip(wrong.text()), strip(unknown.text()), "the same answer");
+    let huge = browser.post("/login", &[("csrf", &token), ("email", "ola@example.com"), ("password", &"x".repeat(200_000))]).await;
+    assert_eq!(huge.status.as_u16(), 401, "an oversized password is just wrong");
+}
+
+#[tokio::test]
+async fn a_planted_session_id_is_replaced_at_log_in_and_next_stays_local() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    signed_in(&app, &sink, "ola@example.com", 0).await;
+    let mut victim = Browser::new(&app);
+    let planted = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string();
+    victim.cookies.push(("__Host-session".into(), planted.clone()));
+    let token = victim.token("/login?next=//evil.example").await;
+    let html = victim.get("/login?next=//evil.example").await.text();
+    assert!(html.contains("name=\"next\" value=\"/\""), "the form carries only a local next");
+    let response =
+        victim.post("/login", &[("csrf", &token), ("email", "ola@example.com"), ("password", PASSWORD), ("next", "//evil.example")]).await;
+    assert_eq!(response.header("location"), Some("/"));
+    let issued = victim.cookie("__Host-session").expect("a session");
+    assert_ne!(issued, planted, "the planted id is never adopted");
+    assert_eq!(issued.len(), 43);
+}
+
+#[tokio::test]
+async fn forms_refuse_forged_requests_and_explain_refused_cookies() {
+    let app = TestApp::new(sqlite().await);
+    let mut browser = Browser::new(&app);
+    let _ = browser.token("/login").await;
+    let no_token = browser.post("/login", &[("csrf", ""), ("email", "a@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(no_token.status.as_u16(), 403);
+    let mut other = Browser::new(&app);
+    let other_token = other.token("/login").await;
+    let foreign = browser.post("/login", &[("csrf", &other_token), ("email", "a@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(foreign.status.as_u16(), 403, "another visitor's token");
+    let mut cookieless = Browser::new(&app);
+    let token = cookieless.token("/login").await;
+    cookieless.cookies.clear();
+    let refused = cookieless.post("/login", &[("csrf", &token), ("email", "a@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(refused.status.as_u16(), 400);
+    assert!(refused.text().contains("cookies_required") && refused.text().contains("__Host-session"), "explains instead of looping");
+}
+
+#[tokio::test]
+async fn sessions_can_be_listed_and_ended_but_only_ones_own() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+    let mut kari = signed_in(&app, &sink, "kari@example.com", 1).await;
+    let kari_session = passme_core::identity::sessions::session_id(&kari.cookie("__Host-session").expect("session"));
+    let token = ola.token("/account").await;
+    let attack = ola.post("/account/sessions/revoke", &[("csrf", &token), ("session", &kari_session)]).await;
+    assert_eq!(attack.status.as_u16(), 404, "another account's session id is refused");
+    assert_eq!(kari.get("/account").await.status.as_u16(), 200, "Kari is still signed in");
+    let kari_token = kari.token("/account").await;
+    let ended = kari.post("/account/sessions/revoke-others", &[("csrf", &kari_token)]).await;
+    assert_eq!(ended.header("location"), Some("/account"));
+}
+
+#[tokio::test]
+async fn a_verification_link_works_once() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut browser = Browser::new(&app);
+    let token = browser.token("/signup").await;
+    browser.post("/signup", &[("csrf", &token), ("email", "ola@example.com"), ("password", PASSWORD)]).await;
+    let verify_token = link_token(&sink.wait_for(1)[0].body);
+    let csrf = browser.token("/verify").await;
+    assert_eq!(browser.post("/verify", &[("csrf", &csrf), ("token", &verify_token)]).await.status.as_u16(), 303);
+    // Signing in rotated the CSRF cookie; a fresh form brings the matching token.
+    let csrf = browser.token("/verify").await;
+    let again = browser.post("/verify", &[("csrf", &csrf), ("token", &verify_token)]).await;
+    assert_eq!(again.status.as_u16(), 400);
+    assert!(again.text().contains("token_invalid"));
+}
