@@ -176,3 +176,31 @@ async fn one_account_cannot_revoke_another_accounts_session() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_reset_link_works_once_within_an_hour_and_ends_every_session() {
+    use passme_core::identity::accounts::RESET_TTL_MS;
+    for_each_engine(|store| async move {
+        let (clock, accounts, sessions) = services(&store);
+        let id = account(&accounts, "ola@example.com").await;
+        let (signed_in, _) = sessions.issue(&id, "ua", ip()).await.expect("issue");
+        assert!(accounts.request_reset("nobody@example.com").await.expect("request").is_none());
+        let (address, token) = accounts.request_reset("OLA@example.com").await.expect("request").expect("known address");
+        assert_eq!(address, "ola@example.com");
+        let weak = accounts.reset_password(&token, secret("password")).await.expect_err("weak");
+        assert_eq!(weak.code(), "password_weak");
+        assert!(
+            accounts.reset_password(&token, secret("et nyt og langt kodeord her")).await.expect("reset"),
+            "a weak attempt did not use up the link"
+        );
+        assert!(!accounts.reset_password(&token, secret("endnu et nyt langt kodeord")).await.expect("reset"), "single use");
+        assert!(sessions.resolve(&signed_in).await.expect("resolve").is_none(), "every session ends");
+        assert!(accounts.authenticate("ola@example.com", secret("et nyt og langt kodeord her")).await.expect("auth").is_some());
+        let (_, late) = accounts.request_reset("ola@example.com").await.expect("request").expect("known");
+        clock.advance(RESET_TTL_MS + 1);
+        assert!(!accounts.reset_password(&late, secret("et tredje langt kodeord")).await.expect("reset"), "expired after an hour");
+        let stored = store.account(&id).await.expect("read").expect("row");
+        assert!(!stored.password_hash.contains(late.expose_secret()));
+    })
+    .await;
+}

@@ -225,3 +225,59 @@ async fn a_verification_link_works_once() {
     assert_eq!(again.status.as_u16(), 400);
     assert!(again.text().contains("token_invalid"));
 }
+
+// Multi-threaded like production: the reset mail goes out on a spawned task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailed_reset_link_sets_a_new_password_and_ends_old_sessions() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut old_device = signed_in(&app, &sink, "ola@example.com", 0).await;
+    let mut browser = Browser::new(&app);
+    let token = browser.token("/reset-request").await;
+    let unknown = browser.post("/reset-request", &[("csrf", &token), ("email", "nobody@example.com")]).await;
+    let known = browser.post("/reset-request", &[("csrf", &token), ("email", "ola@example.com")]).await;
+    assert_eq!((unknown.status, unknown.text()), (known.status, known.text()), "the same answer for unknown addresses");
+    let mails = sink.wait_for(2);
+    let reset_mail = mails.iter().find(|m| m.subject == "Vælg en ny adgangskode hos PassMe AI").expect("reset mail");
+    assert_eq!(mails.len(), 2, "nothing is sent to an unknown address");
+    let reset_token = link_token(&reset_mail.body);
+    let csrf = browser.token(&format!("/reset?token={reset_token}")).await;
+    let done = browser.post("/reset", &[("csrf", &csrf), ("token", &reset_token), ("password", "et nyt og langt kodeord her")]).await;
+    assert_eq!(done.status.as_u16(), 200, "{}", done.text());
+    assert_eq!(
+        old_device.get("/account").await.header("location"),
+        Some("/login?next=/account"),
+        "sessions from before the reset are dead"
+    );
+    let csrf = browser.token("/login").await;
+    let login = browser.post("/login", &[("csrf", &csrf), ("email", "ola@example.com"), ("password", "et nyt og langt kodeord her")]).await;
+    assert_eq!(login.status.as_u16(), 303);
+    let csrf = browser.token("/reset").await;
+    let reused = browser.post("/reset", &[("csrf", &csrf), ("token", &reset_token), ("password", "endnu et nyt langt kodeord")]).await;
+    assert!(reused.text().contains("token_invalid"), "the link works once");
+}
+
+#[tokio::test]
+async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut laptop = signed_in(&app, &sink, "ola@example.com", 0).await;
+    let mut phone = Browser::new(&app);
+    let csrf = phone.token("/login").await;
+    assert_eq!(phone.post("/login", &[("csrf", &csrf), ("email", "ola@example.com"), ("password", PASSWORD)]).await.status.as_u16(), 303);
+    let csrf = laptop.token("/account").await;
+    let wrong = laptop
+        .post("/account/password", &[("csrf", &csrf), ("current", "guess guess guess"), ("password", "et nyt og langt kodeord her")])
+        .await;
+    assert_eq!(wrong.status.as_u16(), 400);
+    assert_eq!(phone.get("/account").await.status.as_u16(), 200, "nothing changed on a wrong current password");
+    let changed =
+        laptop.post("/account/password", &[("csrf", &csrf), ("current", PASSWORD), ("password", "et nyt og langt kodeord her")]).await;
+    assert_eq!(changed.header("location"), Some("/account"));
+    assert_eq!(
+        phone.get("/account").await.header("location"),
+        Some("/login?next=/account"),
+        "a cookie replayed after a password change is refused"
+    );
+    assert_eq!(laptop.get("/account").await.status.as_u16(), 200, "the session that changed it continues");
+}

@@ -115,6 +115,47 @@ impl Accounts {
         Ok(self.store.account(&account_id).await?.filter(|a| a.status == ACTIVE))
     }
 
+    /// For a reset request: the account's address and a fresh one-hour reset token, or `None`
+    /// for an unknown or disabled address (the caller answers alike either way).
+    pub async fn request_reset(&self, address: &str) -> Result<Option<(String, SecretString)>, CoreError> {
+        let Some(account) = self.store.account_by_email_key(&email::key(address)).await? else {
+            return Ok(None);
+        };
+        if account.status != ACTIVE {
+            return Ok(None);
+        }
+        let token = self.issue_token(&account.id, RESET, RESET_TTL_MS).await?;
+        Ok(Some((account.email, token)))
+    }
+
+    /// Sets a new password from a reset link. The link works once; every session of the account
+    /// ends, since whoever held them may be the reason for the reset.
+    pub async fn reset_password(&self, token: &SecretString, new_password: SecretString) -> Result<bool, CoreError> {
+        if !super::well_formed(token.expose_secret()) {
+            return Ok(false);
+        }
+        // Check the new password before using up the link, so a weak choice can be corrected.
+        password::check_new(new_password.expose_secret(), &["passme"])
+            .map_err(|p| CoreError::Invalid { code: p.code(), message: weak_message(&p) })?;
+        let now = self.clock.now_ms();
+        let Some(account_id) = self.store.use_account_token(&super::token_hash(token.expose_secret()), RESET, now).await? else {
+            return Ok(false);
+        };
+        let hash = password::hash(new_password).await?;
+        self.store.set_password_hash(&account_id, &hash, now).await?;
+        let ended = self.store.revoke_sessions_of(&account_id, None, now).await?;
+        let subject = format!("account:{account_id}");
+        self.audit
+            .record(AuditEvent {
+                actor: &subject,
+                action: "account.password_reset",
+                subject: &subject,
+                details: json!({ "sessions_ended": ended }),
+            })
+            .await?;
+        Ok(true)
+    }
+
     /// Changes the password after checking the current one; every other session of the account
     /// ends. Returns how many sessions were ended.
     pub async fn change_password(

@@ -91,6 +91,10 @@ struct AccountPage {
     csrf: String,
     privacy_link: &'static str,
     cookies_link: &'static str,
+    change_heading: &'static str,
+    current_label: &'static str,
+    new_label: &'static str,
+    change_submit: &'static str,
 }
 
 fn email_field(lang: Lang, value: &str) -> Field {
@@ -291,7 +295,10 @@ fn login_page(state: &AppState, ctx: &PageContext, email: &str, next: &str, erro
         hidden: vec![("next", next.to_string())],
         fields: vec![email_field(lang, email), password_field(lang, false)],
         submit: lang.pick("Log ind", "Sign in"),
-        links: vec![("/signup".into(), lang.pick("Ny her? Opret en konto", "New here? Create an account"))],
+        links: vec![
+            ("/signup".into(), lang.pick("Ny her? Opret en konto", "New here? Create an account")),
+            ("/reset-request".into(), lang.pick("Glemt adgangskoden?", "Forgot your password?")),
+        ],
     }
 }
 
@@ -435,6 +442,10 @@ pub async fn account(State(state): State<AppState>, ctx: PageContext, headers: H
         csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
         privacy_link: lang.pick("Privatlivspolitik", "Privacy policy"),
         cookies_link: lang.pick("Cookie-indstillinger", "Cookie settings"),
+        change_heading: lang.pick("Skift adgangskode", "Change password"),
+        current_label: lang.pick("Nuværende adgangskode", "Current password"),
+        new_label: lang.pick("Ny adgangskode", "New password"),
+        change_submit: lang.pick("Skift adgangskode", "Change password"),
     };
     page(&ctx, &state, true, &body)
 }
@@ -490,4 +501,186 @@ pub async fn revoke_others(
     form: Result<Form<RevokeInput>, FormRejection>,
 ) -> Response {
     revoke_sessions(state, ctx, headers, form, true).await
+}
+
+// ---- password reset and change ----
+
+fn notice(state: &AppState, ctx: &PageContext, heading: &'static str, message: &'static str, link: (&str, &'static str)) -> Response {
+    let body = Notice { chrome: Chrome::plain(ctx.lang, heading, "/"), heading, message, link: (link.0.to_string(), link.1) };
+    page(ctx, state, false, &body)
+}
+
+pub async fn reset_request_form(State(state): State<AppState>, ctx: PageContext) -> Response {
+    let lang = ctx.lang;
+    let body = FormPage {
+        chrome: Chrome::new(&state, &ctx, lang.pick("Glemt adgangskode", "Forgotten password"), "/reset-request", true),
+        heading: lang.pick("Glemt adgangskode", "Forgotten password"),
+        intro: Some(lang.pick(
+            "Skriv din e-mailadresse, så sender vi et link, der virker én gang i en time.",
+            "Enter your e-mail address and we send a link that works once, for one hour.",
+        )),
+        error: None,
+        action: "/reset-request",
+        csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
+        hidden: vec![],
+        fields: vec![email_field(lang, "")],
+        submit: lang.pick("Send link", "Send link"),
+        links: vec![("/login".into(), lang.pick("Tilbage til log-in", "Back to sign-in"))],
+    };
+    page(&ctx, &state, true, &body)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResetRequestInput {
+    csrf: String,
+    email: String,
+}
+
+pub async fn reset_request(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<ResetRequestInput>, FormRejection>,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    let accounts = Accounts::new(state.store.clone(), state.clock.clone());
+    match accounts.request_reset(&input.email).await {
+        Ok(Some((address, token))) => {
+            // Sent off the response path: answering takes as long whether or not a mail goes out.
+            let mailer = state.mailer.clone();
+            let link = format!("{}/reset?token={}&lang={}", state.base_url, token.expose_secret(), lang.code());
+            tokio::spawn(async move {
+                let _ = mailer.send(&address, lang, &Mail::PasswordReset { link }).await;
+            });
+        }
+        Ok(None) => {}
+        Err(e) => return error_page(&state, lang, &ApiError::from(e)),
+    }
+    notice(
+        &state,
+        &ctx,
+        lang.pick("Tjek din e-mail", "Check your e-mail"),
+        lang.pick(
+            "Har adressen en konto, har vi sendt et link til at vælge en ny adgangskode.",
+            "If the address has an account, we have sent a link to choose a new password.",
+        ),
+        ("/login", lang.pick("Til log-in", "Go to sign-in")),
+    )
+}
+
+fn reset_page(state: &AppState, ctx: &PageContext, token: &str, error: Option<String>) -> FormPage {
+    let lang = ctx.lang;
+    FormPage {
+        chrome: Chrome::new(state, ctx, lang.pick("Ny adgangskode", "New password"), "/reset", true),
+        heading: lang.pick("Vælg en ny adgangskode", "Choose a new password"),
+        intro: Some(
+            lang.pick("Alle dine sessioner afsluttes, når adgangskoden er skiftet.", "All your sessions end when the password is changed."),
+        ),
+        error,
+        action: "/reset",
+        csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
+        hidden: vec![("token", token.to_string())],
+        fields: vec![password_field(lang, true)],
+        submit: lang.pick("Gem ny adgangskode", "Save new password"),
+        links: vec![],
+    }
+}
+
+pub async fn reset_form(State(state): State<AppState>, ctx: PageContext, Query(query): Query<TokenQuery>) -> Response {
+    let token = query.token.unwrap_or_default();
+    page(&ctx, &state, true, &reset_page(&state, &ctx, &token, None))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResetInput {
+    csrf: String,
+    token: String,
+    password: String,
+}
+
+pub async fn reset(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<ResetInput>, FormRejection>,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    let accounts = Accounts::new(state.store.clone(), state.clock.clone());
+    match accounts.reset_password(&SecretString::from(input.token.clone()), SecretString::from(input.password)).await {
+        Ok(true) => {
+            let mut response = notice(
+                &state,
+                &ctx,
+                lang.pick("Adgangskoden er skiftet", "Your password is changed"),
+                lang.pick(
+                    "Log ind med din nye adgangskode. Alle tidligere sessioner er afsluttet.",
+                    "Sign in with your new password. Every earlier session has ended.",
+                ),
+                ("/login", lang.pick("Til log-in", "Go to sign-in")),
+            );
+            if let Some(value) = cookies::delete(SESSION_COOKIE) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Ok(false) => error_page(
+            &state,
+            lang,
+            &ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "token_invalid",
+                lang.pick("Linket er brugt, udløbet eller ugyldigt.", "The link is used, expired or invalid."),
+            ),
+        ),
+        Err(e) if e.code().starts_with("password_") => {
+            let mut response = page(&ctx, &state, true, &reset_page(&state, &ctx, &input.token, Some(e.to_string())));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+        }
+        Err(e) => error_page(&state, lang, &ApiError::from(e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChangePasswordInput {
+    csrf: String,
+    current: String,
+    password: String,
+}
+
+/// Changing the password asks for the current one (re-authentication) and ends every other
+/// session; this one continues.
+pub async fn change_password(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<ChangePasswordInput>, FormRejection>,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    let Some(session) = current_session(&state, &headers).await else {
+        return Redirect::to("/login?next=/account").into_response();
+    };
+    let accounts = Accounts::new(state.store.clone(), state.clock.clone());
+    match accounts
+        .change_password(&session.account_id, SecretString::from(input.current), SecretString::from(input.password), Some(&session.id))
+        .await
+    {
+        Ok(_) => Redirect::to("/account").into_response(),
+        Err(e) if e.code() == "password_incorrect" || e.code().starts_with("password_") => {
+            error_page(&state, lang, &ApiError::new(StatusCode::BAD_REQUEST, "password_change_refused", e.to_string()))
+        }
+        Err(e) => error_page(&state, lang, &ApiError::from(e)),
+    }
 }
