@@ -90,11 +90,14 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// A request taking longer is answered with 408.
     pub request_timeout_secs: u64,
+    /// Peers whose `X-Forwarded-For` is believed (a load balancer in front). Anyone else's is
+    /// ignored, so a client cannot choose the address it is throttled under.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { body_limit: 1024 * 1024, request_timeout_secs: 30 }
+        HttpConfig { body_limit: 1024 * 1024, request_timeout_secs: 30, trusted_proxies: Vec::new() }
     }
 }
 
@@ -186,6 +189,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PASSME_LOG_FORMAT", "text (default) or json"),
     ("PASSME_LOG", "log filter, e.g. info or passme_web=debug"),
     ("PASSME_HTTP__BODY_LIMIT", "largest request body in bytes (default 1048576)"),
+    ("PASSME_HTTP__TRUSTED_PROXIES", "comma-separated proxy IPs whose X-Forwarded-For is believed (default: none)"),
     ("PASSME_JOBS__WORKERS", "background worker tasks in this process (default 1; 0 for none)"),
     ("PASSME_SECRETS__MASTER_KEY", "32 random bytes, base64: the key secrets at rest are derived from"),
     ("PASSME_MAIL__SMTP_URL", "SMTP relay, e.g. smtps://user:pass@host:465 (unset in development: mail goes to <data dir>/outbox)"),
@@ -306,6 +310,13 @@ impl Config {
         }
         if let Some(v) = env("PASSME_HTTP__BODY_LIMIT") {
             self.http.body_limit = parse("PASSME_HTTP__BODY_LIMIT", &v)?;
+        }
+        if let Some(v) = env("PASSME_HTTP__TRUSTED_PROXIES") {
+            self.http.trusted_proxies = v
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| parse("PASSME_HTTP__TRUSTED_PROXIES", s))
+                .collect::<Result<_, _>>()?;
         }
         if let Some(v) = env("PASSME_JOBS__WORKERS") {
             self.jobs.workers = parse("PASSME_JOBS__WORKERS", &v)?;

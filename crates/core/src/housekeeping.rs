@@ -81,6 +81,7 @@ impl Housekeeping {
                 "compliance.audit_log" => self.audit.prune_before(cutoff).await?,
                 "consent.ledger" => self.consent.prune_before(cutoff).await?,
                 "account.tokens" => self.store.purge_account_tokens(cutoff).await?,
+                "fraud.signals" => self.store.purge_throttle(cutoff).await?,
                 _ => 0,
             };
             outcomes.push(RuleOutcome { rule: rule.id.clone(), removed });

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "accounts", sql: include_str!("../migrations/0002_accounts.sql") },
     Migration { version: 3, name: "consent", sql: include_str!("../migrations/0003_consent.sql") },
     Migration { version: 4, name: "account_tokens", sql: include_str!("../migrations/0004_account_tokens.sql") },
+    Migration { version: 5, name: "throttle", sql: include_str!("../migrations/0005_throttle.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

@@ -57,7 +57,14 @@ impl TestApp {
     }
 
     pub fn builder(db: TestDb) -> TestAppBuilder {
-        TestAppBuilder { db, behind_tls: false, body_limit: 1024 * 1024, clock: clock::system(), smtp_url: None }
+        TestAppBuilder {
+            db,
+            behind_tls: false,
+            body_limit: 1024 * 1024,
+            clock: clock::system(),
+            smtp_url: None,
+            trusted_proxies: Vec::new(),
+        }
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -88,6 +95,7 @@ pub struct TestAppBuilder {
     body_limit: usize,
     clock: SharedClock,
     smtp_url: Option<String>,
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl TestAppBuilder {
@@ -103,6 +111,11 @@ impl TestAppBuilder {
 
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    pub fn trusted_proxy(mut self, ip: std::net::IpAddr) -> Self {
+        self.trusted_proxies.push(ip);
         self
     }
 
@@ -129,6 +142,7 @@ impl TestAppBuilder {
             base_url: "http://passme.test".into(),
             behind_tls: self.behind_tls,
             body_limit: self.body_limit,
+            trusted_proxies: Arc::new(self.trusted_proxies),
         };
         TestApp { state, db: self.db, timeout: Duration::from_secs(30), outbox }
     }

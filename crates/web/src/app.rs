@@ -44,6 +44,7 @@ pub struct AppState {
     pub base_url: String,
     pub behind_tls: bool,
     pub body_limit: usize,
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +163,7 @@ impl Application {
             base_url,
             behind_tls: config.behind_tls(),
             body_limit: config.http.body_limit,
+            trusted_proxies: Arc::new(config.http.trusted_proxies.clone()),
         };
         Ok(Application { listener, state, config })
     }

@@ -27,10 +27,23 @@ fn well_formed_csrf(value: &str) -> bool {
     value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The peer's address. Forwarded headers are not believed here: trusted proxies come with the
-/// throttling work, and until then a forged `X-Forwarded-For` has no effect.
-pub fn client_ip(parts: &Parts) -> IpAddr {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip())
+/// The client's address: the peer, or — only when the peer is a trusted proxy — the rightmost
+/// address in `X-Forwarded-For` that is not itself a trusted proxy. A forged header from anyone
+/// else changes nothing.
+pub fn client_ip(parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map_while(|s| s.trim().parse().ok())
+        .collect();
+    forwarded.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer)
 }
 
 impl FromRequestParts<AppState> for PageContext {
@@ -45,6 +58,6 @@ impl FromRequestParts<AppState> for PageContext {
         let new_csrf = existing.is_none();
         let csrf_cookie = existing.unwrap_or_else(csrf::new_cookie_value);
         let here = parts.uri.path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
-        Ok(PageContext { lang, consent, csrf_cookie, new_csrf, here, client_ip: client_ip(parts) })
+        Ok(PageContext { lang, consent, csrf_cookie, new_csrf, here, client_ip: client_ip(parts, &state.trusted_proxies) })
     }
 }

@@ -11,11 +11,18 @@ const PASSWORD: &str = "korrekt hest batteri hæfteklamme";
 struct Browser<'a> {
     app: &'a TestApp,
     cookies: Vec<(String, String)>,
+    /// The TCP peer, as axum's ConnectInfo reports it, and an X-Forwarded-For to send.
+    peer: std::net::SocketAddr,
+    forwarded_for: Option<String>,
 }
 
 impl<'a> Browser<'a> {
     fn new(app: &'a TestApp) -> Browser<'a> {
-        Browser { app, cookies: Vec::new() }
+        Browser { app, cookies: Vec::new(), peer: "127.0.0.1:50000".parse().expect("addr"), forwarded_for: None }
+    }
+
+    fn from(app: &'a TestApp, peer: &str) -> Browser<'a> {
+        Browser { peer: format!("{peer}:50000").parse().expect("addr"), ..Browser::new(app) }
     }
 
     fn cookie_header(&self) -> String {
@@ -58,7 +65,11 @@ impl<'a> Browser<'a> {
         if !self.cookies.is_empty() {
             request = request.header("cookie", self.cookie_header());
         }
-        let request = request.body(Body::from(body)).expect("request");
+        if let Some(xff) = &self.forwarded_for {
+            request = request.header("x-forwarded-for", xff.as_str());
+        }
+        let mut request = request.body(Body::from(body)).expect("request");
+        request.extensions_mut().insert(axum::extract::ConnectInfo(self.peer));
         let response = self.app.send(request).await;
         self.remember(&response);
         response
@@ -280,4 +291,62 @@ async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
         "a cookie replayed after a password change is refused"
     );
     assert_eq!(laptop.get("/account").await.status.as_u16(), 200, "the session that changed it continues");
+}
+
+async fn fail_login(browser: &mut Browser<'_>, email: &str) -> TestResponse {
+    let csrf = browser.token("/login").await;
+    browser.post("/login", &[("csrf", &csrf), ("email", email), ("password", "wrong wrong wrong wrong")]).await
+}
+
+#[tokio::test]
+async fn an_attack_on_an_account_slows_the_attacker_not_the_owner() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    signed_in(&app, &sink, "ola@example.com", 0).await;
+    let mut attacker = Browser::from(&app, "203.0.113.9");
+    for _ in 0..6 {
+        assert_eq!(fail_login(&mut attacker, "OLA@example.com").await.status.as_u16(), 401);
+    }
+    let throttled = fail_login(&mut attacker, "ola@example.com").await;
+    assert_eq!(throttled.status.as_u16(), 429);
+    assert!(throttled.text().contains("login_throttled"));
+    assert!(throttled.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok_and(|s| s >= 1)));
+    let mut owner = Browser::from(&app, "198.51.100.20");
+    let csrf = owner.token("/login").await;
+    let login = owner.post("/login", &[("csrf", &csrf), ("email", "ola@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(login.status.as_u16(), 303, "the owner still signs in during the attack");
+}
+
+#[tokio::test]
+async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
+    let app = TestApp::new(sqlite().await);
+    let mut attacker = Browser::from(&app, "203.0.113.9");
+    for i in 0..6 {
+        attacker.forwarded_for = Some(format!("192.0.2.{i}"));
+        fail_login(&mut attacker, "ola@example.com").await;
+    }
+    attacker.forwarded_for = Some("192.0.2.200".into());
+    assert_eq!(
+        fail_login(&mut attacker, "ola@example.com").await.status.as_u16(),
+        429,
+        "rotating X-Forwarded-For does not reset the counter"
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_counted_apart() {
+    let app = TestApp::builder(sqlite().await).trusted_proxy("10.0.0.1".parse().expect("ip")).build();
+    let mut first = Browser::from(&app, "10.0.0.1");
+    first.forwarded_for = Some("203.0.113.9".into());
+    for _ in 0..6 {
+        fail_login(&mut first, "ola@example.com").await;
+    }
+    assert_eq!(fail_login(&mut first, "ola@example.com").await.status.as_u16(), 429);
+    let mut second = Browser::from(&app, "10.0.0.1");
+    second.forwarded_for = Some("198.51.100.20, 10.0.0.1".into());
+    assert_eq!(
+        fail_login(&mut second, "ola@example.com").await.status.as_u16(),
+        401,
+        "another client behind the same proxy is not throttled"
+    );
 }

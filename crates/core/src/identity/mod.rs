@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod email;
 pub mod password;
 pub mod sessions;
+pub mod throttle;
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};

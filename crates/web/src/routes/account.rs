@@ -9,7 +9,9 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use passme_core::identity::accounts::{Accounts, SignUp, VERIFY, VERIFY_TTL_MS};
+use passme_core::identity::email;
 use passme_core::identity::sessions::{ActiveSession, Sessions};
+use passme_core::identity::throttle::{LoginThrottle, Verdict};
 use passme_core::mail::Template as Mail;
 use passme_policy::Lang;
 use secrecy::{ExposeSecret, SecretString};
@@ -327,8 +329,31 @@ pub async fn login(
         return refused;
     }
     let next = redirect::local_path(input.next.as_deref());
+    let throttle = LoginThrottle::new(state.store.clone(), state.clock.clone(), state.secrets.master_key());
+    let email_key = email::key(&input.email);
+    match throttle.check(&email_key, ctx.client_ip).await {
+        Ok(Verdict::Allowed) => {}
+        Ok(Verdict::Throttled { retry_after_secs }) => {
+            let message = lang.pick("For mange forsøg. Vent lidt, og prøv igen.", "Too many attempts. Wait a little and try again.");
+            let mut response = error_page(&state, lang, &ApiError::new(StatusCode::TOO_MANY_REQUESTS, "login_throttled", message));
+            if let Ok(value) = retry_after_secs.to_string().parse() {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return response;
+        }
+        Err(e) => return error_page(&state, lang, &ApiError::from(e)),
+    }
     let accounts = Accounts::new(state.store.clone(), state.clock.clone());
-    match accounts.authenticate(&input.email, SecretString::from(input.password)).await {
+    let outcome = accounts.authenticate(&input.email, SecretString::from(input.password)).await;
+    let recorded = match &outcome {
+        Ok(Some(account)) if account.email_verified_at.is_some() => throttle.succeeded(&email_key, ctx.client_ip).await,
+        Ok(_) => throttle.failed(&email_key, ctx.client_ip).await,
+        Err(_) => Ok(()),
+    };
+    if let Err(e) = recorded {
+        return error_page(&state, lang, &ApiError::from(e));
+    }
+    match outcome {
         Ok(Some(account)) if account.email_verified_at.is_some() => sign_in(&state, &ctx, &headers, &account.id, &next).await,
         Ok(Some(_)) => {
             let message = lang.pick(
