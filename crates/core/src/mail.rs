@@ -20,6 +20,8 @@ pub enum Template {
     AlreadyRegistered { login_link: String },
     /// A single-use link to choose a new password.
     PasswordReset { link: String },
+    /// A copied "remember me" cookie was used; every remembered sign-in has been ended.
+    RememberTheft { reset_link: String },
 }
 
 impl Template {
@@ -32,6 +34,7 @@ impl Template {
                 lang.pick("Du har allerede en konto hos PassMe AI", "You already have an account at PassMe AI")
             }
             Template::PasswordReset { .. } => lang.pick("Vælg en ny adgangskode hos PassMe AI", "Choose a new password at PassMe AI"),
+            Template::RememberTheft { .. } => lang.pick("Vi har logget dine huskede enheder ud", "We signed out your remembered devices"),
         }
     }
 
@@ -46,6 +49,13 @@ impl Template {
                 "{}\n\n{login_link}\n\n{}\n",
                 lang.pick("Nogen forsøgte at oprette en konto med denne adresse, men du har allerede en. Log ind her:", "Someone tried to create an account with this address, but you already have one. Sign in here:"),
                 lang.pick("Var det ikke dig, skal du ikke gøre noget; din konto er uændret.", "If it was not you, do nothing; your account is unchanged."),
+            ),
+            Template::RememberTheft { reset_link } => format!(
+                "{}\n\n{reset_link}\n",
+                lang.pick(
+                    "En gammel kopi af din \"husk mig\"-cookie blev brugt. For en sikkerheds skyld har vi afsluttet alle huskede log-ins. Var det ikke dig, så vælg en ny adgangskode:",
+                    "An old copy of your \"remember me\" cookie was used. To be safe we have ended every remembered sign-in. If it was not you, choose a new password:",
+                ),
             ),
             Template::PasswordReset { link } => format!(
                 "{}\n\n{link}\n\n{}\n",

@@ -28,6 +28,8 @@ pub struct SessionRow {
     pub user_agent: String,
     pub ip_prefix: String,
     pub revoked_at: Option<i64>,
+    /// Started from a "remember me" cookie rather than a password: sensitive actions re-ask.
+    pub remembered: bool,
 }
 
 macro_rules! account_from_row {
@@ -57,6 +59,7 @@ macro_rules! session_from_row {
             user_agent: row.try_get("user_agent")?,
             ip_prefix: row.try_get("ip_prefix")?,
             revoked_at: row.try_get("revoked_at")?,
+            remembered: row.try_get::<i64, _>("remembered")? != 0,
         }
     }};
 }
@@ -118,7 +121,7 @@ impl Store {
     pub async fn insert_session(&self, session: &SessionRow) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             sqlx::query(
-                "INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, user_agent, ip_prefix) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO sessions (id, account_id, created_at, last_seen_at, expires_at, user_agent, ip_prefix, remembered) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&session.id)
             .bind(&session.account_id)
@@ -127,6 +130,7 @@ impl Store {
             .bind(session.expires_at)
             .bind(&session.user_agent)
             .bind(&session.ip_prefix)
+            .bind(i64::from(session.remembered))
             .execute(pool)
             .await
             .map_err(crate::error::conflict_or)?;
@@ -316,6 +320,96 @@ impl Store {
                 out.push(row.try_get("ip_prefix")?);
             }
             Ok(out)
+        })
+    }
+}
+
+/// One "remember me" series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RememberRow {
+    pub selector: String,
+    pub account_id: String,
+    pub validator_hash: String,
+    pub prev_validator_hash: Option<String>,
+    pub prev_valid_until: Option<i64>,
+    pub expires_at: i64,
+}
+
+impl Store {
+    pub async fn insert_remember(&self, row: &RememberRow, now: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO remember_series (selector, account_id, validator_hash, created_at, last_used_at, expires_at) VALUES ($1, $2, $3, $4, $4, $5)",
+            )
+            .bind(&row.selector)
+            .bind(&row.account_id)
+            .bind(&row.validator_hash)
+            .bind(now)
+            .bind(row.expires_at)
+            .execute(pool)
+            .await
+            .map_err(crate::error::conflict_or)?;
+            Ok(())
+        })
+    }
+
+    pub async fn remember(&self, selector: &str) -> Result<Option<RememberRow>, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query("SELECT selector, account_id, validator_hash, prev_validator_hash, prev_valid_until, expires_at FROM remember_series WHERE selector = $1")
+                .bind(selector)
+                .fetch_optional(pool)
+                .await?;
+            match row {
+                Some(row) => Ok(Some(RememberRow {
+                    selector: row.try_get("selector")?,
+                    account_id: row.try_get("account_id")?,
+                    validator_hash: row.try_get("validator_hash")?,
+                    prev_validator_hash: row.try_get("prev_validator_hash")?,
+                    prev_valid_until: row.try_get("prev_valid_until")?,
+                    expires_at: row.try_get("expires_at")?,
+                })),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Rotates the validator if it is still `expected` (compare-and-set: of two racing uses only
+    /// one rotates). The old one stays valid until `grace_until`.
+    pub async fn rotate_remember(
+        &self,
+        selector: &str,
+        expected: &str,
+        new_hash: &str,
+        grace_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query(
+                "UPDATE remember_series SET prev_validator_hash = validator_hash, prev_valid_until = $1, validator_hash = $2, last_used_at = $3 \
+                 WHERE selector = $4 AND validator_hash = $5",
+            )
+            .bind(grace_until)
+            .bind(new_hash)
+            .bind(now)
+            .bind(selector)
+            .bind(expected)
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    pub async fn delete_remember(&self, selector: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("DELETE FROM remember_series WHERE selector = $1").bind(selector).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    pub async fn delete_remember_of(&self, account_id: &str) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("DELETE FROM remember_series WHERE account_id = $1").bind(account_id).execute(pool).await?;
+            Ok(r.rows_affected())
         })
     }
 }

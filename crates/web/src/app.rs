@@ -108,6 +108,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             tracing::error!(panic = %message, "handler panicked");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }))
+        .layer(from_fn_with_state(state.clone(), crate::remember::resume_remembered))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(from_fn_with_state(state.clone(), request_context))
         .with_state(state)

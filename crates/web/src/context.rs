@@ -30,13 +30,12 @@ fn well_formed_csrf(value: &str) -> bool {
 /// The client's address: the peer, or — only when the peer is a trusted proxy — the rightmost
 /// address in `X-Forwarded-For` that is not itself a trusted proxy. A forged header from anyone
 /// else changes nothing.
-pub fn client_ip(parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
+pub fn client_ip(headers: &axum::http::HeaderMap, extensions: &axum::http::Extensions, trusted: &[IpAddr]) -> IpAddr {
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
     if !trusted.contains(&peer) {
         return peer;
     }
-    let forwarded: Vec<IpAddr> = parts
-        .headers
+    let forwarded: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -58,6 +57,13 @@ impl FromRequestParts<AppState> for PageContext {
         let new_csrf = existing.is_none();
         let csrf_cookie = existing.unwrap_or_else(csrf::new_cookie_value);
         let here = parts.uri.path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
-        Ok(PageContext { lang, consent, csrf_cookie, new_csrf, here, client_ip: client_ip(parts, &state.trusted_proxies) })
+        Ok(PageContext {
+            lang,
+            consent,
+            csrf_cookie,
+            new_csrf,
+            here,
+            client_ip: client_ip(&parts.headers, &parts.extensions, &state.trusted_proxies),
+        })
     }
 }

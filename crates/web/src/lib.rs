@@ -11,6 +11,7 @@ pub mod lang;
 pub mod metrics;
 pub mod middleware;
 pub mod redirect;
+pub mod remember;
 pub mod routes;
 
 pub use app::{AppState, Application, StartError, router};

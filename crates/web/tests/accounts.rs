@@ -350,3 +350,62 @@ async fn behind_a_trusted_proxy_each_client_is_counted_apart() {
         "another client behind the same proxy is not throttled"
     );
 }
+
+fn with_preferences(browser: &mut Browser<'_>) {
+    let version = passme_policy::builtin().meta.version.clone();
+    let choices = passme_core::consent::Choices { preferences: true, ..passme_core::consent::Choices::NONE };
+    let cookie = passme_core::consent::ConsentCookie { id: "AbCdEfGhIjKlMnOpQrStUv".into(), policy_version: version, choices };
+    browser.cookies.push(("__Host-consent".into(), cookie.encode()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remember_me_resumes_rotates_and_catches_a_replayed_cookie() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    signed_in(&app, &sink, "ola@example.com", 0).await;
+    let mut browser = Browser::new(&app);
+    with_preferences(&mut browser);
+    let form = browser.get("/login").await.text();
+    assert!(form.contains("name=\"remember\""), "offered with preference consent");
+    let csrf = browser.token("/login").await;
+    let login = browser.post("/login", &[("csrf", &csrf), ("email", "ola@example.com"), ("password", PASSWORD), ("remember", "on")]).await;
+    let set: Vec<String> = login.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
+    assert!(set.iter().any(|c| c.starts_with("__Host-remember=") && c.contains("Max-Age=2592000") && c.contains("HttpOnly")), "{set:?}");
+    let first = browser.cookie("__Host-remember").expect("remember cookie");
+
+    browser.cookies.retain(|(n, _)| n != "__Host-session");
+    let resumed = browser.get("/account").await;
+    assert_eq!(resumed.status.as_u16(), 200, "signed in again from the remember cookie");
+    let session = browser.cookie("__Host-session").expect("a new session");
+    let row = app.state.store.session(&passme_core::identity::sessions::session_id(&session)).await.expect("read").expect("row");
+    assert!(row.remembered, "the session is marked as remembered");
+    let second = browser.cookie("__Host-remember").expect("rotated");
+    assert_ne!(first, second, "rotated at use");
+
+    // A thief replays the first cookie after the grace window.
+    app.state.store.execute_script("UPDATE remember_series SET prev_valid_until = 0").await.expect("end the grace window");
+    let mut thief = Browser::new(&app);
+    thief.cookies.push(("__Host-remember".into(), first));
+    let stolen = thief.get("/account").await;
+    assert_eq!(stolen.header("location"), Some("/login?next=/account"));
+    assert!(thief.cookie("__Host-remember").is_none(), "the replayed cookie is cleared");
+    browser.cookies.retain(|(n, _)| n != "__Host-session");
+    assert_eq!(browser.get("/account").await.header("location"), Some("/login?next=/account"), "the whole series is revoked");
+    let mails = sink.wait_for(2);
+    assert!(mails.iter().any(|m| m.subject == "Vi har logget dine huskede enheder ud"), "the owner is told");
+}
+
+#[tokio::test]
+async fn without_preference_consent_the_box_does_nothing() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    signed_in(&app, &sink, "ola@example.com", 0).await;
+    let mut browser = Browser::new(&app);
+    let form = browser.get("/login").await.text();
+    assert!(!form.contains("name=\"remember\"") && form.contains("præference-cookies"), "explains instead of offering");
+    let csrf = browser.token("/login").await;
+    let login = browser.post("/login", &[("csrf", &csrf), ("email", "ola@example.com"), ("password", PASSWORD), ("remember", "on")]).await;
+    assert_eq!(login.status.as_u16(), 303);
+    assert!(browser.cookie("__Host-remember").is_none(), "no preference cookie without consent");
+    assert!(browser.cookie("__Host-session").is_some());
+}

@@ -144,6 +144,7 @@ impl Accounts {
         let hash = password::hash(new_password).await?;
         self.store.set_password_hash(&account_id, &hash, now).await?;
         let ended = self.store.revoke_sessions_of(&account_id, None, now).await?;
+        self.store.delete_remember_of(&account_id).await?;
         let subject = format!("account:{account_id}");
         self.audit
             .record(AuditEvent {
@@ -179,6 +180,7 @@ impl Accounts {
         let now = self.clock.now_ms();
         self.store.set_password_hash(account_id, &hash, now).await?;
         let ended = self.store.revoke_sessions_of(account_id, keep_session, now).await?;
+        self.store.delete_remember_of(account_id).await?;
         let subject = format!("account:{account_id}");
         self.audit
             .record(AuditEvent {
@@ -198,6 +200,7 @@ impl Accounts {
             return Err(CoreError::Invalid { code: "account_unknown", message: "no such account".into() });
         }
         let ended = self.store.revoke_sessions_of(account_id, None, now).await?;
+        self.store.delete_remember_of(account_id).await?;
         self.audit
             .record(AuditEvent {
                 actor,

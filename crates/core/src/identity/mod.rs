@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod email;
 pub mod password;
+pub mod remember;
 pub mod sessions;
 pub mod throttle;
 

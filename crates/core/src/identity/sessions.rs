@@ -24,6 +24,8 @@ pub struct ActiveSession {
     pub id: String,
     pub account_id: String,
     pub created_at: i64,
+    /// Started from a "remember me" cookie, not a password.
+    pub remembered: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -41,8 +43,19 @@ impl Sessions {
         Sessions { store, clock }
     }
 
-    /// Starts a session and returns its token (for the cookie).
+    /// Starts a session after a password sign-in and returns its token (for the cookie).
     pub async fn issue(&self, account_id: &str, user_agent: &str, ip: IpAddr) -> Result<(SecretString, ActiveSession), CoreError> {
+        self.issue_with(account_id, user_agent, ip, false).await
+    }
+
+    /// Starts a session; `remembered` marks one started from a "remember me" cookie.
+    pub async fn issue_with(
+        &self,
+        account_id: &str,
+        user_agent: &str,
+        ip: IpAddr,
+        remembered: bool,
+    ) -> Result<(SecretString, ActiveSession), CoreError> {
         let token = new_token();
         let now = self.clock.now_ms();
         let row = SessionRow {
@@ -54,9 +67,10 @@ impl Sessions {
             user_agent: user_agent.chars().filter(|c| !c.is_control()).take(USER_AGENT_MAX).collect(),
             ip_prefix: truncate_ip(ip),
             revoked_at: None,
+            remembered,
         };
         self.store.insert_session(&row).await?;
-        Ok((SecretString::from(token), ActiveSession { id: row.id, account_id: row.account_id, created_at: now }))
+        Ok((SecretString::from(token), ActiveSession { id: row.id, account_id: row.account_id, created_at: now, remembered }))
     }
 
     /// The live session a token belongs to, or `None` (malformed, unknown, revoked, idle too long,
@@ -76,7 +90,7 @@ impl Sessions {
         if now - row.last_seen_at >= TOUCH_EVERY_MS {
             self.store.touch_session(&row.id, now).await?;
         }
-        Ok(Some(ActiveSession { id: row.id, account_id: row.account_id, created_at: row.created_at }))
+        Ok(Some(ActiveSession { id: row.id, account_id: row.account_id, created_at: row.created_at, remembered: row.remembered }))
     }
 
     /// Ends the session of this token (sign-out).

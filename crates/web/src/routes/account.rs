@@ -10,10 +10,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use passme_core::identity::accounts::{Accounts, SignUp, VERIFY, VERIFY_TTL_MS};
 use passme_core::identity::email;
+use passme_core::identity::remember::{self, Remember};
 use passme_core::identity::sessions::{ActiveSession, Sessions};
 use passme_core::identity::throttle::{LoginThrottle, Verdict};
 use passme_core::mail::Template as Mail;
-use passme_policy::Lang;
+use passme_policy::{CookieCategory, Lang};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -51,8 +52,15 @@ struct FormPage {
     csrf: String,
     hidden: Vec<(&'static str, String)>,
     fields: Vec<Field>,
+    /// "Remember me": the checkbox label, or why it is not offered.
+    remember: Option<RememberChoice>,
     submit: &'static str,
     links: Vec<(String, &'static str)>,
+}
+
+pub enum RememberChoice {
+    Offered(&'static str),
+    NeedsConsent(&'static str),
 }
 
 #[derive(Template)]
@@ -155,6 +163,7 @@ fn signup_page(state: &AppState, ctx: &PageContext, email: &str, error: Option<S
         csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
         hidden: vec![],
         fields: vec![email_field(lang, email), password_field(lang, true)],
+        remember: None,
         submit: lang.pick("Opret konto", "Create account"),
         links: vec![("/login".into(), lang.pick("Har du en konto? Log ind", "Have an account? Sign in"))],
     }
@@ -239,6 +248,7 @@ pub async fn verify_form(State(state): State<AppState>, ctx: PageContext, Query(
         csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
         hidden: vec![("token", query.token.unwrap_or_default())],
         fields: vec![],
+        remember: None,
         submit: lang.pick("Bekræft", "Confirm"),
         links: vec![],
     };
@@ -296,6 +306,14 @@ fn login_page(state: &AppState, ctx: &PageContext, email: &str, next: &str, erro
         csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
         hidden: vec![("next", next.to_string())],
         fields: vec![email_field(lang, email), password_field(lang, false)],
+        remember: Some(if ctx.consent.choices().allows(CookieCategory::Preferences) {
+            RememberChoice::Offered(lang.pick("Husk mig på denne enhed i 30 dage", "Remember me on this device for 30 days"))
+        } else {
+            RememberChoice::NeedsConsent(lang.pick(
+                "\"Husk mig\" kræver samtykke til præference-cookies (se cookie-indstillingerne).",
+                "\"Remember me\" needs consent to preference cookies (see the cookie settings).",
+            ))
+        }),
         submit: lang.pick("Log ind", "Sign in"),
         links: vec![
             ("/signup".into(), lang.pick("Ny her? Opret en konto", "New here? Create an account")),
@@ -315,6 +333,7 @@ pub struct LoginInput {
     email: String,
     password: String,
     next: Option<String>,
+    remember: Option<String>,
 }
 
 pub async fn login(
@@ -354,7 +373,20 @@ pub async fn login(
         return error_page(&state, lang, &ApiError::from(e));
     }
     match outcome {
-        Ok(Some(account)) if account.email_verified_at.is_some() => sign_in(&state, &ctx, &headers, &account.id, &next).await,
+        Ok(Some(account)) if account.email_verified_at.is_some() => {
+            let mut response = sign_in(&state, &ctx, &headers, &account.id, &next).await;
+            // Only when the box was ticked, and only with consent to preference cookies.
+            let wanted = input.remember.as_deref() == Some("on") && ctx.consent.choices().allows(CookieCategory::Preferences);
+            if wanted {
+                match Remember::new(state.store.clone(), state.clock.clone()).start(&account.id).await {
+                    Ok(value) => response
+                        .headers_mut()
+                        .extend(cookies::set(&state.policy, remember::COOKIE, value.expose_secret()).map(|v| (header::SET_COOKIE, v))),
+                    Err(e) => tracing::warn!(error = %e, "could not start a remember-me series"),
+                }
+            }
+            response
+        }
         Ok(Some(_)) => {
             let message = lang.pick(
                 "Bekræft først din e-mailadresse med linket, vi sendte dig.",
@@ -416,8 +448,11 @@ pub async fn logout(
     if let Some(token) = cookies::single(&headers, SESSION_COOKIE) {
         let _ = Sessions::new(state.store.clone(), state.clock.clone()).end(&SecretString::from(token.to_string())).await;
     }
+    if let Some(value) = cookies::single(&headers, remember::COOKIE) {
+        let _ = Remember::new(state.store.clone(), state.clock.clone()).end(&SecretString::from(value.to_string())).await;
+    }
     let mut response = Redirect::to("/").into_response();
-    if let Some(value) = cookies::delete(SESSION_COOKIE) {
+    for value in [cookies::delete(SESSION_COOKIE), cookies::delete(remember::COOKIE)].into_iter().flatten() {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
@@ -549,6 +584,7 @@ pub async fn reset_request_form(State(state): State<AppState>, ctx: PageContext)
         csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
         hidden: vec![],
         fields: vec![email_field(lang, "")],
+        remember: None,
         submit: lang.pick("Send link", "Send link"),
         links: vec![("/login".into(), lang.pick("Tilbage til log-in", "Back to sign-in"))],
     };
@@ -610,6 +646,7 @@ fn reset_page(state: &AppState, ctx: &PageContext, token: &str, error: Option<St
         csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
         hidden: vec![("token", token.to_string())],
         fields: vec![password_field(lang, true)],
+        remember: None,
         submit: lang.pick("Gem ny adgangskode", "Save new password"),
         links: vec![],
     }
