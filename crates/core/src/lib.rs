@@ -12,6 +12,7 @@ pub mod identity;
 pub mod jobs;
 pub mod mail;
 pub mod net;
+pub mod prefs;
 
 pub use error::CoreError;
 

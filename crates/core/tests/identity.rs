@@ -1,5 +1,6 @@
 //! Accounts and sessions on both engines, with the attack cases that belong to them.
 
+use passme_policy::proves;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ async fn account(accounts: &Accounts, email: &str) -> String {
 
 #[tokio::test]
 async fn sign_up_refuses_weak_passwords_and_one_address_in_two_spellings() {
+    proves!("security.passwords");
     for_each_engine(|store| async move {
         let (_, accounts, _) = services(&store);
         account(&accounts, "Ola.Nordmann@Example.com").await;
@@ -74,6 +76,7 @@ async fn authentication_gives_one_answer_for_every_failure() {
 
 #[tokio::test]
 async fn sessions_are_new_at_every_sign_in_and_stored_only_as_hashes() {
+    proves!("cookie.__Host-session");
     for_each_engine(|store| async move {
         let (_, accounts, sessions) = services(&store);
         let id = account(&accounts, "ola@example.com").await;

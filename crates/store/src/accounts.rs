@@ -413,3 +413,30 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// The account's interface preferences: (theme, language, text size), each possibly unset.
+    pub async fn account_prefs(&self, account_id: &str) -> Result<(Option<String>, Option<String>, Option<String>), StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query("SELECT pref_theme, pref_lang, pref_text FROM accounts WHERE id = $1").bind(account_id).fetch_optional(pool).await?;
+            match row {
+                Some(row) => Ok((row.try_get("pref_theme")?, row.try_get("pref_lang")?, row.try_get("pref_text")?)),
+                None => Ok((None, None, None)),
+            }
+        })
+    }
+
+    pub async fn set_account_prefs(&self, account_id: &str, theme: &str, lang: &str, text: &str, now: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE accounts SET pref_theme = $1, pref_lang = $2, pref_text = $3, updated_at = $4 WHERE id = $5")
+                .bind(theme)
+                .bind(lang)
+                .bind(text)
+                .bind(now)
+                .bind(account_id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+}

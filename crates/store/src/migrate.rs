@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "account_tokens", sql: include_str!("../migrations/0004_account_tokens.sql") },
     Migration { version: 5, name: "throttle", sql: include_str!("../migrations/0005_throttle.sql") },
     Migration { version: 6, name: "remember", sql: include_str!("../migrations/0006_remember.sql") },
+    Migration { version: 7, name: "preferences", sql: include_str!("../migrations/0007_preferences.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

@@ -29,7 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::metrics::Metrics;
 use crate::middleware::{request_context, tag_route};
-use crate::routes::{account, consent, csp, health, openapi, pages, privacy};
+use crate::routes::{account, consent, csp, health, openapi, pages, prefs, privacy};
 
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -87,6 +87,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/account/sessions/revoke", post(account::revoke_one))
         .route("/account/sessions/revoke-others", post(account::revoke_others))
         .route("/account/password", post(account::change_password))
+        .route("/preferences", get(prefs::form).post(prefs::save))
         .route("/reset-request", get(account::reset_request_form).post(account::reset_request))
         .route("/reset", get(account::reset_form).post(account::reset))
         .route("/static/style.css", get(pages::stylesheet))

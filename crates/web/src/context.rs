@@ -6,14 +6,20 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use passme_core::consent::{self, ConsentCookie, ConsentState};
-use passme_policy::Lang;
+use passme_core::prefs::{self, Prefs};
+use passme_policy::{CookieCategory, Lang};
 
 use crate::app::AppState;
+use crate::routes::account::current_session;
 use crate::{cookies, csrf, lang};
 
 #[derive(Debug, Clone)]
 pub struct PageContext {
     pub lang: Lang,
+    /// Interface preferences: the account's, or the prefs cookie's with preference consent.
+    pub prefs: Prefs,
+    /// The signed-in account, if any.
+    pub account_id: Option<String>,
     pub consent: ConsentState,
     /// The `__Host-csrf` value in use; `new_csrf` says it must still be set on the response.
     pub csrf_cookie: String,
@@ -49,16 +55,31 @@ impl FromRequestParts<AppState> for PageContext {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let query_lang = parts.uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")));
-        let lang = lang::choose(query_lang, &parts.headers);
         let cookie = cookies::single(&parts.headers, consent::COOKIE_NAME).and_then(ConsentCookie::parse);
         let consent = ConsentState::of(cookie, &state.policy.meta.version);
+        let account_id = current_session(state, &parts.headers).await.map(|s| s.account_id);
+        let prefs = match &account_id {
+            Some(id) => state
+                .store
+                .account_prefs(id)
+                .await
+                .map(|(t, l, x)| Prefs::from_parts(t.as_deref(), l.as_deref(), x.as_deref()))
+                .unwrap_or_default(),
+            None if consent.choices().allows(CookieCategory::Preferences) => {
+                cookies::single(&parts.headers, prefs::COOKIE).and_then(Prefs::parse_cookie).unwrap_or_default()
+            }
+            None => Prefs::default(),
+        };
+        let query_lang = parts.uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")));
+        let lang = query_lang.and_then(Lang::parse).or(prefs.lang).unwrap_or_else(|| lang::choose(None, &parts.headers));
         let existing = cookies::single(&parts.headers, csrf::COOKIE).filter(|v| well_formed_csrf(v)).map(str::to_string);
         let new_csrf = existing.is_none();
         let csrf_cookie = existing.unwrap_or_else(csrf::new_cookie_value);
         let here = parts.uri.path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
         Ok(PageContext {
             lang,
+            prefs,
+            account_id,
             consent,
             csrf_cookie,
             new_csrf,

@@ -3,6 +3,7 @@
 
 use axum::body::Body;
 use axum::http::Request;
+use passme_policy::proves;
 use passme_testkit::{SmtpSink, TestApp, TestResponse, each_engine, sqlite};
 
 const PASSWORD: &str = "korrekt hest batteri hæfteklamme";
@@ -109,6 +110,7 @@ async fn signed_in<'a>(app: &'a TestApp, sink: &SmtpSink, email: &str, seen: usi
 
 #[tokio::test]
 async fn sign_up_verify_sign_out_on_both_engines() {
+    proves!("cookie.__Host-session", "security.cookies");
     for db in each_engine().await {
         let sink = SmtpSink::start();
         let app = TestApp::builder(db).smtp(sink.url()).build();
@@ -187,6 +189,7 @@ async fn a_planted_session_id_is_replaced_at_log_in_and_next_stays_local() {
 
 #[tokio::test]
 async fn forms_refuse_forged_requests_and_explain_refused_cookies() {
+    proves!("security.csrf", "cookie.__Host-csrf");
     let app = TestApp::new(sqlite().await);
     let mut browser = Browser::new(&app);
     let _ = browser.token("/login").await;
@@ -300,6 +303,7 @@ async fn fail_login(browser: &mut Browser<'_>, email: &str) -> TestResponse {
 
 #[tokio::test]
 async fn an_attack_on_an_account_slows_the_attacker_not_the_owner() {
+    proves!("security.rate_limits");
     let sink = SmtpSink::start();
     let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
     signed_in(&app, &sink, "ola@example.com", 0).await;
@@ -360,6 +364,7 @@ fn with_preferences(browser: &mut Browser<'_>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remember_me_resumes_rotates_and_catches_a_replayed_cookie() {
+    proves!("cookie.__Host-remember");
     let sink = SmtpSink::start();
     let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
     signed_in(&app, &sink, "ola@example.com", 0).await;
@@ -408,4 +413,40 @@ async fn without_preference_consent_the_box_does_nothing() {
     assert_eq!(login.status.as_u16(), 303);
     assert!(browser.cookie("__Host-remember").is_none(), "no preference cookie without consent");
     assert!(browser.cookie("__Host-session").is_some());
+}
+
+#[tokio::test]
+async fn preferences_follow_the_account_and_the_consented_cookie_only() {
+    proves!("cookie.__Host-prefs");
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut member = signed_in(&app, &sink, "ola@example.com", 0).await;
+    let csrf = member.token("/preferences").await;
+    let saved = member.post("/preferences", &[("csrf", &csrf), ("theme", "dark"), ("lang", "en"), ("text", "large")]).await;
+    assert_eq!(saved.header("location"), Some("/preferences"));
+    assert!(member.cookie("__Host-prefs").is_none(), "signed in: kept on the account, no cookie");
+    let page = member.get("/").await.text();
+    assert!(page.contains(r#"<html lang="en" data-theme="dark" class="text-large">"#), "{}", &page[..200]);
+
+    let mut visitor = Browser::new(&app);
+    let csrf = visitor.token("/preferences").await;
+    let refused = visitor.post("/preferences", &[("csrf", &csrf), ("theme", "dark"), ("lang", "en"), ("text", "large")]).await;
+    assert_eq!(refused.status.as_u16(), 409, "no preference cookie without consent");
+    assert!(visitor.cookie("__Host-prefs").is_none());
+    visitor.cookies.push(("__Host-prefs".into(), "dark.en.large".into()));
+    assert!(visitor.get("/").await.text().contains(r#"data-theme="light""#), "a prefs cookie without consent is ignored");
+
+    let mut consenting = Browser::new(&app);
+    with_preferences(&mut consenting);
+    let csrf = consenting.token("/preferences").await;
+    consenting.post("/preferences", &[("csrf", &csrf), ("theme", "dark"), ("lang", "auto"), ("text", "normal")]).await;
+    assert_eq!(consenting.cookie("__Host-prefs").as_deref(), Some("dark.auto.normal"));
+    assert!(consenting.get("/").await.text().contains(r#"data-theme="dark""#));
+    let csrf = consenting.token("/preferences").await;
+    let hostile =
+        consenting.post("/preferences", &[("csrf", &csrf), ("theme", "neon\"><script>"), ("lang", "en"), ("text", "normal")]).await;
+    assert_eq!(hostile.status.as_u16(), 400);
+    consenting.cookies.retain(|(n, _)| n != "__Host-prefs");
+    consenting.cookies.push(("__Host-prefs".into(), "dark.en.large.admin".into()));
+    assert!(consenting.get("/").await.text().contains(r#"data-theme="light""#), "off-list values fall back to defaults");
 }

@@ -6,6 +6,7 @@ pub mod csp;
 pub mod health;
 pub mod openapi;
 pub mod pages;
+pub mod prefs;
 pub mod privacy;
 
 use axum::http::{HeaderMap, StatusCode};

@@ -29,6 +29,9 @@ pub struct Chrome {
     pub other_lang_href: String,
     /// The consent banner, while the visitor has not answered under this policy version.
     pub banner: Option<ConsentForm>,
+    pub theme: &'static str,
+    pub text: &'static str,
+    pub preferences: &'static str,
 }
 
 /// The consent form: on the banner and on the cookie settings page. Nothing is pre-ticked.
@@ -93,7 +96,7 @@ impl Chrome {
     pub fn new(state: &AppState, ctx: &PageContext, title: &str, path: &str, with_banner: bool) -> Chrome {
         let banner = (with_banner && ctx.consent.needs_answer())
             .then(|| ConsentForm::new(state, ctx, matches!(ctx.consent, ConsentState::Outdated(_))));
-        Chrome { banner, ..Chrome::plain(ctx.lang, title, path) }
+        Chrome { banner, theme: ctx.prefs.theme.id(), text: ctx.prefs.text.id(), ..Chrome::plain(ctx.lang, title, path) }
     }
 
     /// Without a banner: error pages and pages that are themselves the consent form.
@@ -114,6 +117,9 @@ impl Chrome {
             other_lang_label: lang.pick("English", "Dansk"),
             other_lang_href: format!("{path}?lang={}", other.code()),
             banner: None,
+            theme: "light",
+            text: "normal",
+            preferences: lang.pick("Visning", "Display"),
         }
     }
 }
