@@ -37,11 +37,12 @@ async fn a_declared_field_without_its_column_fails_the_check() {
         assert!(problems.iter().any(|p| p == "field compliance.audit_log maps to audit_log.subject, which does not exist"), "{problems:?}");
         // A capability not implemented yet may declare fields before its tables exist...
         let pending = check(passme_policy::builtin(), &store.schema().await.expect("schema"), &|c| c == Capability::Platform);
-        assert!(!pending.iter().any(|p| p.contains("account.profile")));
+        assert!(!pending.iter().any(|p| p.contains("account.staff_roles")));
         // ...but once implemented, its fields must be stored somewhere.
         let all = check(passme_policy::builtin(), &store.schema().await.expect("schema"), &|_| true);
         assert!(
-            all.iter().any(|p| p.starts_with("field account.profile belongs to the implemented capability accounts but maps to no column")),
+            all.iter()
+                .any(|p| p.starts_with("field account.staff_roles belongs to the implemented capability accounts but maps to no column")),
             "{all:?}"
         );
     })
