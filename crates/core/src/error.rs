@@ -14,6 +14,8 @@ pub enum CoreError {
     SecretInAuditDetails(String),
     #[error("the audit log is too busy to append; try again")]
     AuditContention,
+    #[error("this needs a role you do not hold")]
+    Forbidden,
 }
 
 impl CoreError {
@@ -23,6 +25,7 @@ impl CoreError {
             CoreError::Invalid { code, .. } => code,
             CoreError::SecretInAuditDetails(_) => "audit_details_secret",
             CoreError::AuditContention => "audit_contention",
+            CoreError::Forbidden => "forbidden",
         }
     }
 }

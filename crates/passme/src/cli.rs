@@ -63,6 +63,21 @@ enum Command {
     /// Inspect the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Staff accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Make an account an admin (creating it if needed) and print a one-hour link to set its password.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// The role to grant: admin, support, analyst or privacy_officer.
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +197,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         }
         Command::Policy(command) => policy(command, &config).await,
         Command::Audit(command) => audit(command, &config).await,
+        Command::Admin(AdminCommand::Create { email, role }) => admin_create(&config, &email, &role).await,
     }
 }
 
@@ -327,4 +343,37 @@ async fn audit(command: AuditCommand, config: &Config) -> Result<ExitCode, Strin
             }
         }
     }
+}
+
+async fn admin_create(config: &Config, email: &str, role: &str) -> Result<ExitCode, String> {
+    use passme_core::identity::accounts::{Accounts, RESET, RESET_TTL_MS, SignUp};
+    use passme_core::identity::staff::{Role, Staff};
+    let role = Role::parse(role).ok_or_else(|| format!("unknown role {role:?}: use admin, support, analyst or privacy_officer"))?;
+    let store = Store::connect(&store_options(config)).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let clock = clock::system();
+    let accounts = Accounts::new(store.clone(), clock.clone());
+    let key = passme_core::identity::email::key(email);
+    let account_id = match store.account_by_email_key(&key).await.map_err(|e| e.to_string())? {
+        Some(account) => account.id,
+        None => {
+            // A random password nobody knows; the operator hands over the reset link instead.
+            let unknown = secrecy::SecretString::from(passme_core::identity::new_token());
+            match accounts.sign_up(email, unknown).await.map_err(|e| e.to_string())? {
+                SignUp::Created { account_id } => account_id,
+                SignUp::AlreadyRegistered => return Err("the account appeared while creating it; run the command again".into()),
+            }
+        }
+    };
+    store.set_email_verified(&account_id, clock.now_ms()).await.map_err(|e| e.to_string())?;
+    Staff::new(store.clone(), clock.clone()).grant(&account_id, role, "operator").await.map_err(|e| e.to_string())?;
+    let token = accounts.issue_token(&account_id, RESET, RESET_TTL_MS).await.map_err(|e| e.to_string())?;
+    let base = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+    println!("{email} holds the role {}.", role.id());
+    println!(
+        "Set its password within an hour: {}/reset?token={}",
+        base.trim_end_matches('/'),
+        secrecy::ExposeSecret::expose_secret(&token)
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -224,3 +224,20 @@ fn audit_verify_reports_tampering_and_fails() {
     assert!(!tampered.status.success());
     assert!(text.contains("TAMPERED: entry 2 was altered"), "{text}");
 }
+
+#[test]
+fn admin_create_makes_the_first_admin_and_prints_a_one_hour_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = passme(dir.path()).args(["admin", "create", "--email", "Boss@Example.com"]).output().expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("Boss@Example.com holds the role admin."), "{stdout}");
+    assert!(stdout.contains("http://127.0.0.1:8080/reset?token="), "{stdout}");
+    let again =
+        passme(dir.path()).args(["admin", "create", "--email", "boss@example.com", "--role", "privacy_officer"]).output().expect("run");
+    assert!(again.status.success(), "the same account, a second role");
+    let bad = passme(dir.path()).args(["admin", "create", "--email", "boss@example.com", "--role", "god"]).output().expect("run");
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown role"));
+    let verify = passme(dir.path()).args(["audit", "verify"]).output().expect("verify");
+    assert!(verify.status.success(), "role grants are in an intact audit log");
+}

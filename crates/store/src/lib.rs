@@ -21,7 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use accounts::{AccountRow, RememberRow, SessionRow};
+pub use accounts::{AccountRow, ApiTokenRow, RememberRow, SessionRow};
 pub use audit::{AuditAnchor, AuditRow, Chain};
 pub use error::StoreError;
 pub use jobs::{Job, JobCounts, JobStatus, NewJob};

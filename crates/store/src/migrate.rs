@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "throttle", sql: include_str!("../migrations/0005_throttle.sql") },
     Migration { version: 6, name: "remember", sql: include_str!("../migrations/0006_remember.sql") },
     Migration { version: 7, name: "preferences", sql: include_str!("../migrations/0007_preferences.sql") },
+    Migration { version: 8, name: "staff_and_tokens", sql: include_str!("../migrations/0008_staff_and_tokens.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

@@ -29,7 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::metrics::Metrics;
 use crate::middleware::{request_context, tag_route};
-use crate::routes::{account, consent, csp, health, openapi, pages, prefs, privacy};
+use crate::routes::{account, api, consent, csp, health, openapi, pages, prefs, privacy, staff};
 
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -88,6 +88,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/account/sessions/revoke-others", post(account::revoke_others))
         .route("/account/password", post(account::change_password))
         .route("/preferences", get(prefs::form).post(prefs::save))
+        .route("/api/v1/me", get(api::me))
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/tokens/revoke", post(account::revoke_token))
+        .route("/staff/audit", get(staff::audit))
         .route("/reset-request", get(account::reset_request_form).post(account::reset_request))
         .route("/reset", get(account::reset_form).post(account::reset))
         .route("/static/style.css", get(pages::stylesheet))

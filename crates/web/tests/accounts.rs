@@ -450,3 +450,69 @@ async fn preferences_follow_the_account_and_the_consented_cookie_only() {
     consenting.cookies.push(("__Host-prefs".into(), "dark.en.large.admin".into()));
     assert!(consenting.get("/").await.text().contains(r#"data-theme="light""#), "off-list values fall back to defaults");
 }
+
+async fn api_me(app: &TestApp, auth: Option<&str>, cookie: Option<&str>) -> TestResponse {
+    let mut request = Request::get("/api/v1/me");
+    if let Some(auth) = auth {
+        request = request.header("authorization", auth);
+    }
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    app.send(request.body(Body::empty()).expect("request")).await
+}
+
+#[tokio::test]
+async fn the_product_reads_me_with_a_personal_token_that_can_be_revoked() {
+    proves!("security.staff_least_privilege");
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+    let anonymous = api_me(&app, None, None).await;
+    assert_eq!((anonymous.status.as_u16(), anonymous.error_code().as_str()), (401, "unauthenticated"));
+    assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+    let by_session = api_me(&app, None, Some(&ola.cookie_header())).await.json();
+    assert_eq!((by_session["email"].as_str(), by_session["email_verified"].as_bool()), (Some("ola@example.com"), Some(true)));
+
+    let csrf = ola.token("/account").await;
+    let created = ola.post("/account/tokens", &[("csrf", &csrf), ("name", "My AI app")]).await;
+    assert_eq!(created.header("cache-control"), Some("no-store"));
+    let token = created.text().split("<code class=\"secret\">").nth(1).and_then(|s| s.split('<').next()).expect("shown once").to_string();
+    assert!(token.starts_with("pm_") && token.len() == 46);
+    let me = api_me(&app, Some(&format!("Bearer {token}")), None).await;
+    assert_eq!(me.status.as_u16(), 200);
+    assert_eq!(me.json()["roles"], serde_json::json!([]));
+    assert!(!ola.get("/account").await.text().contains(&token), "the account page never shows the token again");
+
+    for forged in
+        ["Bearer pm_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "Bearer nope", "Basic b2xhOnB3", &format!("Bearer {}", &token[3..])]
+    {
+        assert_eq!(api_me(&app, Some(forged), None).await.status.as_u16(), 401, "{forged}");
+    }
+    let token_id = passme_core::identity::token_hash(&token[3..]);
+    let csrf = ola.token("/account").await;
+    assert_eq!(ola.post("/account/tokens/revoke", &[("csrf", &csrf), ("token", &token_id)]).await.header("location"), Some("/account"));
+    assert_eq!(api_me(&app, Some(&format!("Bearer {token}")), None).await.status.as_u16(), 401, "revoked");
+
+    // Staff pages need a staff role; holding one grants exactly its pages.
+    let refused = ola.get("/staff/audit").await;
+    assert_eq!(refused.status.as_u16(), 403);
+    assert!(refused.text().contains("forbidden"));
+    let account = app.state.store.account_by_email_key("ola@example.com").await.expect("read").expect("row");
+    let staff = passme_core::identity::staff::Staff::new(app.state.store.clone(), app.state.clock.clone());
+    staff.grant(&account.id, passme_core::identity::staff::Role::Analyst, "test").await.expect("grant");
+    assert_eq!(ola.get("/staff/audit").await.status.as_u16(), 403, "analysts do not see the audit log");
+    staff.grant(&account.id, passme_core::identity::staff::Role::PrivacyOfficer, "test").await.expect("grant");
+    let allowed = ola.get("/staff/audit").await;
+    assert_eq!(allowed.status.as_u16(), 200);
+    assert!(
+        allowed.text().contains("The audit log&#39;s chain is intact") || allowed.text().contains("kæde er intakt"),
+        "{}",
+        allowed.text()
+    );
+    assert_eq!(
+        api_me(&app, None, Some(&ola.cookie_header())).await.json()["roles"],
+        serde_json::json!(["analyst", "privacy_officer"]),
+        "several roles at once"
+    );
+}

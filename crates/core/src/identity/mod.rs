@@ -2,10 +2,12 @@
 //! flows (sign-up, log-in, remember-me, consent) build on these.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod email;
 pub mod password;
 pub mod remember;
 pub mod sessions;
+pub mod staff;
 pub mod throttle;
 
 use base64::Engine as _;

@@ -9,6 +9,7 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use passme_core::identity::accounts::{Accounts, SignUp, VERIFY, VERIFY_TTL_MS};
+use passme_core::identity::api_tokens::{ApiTokens, SCOPE_ME_READ};
 use passme_core::identity::email;
 use passme_core::identity::remember::{self, Remember};
 use passme_core::identity::sessions::{ActiveSession, Sessions};
@@ -105,6 +106,30 @@ struct AccountPage {
     current_label: &'static str,
     new_label: &'static str,
     change_submit: &'static str,
+    tokens_heading: &'static str,
+    tokens_intro: &'static str,
+    tokens: Vec<TokenLine>,
+    col_name: &'static str,
+    col_used: &'static str,
+    token_name_label: &'static str,
+    token_create: &'static str,
+}
+
+pub struct TokenLine {
+    id: String,
+    name: String,
+    created: String,
+    used: String,
+}
+
+#[derive(Template)]
+#[template(path = "token_created.html")]
+struct TokenCreated {
+    chrome: Chrome,
+    heading: &'static str,
+    message: &'static str,
+    token: String,
+    back: &'static str,
 }
 
 fn email_field(lang: Lang, value: &str) -> Field {
@@ -506,6 +531,27 @@ pub async fn account(State(state): State<AppState>, ctx: PageContext, headers: H
         current_label: lang.pick("Nuværende adgangskode", "Current password"),
         new_label: lang.pick("Ny adgangskode", "New password"),
         change_submit: lang.pick("Skift adgangskode", "Change password"),
+        tokens_heading: lang.pick("API-nøgler", "API tokens"),
+        tokens_intro: lang.pick(
+            "Personlige adgangsnøgler lader et program læse, hvem du er (GET /api/v1/me). De vises kun én gang og kan tilbagekaldes her.",
+            "Personal access tokens let a program read who you are (GET /api/v1/me). They are shown once and can be revoked here.",
+        ),
+        tokens: ApiTokens::new(state.store.clone(), state.clock.clone())
+            .list(&account.id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| TokenLine {
+                id: t.id,
+                name: t.name,
+                created: when(t.created_at),
+                used: t.last_used_at.map_or_else(|| "–".into(), when),
+            })
+            .collect(),
+        col_name: lang.pick("Navn", "Name"),
+        col_used: lang.pick("Sidst brugt", "Last used"),
+        token_name_label: lang.pick("Navn på ny nøgle", "Name of a new token"),
+        token_create: lang.pick("Opret nøgle", "Create token"),
     };
     page(&ctx, &state, true, &body)
 }
@@ -743,6 +789,74 @@ pub async fn change_password(
         Err(e) if e.code() == "password_incorrect" || e.code().starts_with("password_") => {
             error_page(&state, lang, &ApiError::new(StatusCode::BAD_REQUEST, "password_change_refused", e.to_string()))
         }
+        Err(e) => error_page(&state, lang, &ApiError::from(e)),
+    }
+}
+
+// ---- personal access tokens ----
+
+#[derive(Debug, Deserialize)]
+pub struct TokenInput {
+    csrf: String,
+    name: Option<String>,
+    token: Option<String>,
+}
+
+pub async fn create_token(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<TokenInput>, FormRejection>,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    let Some(session) = current_session(&state, &headers).await else {
+        return Redirect::to("/login?next=/account").into_response();
+    };
+    let tokens = ApiTokens::new(state.store.clone(), state.clock.clone());
+    match tokens.create(&session.account_id, input.name.as_deref().unwrap_or_default(), &[SCOPE_ME_READ]).await {
+        Ok(token) => {
+            let body = TokenCreated {
+                chrome: Chrome::plain(lang, lang.pick("Ny API-nøgle", "New API token"), "/account"),
+                heading: lang.pick("Ny API-nøgle", "New API token"),
+                message: lang.pick(
+                    "Kopiér nøglen nu – den vises ikke igen. Den kan læse GET /api/v1/me.",
+                    "Copy the token now – it is not shown again. It can read GET /api/v1/me.",
+                ),
+                token: token.expose_secret().to_string(),
+                back: lang.pick("Tilbage til din konto", "Back to your account"),
+            };
+            let mut response = page(&ctx, &state, false, &body);
+            response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => error_page(&state, lang, &ApiError::from(e)),
+    }
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<TokenInput>, FormRejection>,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    let Some(session) = current_session(&state, &headers).await else {
+        return Redirect::to("/login?next=/account").into_response();
+    };
+    match ApiTokens::new(state.store.clone(), state.clock.clone())
+        .revoke(&session.account_id, input.token.as_deref().unwrap_or_default())
+        .await
+    {
+        Ok(true) => Redirect::to("/account").into_response(),
+        Ok(false) => error_page(&state, lang, &ApiError::not_found()),
         Err(e) => error_page(&state, lang, &ApiError::from(e)),
     }
 }

@@ -1,6 +1,7 @@
 //! Route handlers, one module per area. Thin: parse, call core, render.
 
 pub mod account;
+pub mod api;
 pub mod consent;
 pub mod csp;
 pub mod health;
@@ -8,6 +9,7 @@ pub mod openapi;
 pub mod pages;
 pub mod prefs;
 pub mod privacy;
+pub mod staff;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;

@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 #[openapi(
     info(
         title = "PassMe API",
-        description = "The JSON API of PassMe: operations, the machine-readable privacy policy and security reporting. Every error is `{\"error\":{\"code\":\"…\",\"message\":\"…\"}}`."
+        description = "The JSON API of PassMe: operations, the machine-readable privacy policy, security reporting and the signed-in user. Every error is `{\"error\":{\"code\":\"…\",\"message\":\"…\"}}`."
     ),
     paths(
         crate::routes::health::healthz,
@@ -16,10 +16,27 @@ use utoipa::OpenApi;
         crate::routes::health::metrics,
         crate::routes::privacy::privacy_json,
         crate::routes::csp::report,
+        crate::routes::api::me,
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail))
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
+
+/// Declares the personal access token scheme (`Authorization: Bearer pm_…`).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            utoipa::openapi::security::SecurityScheme::Http(utoipa::openapi::security::Http::new(
+                utoipa::openapi::security::HttpAuthScheme::Bearer,
+            )),
+        );
+    }
+}
 
 pub fn document_json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".into())
