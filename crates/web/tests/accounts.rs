@@ -516,3 +516,69 @@ async fn the_product_reads_me_with_a_personal_token_that_can_be_revoked() {
         "several roles at once"
     );
 }
+
+fn json_request(method: &str, path: &str, body: &str, cookie: &str, origin: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .header("host", "passme.test")
+        .header("origin", origin)
+        .header("cookie", cookie)
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn the_json_api_mirrors_the_pages_and_refuses_cross_origin_changes() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+    let kari = signed_in(&app, &sink, "kari@example.com", 1).await;
+    let jar = ola.cookie_header();
+    let same = "http://passme.test";
+
+    assert_eq!(app.get("/api/v1/sessions").await.status.as_u16(), 401);
+    let sessions = app.send(json_request("GET", "/api/v1/sessions", "", &jar, same)).await.json();
+    assert_eq!(sessions.as_array().map(Vec::len), Some(1));
+    assert_eq!(sessions[0]["current"], true);
+
+    let prefs = r#"{"theme":"dark","language":"en","text_size":"large"}"#;
+    let cross = app.send(json_request("PUT", "/api/v1/preferences", prefs, &jar, "https://evil.example")).await;
+    assert_eq!((cross.status.as_u16(), cross.error_code().as_str()), (403, "cross_origin_refused"));
+    let saved = app.send(json_request("PUT", "/api/v1/preferences", prefs, &jar, same)).await;
+    assert_eq!(saved.status.as_u16(), 200, "{}", saved.text());
+    assert_eq!(app.send(json_request("GET", "/api/v1/preferences", "", &jar, same)).await.json()["theme"], "dark");
+    for (body, code) in [
+        (r#"{"theme":"neon","language":null,"text_size":"normal"}"#, "preferences_invalid"),
+        (r#"{"theme":"dark","language":null,"text_size":"normal","admin":true}"#, "body_invalid_json"),
+        ("{", "body_invalid_json"),
+    ] {
+        let response = app.send(json_request("PUT", "/api/v1/preferences", body, &jar, same)).await;
+        assert_eq!((response.status.as_u16(), response.error_code()), (400, code.to_string()), "{body}");
+    }
+
+    let kari_session = passme_core::identity::sessions::session_id(&kari.cookie("__Host-session").expect("session"));
+    let foreign = app.send(json_request("DELETE", &format!("/api/v1/sessions/{kari_session}"), "", &jar, same)).await;
+    assert_eq!(foreign.status.as_u16(), 404, "another account's session is not yours to end");
+    let own = sessions[0]["id"].as_str().expect("id").to_string();
+    assert_eq!(app.send(json_request("DELETE", &format!("/api/v1/sessions/{own}"), "", &jar, same)).await.status.as_u16(), 204);
+    assert_eq!(app.send(json_request("GET", "/api/v1/sessions", "", &jar, same)).await.status.as_u16(), 401, "that session has ended");
+
+    let consent =
+        app.send(json_request("PUT", "/api/v1/consent", r#"{"preferences":true,"statistics":false,"marketing":false}"#, "", same)).await;
+    assert_eq!(consent.status.as_u16(), 200);
+    assert_eq!(consent.json()["state"], "current");
+    assert!(consent.header("set-cookie").is_some_and(|c| c.starts_with("__Host-consent=v1.")));
+    let cross_consent = app
+        .send(json_request(
+            "PUT",
+            "/api/v1/consent",
+            r#"{"preferences":true,"statistics":true,"marketing":true}"#,
+            "",
+            "https://evil.example",
+        ))
+        .await;
+    assert_eq!(cross_consent.status.as_u16(), 403);
+    assert_eq!(app.get("/api/v1/consent").await.json()["state"], "unanswered");
+}

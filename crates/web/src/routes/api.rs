@@ -89,3 +89,224 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
     })
     .into_response()
 }
+
+// ---- the signed-in user's own data, for the web app (session only) ----
+
+use axum::extract::{FromRequest, Path, Request};
+use passme_core::consent::{Choices, ConsentCookie, ConsentLedger, ConsentState};
+use passme_core::identity::sessions::Sessions;
+use passme_core::prefs::{TextSize, Theme};
+use serde::Deserialize;
+
+use crate::context::PageContext;
+use crate::middleware::JsonBody;
+use crate::{cookies, csrf};
+
+/// The signed-in account for a session-only endpoint; state changes must also be same-origin.
+async fn session_account(state: &AppState, headers: &HeaderMap, changes_state: bool) -> Result<(String, String), Response> {
+    if changes_state && !csrf::same_origin(headers) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "cross_origin_refused", "State changes must come from this site.").into_response());
+    }
+    current_session(state, headers).await.map(|s| (s.account_id, s.id)).ok_or_else(unauthenticated)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    /// Use this id to end the session.
+    pub id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub user_agent: String,
+    /// The truncated address (/24 or /48) the session started from.
+    pub network: String,
+    pub current: bool,
+    pub remembered: bool,
+}
+
+/// The signed-in user's live sessions.
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "accounts", responses(
+    (status = 200, description = "Live sessions, newest first", body = [SessionView]),
+    (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+))]
+pub async fn sessions(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (account_id, current) = match session_account(&state, &headers, false).await {
+        Ok(ids) => ids,
+        Err(response) => return response,
+    };
+    match Sessions::new(state.store.clone(), state.clock.clone()).list(&account_id).await {
+        Ok(rows) => Json(
+            rows.into_iter()
+                .map(|r| SessionView {
+                    current: r.id == current,
+                    id: r.id,
+                    created_at: r.created_at,
+                    last_seen_at: r.last_seen_at,
+                    user_agent: r.user_agent,
+                    network: r.ip_prefix,
+                    remembered: r.remembered,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Ends one of the signed-in user's sessions. Another account's session id is "not found".
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "accounts", params(("id" = String, Path, description = "Session id from GET /api/v1/sessions")), responses(
+    (status = 204, description = "Ended"),
+    (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    (status = 403, description = "Cross-origin request", body = crate::error::ErrorBody),
+    (status = 404, description = "No such session of yours", body = crate::error::ErrorBody),
+))]
+pub async fn end_session(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let (account_id, _) = match session_account(&state, &headers, true).await {
+        Ok(ids) => ids,
+        Err(response) => return response,
+    };
+    match Sessions::new(state.store.clone(), state.clock.clone()).revoke(&account_id, &id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => ApiError::not_found().into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesBody {
+    /// `light` or `dark`.
+    pub theme: String,
+    /// `da`, `en`, or null to follow the browser.
+    pub language: Option<String>,
+    /// `normal` or `large`.
+    pub text_size: String,
+}
+
+/// The signed-in user's display preferences.
+#[utoipa::path(get, path = "/api/v1/preferences", tag = "accounts", responses(
+    (status = 200, description = "Preferences", body = PreferencesBody),
+    (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+))]
+pub async fn preferences(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (account_id, _) = match session_account(&state, &headers, false).await {
+        Ok(ids) => ids,
+        Err(response) => return response,
+    };
+    let (theme, lang, text) = state.store.account_prefs(&account_id).await.unwrap_or_default();
+    let p = Prefs::from_parts(theme.as_deref(), lang.as_deref(), text.as_deref());
+    Json(PreferencesBody { theme: p.theme.id().into(), language: p.lang.map(|l| l.code().into()), text_size: p.text.id().into() })
+        .into_response()
+}
+
+/// Replaces the signed-in user's display preferences. Only allow-listed values.
+#[utoipa::path(put, path = "/api/v1/preferences", tag = "accounts", request_body = PreferencesBody, responses(
+    (status = 200, description = "Saved", body = PreferencesBody),
+    (status = 400, description = "A value outside the allow-list, or malformed JSON", body = crate::error::ErrorBody),
+    (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    (status = 403, description = "Cross-origin request", body = crate::error::ErrorBody),
+))]
+pub async fn put_preferences(State(state): State<AppState>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    let (account_id, _) = match session_account(&state, &headers, true).await {
+        Ok(ids) => ids,
+        Err(response) => return response,
+    };
+    let JsonBody(body) = match JsonBody::<PreferencesBody>::from_request(request, &state).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let language = match body.language.as_deref() {
+        None => Some(None),
+        Some(code) => Lang::parse(code).map(Some),
+    };
+    let (Some(theme), Some(language), Some(text)) = (Theme::parse(&body.theme), language, TextSize::parse(&body.text_size)) else {
+        return ApiError::bad_request(
+            "preferences_invalid",
+            "theme must be light or dark, language da, en or null, text_size normal or large",
+        )
+        .into_response();
+    };
+    if let Err(e) =
+        state.store.set_account_prefs(&account_id, theme.id(), language.map_or("auto", Lang::code), text.id(), state.clock.now_ms()).await
+    {
+        return ApiError::from(e).into_response();
+    }
+    Json(PreferencesBody { theme: theme.id().into(), language: language.map(|l| l.code().into()), text_size: text.id().into() })
+        .into_response()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentView {
+    /// `unanswered`, `current` or `outdated` (the policy changed since the choice).
+    pub state: String,
+    pub policy_version: String,
+    /// What is allowed now (all false unless the choice is current).
+    pub choices: ConsentChoices,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentChoices {
+    pub preferences: bool,
+    pub statistics: bool,
+    pub marketing: bool,
+}
+
+fn consent_view(state: &AppState, consent: &ConsentState) -> ConsentView {
+    let c = consent.choices();
+    let name = match consent {
+        ConsentState::Unanswered => "unanswered",
+        ConsentState::Current(_) => "current",
+        ConsentState::Outdated(_) => "outdated",
+    };
+    ConsentView {
+        state: name.into(),
+        policy_version: state.policy.meta.version.clone(),
+        choices: ConsentChoices { preferences: c.preferences, statistics: c.statistics, marketing: c.marketing },
+    }
+}
+
+/// This browser's cookie consent. Works signed out.
+#[utoipa::path(get, path = "/api/v1/consent", tag = "consent", responses((status = 200, description = "The consent state", body = ConsentView)))]
+pub async fn consent(State(state): State<AppState>, ctx: PageContext) -> Response {
+    Json(consent_view(&state, &ctx.consent)).into_response()
+}
+
+/// Records a consent choice (given, changed or withdrawn) in the ledger and sets the consent
+/// cookie. Same-origin only.
+#[utoipa::path(put, path = "/api/v1/consent", tag = "consent", request_body = ConsentChoices, responses(
+    (status = 200, description = "Recorded", body = ConsentView),
+    (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+    (status = 403, description = "Cross-origin request", body = crate::error::ErrorBody),
+))]
+pub async fn put_consent(State(state): State<AppState>, ctx: PageContext, request: Request) -> Response {
+    if !csrf::same_origin(request.headers()) {
+        return ApiError::new(StatusCode::FORBIDDEN, "cross_origin_refused", "State changes must come from this site.").into_response();
+    }
+    let JsonBody(body) = match JsonBody::<ConsentChoices>::from_request(request, &state).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let choices = Choices { preferences: body.preferences, statistics: body.statistics, marketing: body.marketing };
+    let ledger = ConsentLedger::new(state.store.clone(), state.clock.clone());
+    let previous: Option<&ConsentCookie> = ctx.consent.previous();
+    let recorded = match ledger
+        .record(
+            previous,
+            choices,
+            ctx.account_id.as_deref(),
+            &state.policy.meta.version,
+            crate::routes::consent::BANNER_VERSION,
+            ctx.client_ip,
+        )
+        .await
+    {
+        Ok(cookie) => cookie,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let mut response = Json(consent_view(&state, &ConsentState::Current(recorded.clone()))).into_response();
+    response
+        .headers_mut()
+        .extend(cookies::set(&state.policy, passme_core::consent::COOKIE_NAME, &recorded.encode()).map(|v| (header::SET_COOKIE, v)));
+    response
+}

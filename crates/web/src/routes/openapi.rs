@@ -17,6 +17,12 @@ use utoipa::OpenApi;
         crate::routes::privacy::privacy_json,
         crate::routes::csp::report,
         crate::routes::api::me,
+        crate::routes::api::sessions,
+        crate::routes::api::end_session,
+        crate::routes::api::preferences,
+        crate::routes::api::put_preferences,
+        crate::routes::api::consent,
+        crate::routes::api::put_consent,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth)
