@@ -22,6 +22,10 @@ pub enum Template {
     PasswordReset { link: String },
     /// A copied "remember me" cookie was used; every remembered sign-in has been ended.
     RememberTheft { reset_link: String },
+    /// Sent to a new address to confirm an e-mail change.
+    ConfirmNewAddress { link: String },
+    /// Sent to the old address after an e-mail change.
+    AddressChanged { new_address: String },
 }
 
 impl Template {
@@ -35,6 +39,12 @@ impl Template {
             }
             Template::PasswordReset { .. } => lang.pick("Vælg en ny adgangskode hos PassMe AI", "Choose a new password at PassMe AI"),
             Template::RememberTheft { .. } => lang.pick("Vi har logget dine huskede enheder ud", "We signed out your remembered devices"),
+            Template::ConfirmNewAddress { .. } => {
+                lang.pick("Bekræft din nye e-mailadresse hos PassMe AI", "Confirm your new e-mail address at PassMe AI")
+            }
+            Template::AddressChanged { .. } => {
+                lang.pick("Din e-mailadresse hos PassMe AI er ændret", "Your e-mail address at PassMe AI has changed")
+            }
         }
     }
 
@@ -56,6 +66,16 @@ impl Template {
                     "En gammel kopi af din \"husk mig\"-cookie blev brugt. For en sikkerheds skyld har vi afsluttet alle huskede log-ins. Var det ikke dig, så vælg en ny adgangskode:",
                     "An old copy of your \"remember me\" cookie was used. To be safe we have ended every remembered sign-in. If it was not you, choose a new password:",
                 ),
+            ),
+            Template::ConfirmNewAddress { link } => format!(
+                "{}\n\n{link}\n\n{}\n",
+                lang.pick("Åbn linket for at bruge denne adresse til din konto hos PassMe AI:", "Open the link to use this address for your PassMe AI account:"),
+                lang.pick("Linket virker i 24 timer. Har du ikke bedt om det, kan du se bort fra denne e-mail.", "The link works for 24 hours. If you did not ask for it, ignore this e-mail."),
+            ),
+            Template::AddressChanged { new_address } => format!(
+                "{} {new_address}.\n\n{}\n",
+                lang.pick("Din konto bruger nu adressen", "Your account now uses the address"),
+                lang.pick("Var det ikke dig, så skriv straks til os ved at svare på denne e-mail.", "If it was not you, write to us at once by replying to this e-mail."),
             ),
             Template::PasswordReset { link } => format!(
                 "{}\n\n{link}\n\n{}\n",

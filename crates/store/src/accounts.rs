@@ -556,3 +556,60 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// A token for confirming a new e-mail address, which it carries until used.
+    pub async fn insert_email_change_token(
+        &self,
+        id: &str,
+        account_id: &str,
+        new_email: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at, new_email) VALUES ($1, $2, 'email_change', $3, $4, $5)")
+                .bind(id)
+                .bind(account_id)
+                .bind(now)
+                .bind(expires_at)
+                .bind(new_email)
+                .execute(pool)
+                .await
+                .map_err(crate::error::conflict_or)?;
+            Ok(())
+        })
+    }
+
+    /// Uses a live e-mail change token once: the account and the new address.
+    pub async fn use_email_change_token(&self, id: &str, now: i64) -> Result<Option<(String, String)>, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "UPDATE account_tokens SET used_at = $1 WHERE id = $2 AND purpose = 'email_change' AND used_at IS NULL AND expires_at > $1 RETURNING account_id, new_email",
+            )
+            .bind(now)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => Ok(Some((row.try_get("account_id")?, row.try_get::<Option<String>, _>("new_email")?.unwrap_or_default()))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Changes the address; `Conflict` when another account holds it by now.
+    pub async fn set_account_email(&self, account_id: &str, email: &str, email_key: &str, now: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE accounts SET email = $1, email_key = $2, email_verified_at = $3, updated_at = $3 WHERE id = $4")
+                .bind(email)
+                .bind(email_key)
+                .bind(now)
+                .bind(account_id)
+                .execute(pool)
+                .await
+                .map_err(crate::error::conflict_or)?;
+            Ok(())
+        })
+    }
+}

@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, name: "remember", sql: include_str!("../migrations/0006_remember.sql") },
     Migration { version: 7, name: "preferences", sql: include_str!("../migrations/0007_preferences.sql") },
     Migration { version: 8, name: "staff_and_tokens", sql: include_str!("../migrations/0008_staff_and_tokens.sql") },
+    Migration { version: 9, name: "email_change", sql: include_str!("../migrations/0009_email_change.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

@@ -87,6 +87,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/account/sessions/revoke", post(account::revoke_one))
         .route("/account/sessions/revoke-others", post(account::revoke_others))
         .route("/account/password", post(account::change_password))
+        .route("/account/email", post(account::request_email_change))
+        .route("/email-confirm", get(account::email_confirm_form).post(account::email_confirm))
         .route("/preferences", get(prefs::form).post(prefs::save))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/sessions", get(api::sessions))

@@ -582,3 +582,31 @@ async fn the_json_api_mirrors_the_pages_and_refuses_cross_origin_changes() {
     assert_eq!(cross_consent.status.as_u16(), 403);
     assert_eq!(app.get("/api/v1/consent").await.json()["state"], "unanswered");
 }
+
+// Multi-threaded like production: the notice to the old address goes out on a spawned task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_email_needs_the_password_and_a_link_sent_to_the_new_address() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+    let csrf = ola.token("/account").await;
+    let wrong = ola.post("/account/email", &[("csrf", &csrf), ("email", "ola.nordmann@example.com"), ("current", "not my password")]).await;
+    assert_eq!(wrong.status.as_u16(), 400, "re-authentication is required");
+    let asked = ola.post("/account/email", &[("csrf", &csrf), ("email", "ola.nordmann@example.com"), ("current", PASSWORD)]).await;
+    assert_eq!(asked.status.as_u16(), 200, "{}", asked.text());
+    assert!(ola.get("/account").await.text().contains("ola@example.com"), "nothing changes before the link is used");
+    let mails = sink.wait_for(2);
+    let confirm = mails.iter().find(|m| m.to == "ola.nordmann@example.com").expect("mail to the new address");
+    let token = link_token(&confirm.body);
+    let csrf = ola.token(&format!("/email-confirm?token={token}")).await;
+    let done = ola.post("/email-confirm", &[("csrf", &csrf), ("token", &token)]).await;
+    assert_eq!(done.status.as_u16(), 200, "{}", done.text());
+    assert!(ola.get("/account").await.text().contains("ola.nordmann@example.com"));
+    let notices = sink.wait_for(3);
+    assert!(
+        notices.iter().any(|m| m.to == "ola@example.com" && m.subject == "Din e-mailadresse hos PassMe AI er ændret"),
+        "the old address is told"
+    );
+    let again = ola.post("/email-confirm", &[("csrf", &csrf), ("token", &token)]).await;
+    assert!(again.text().contains("token_invalid"), "the link works once");
+}

@@ -157,6 +157,52 @@ impl Accounts {
         Ok(true)
     }
 
+    /// Starts an e-mail change after checking the password (re-authentication, also for a
+    /// remembered sign-in). Returns the token for the link mailed to the *new* address; the
+    /// address changes only when that link is used.
+    pub async fn request_email_change(
+        &self,
+        account_id: &str,
+        current: SecretString,
+        new_address: &str,
+    ) -> Result<SecretString, CoreError> {
+        let new_address = email::validate(new_address)?;
+        let account = self
+            .store
+            .account(account_id)
+            .await?
+            .ok_or_else(|| CoreError::Invalid { code: "account_unknown", message: "no such account".into() })?;
+        if !password::verify(current, account.password_hash.clone()).await {
+            return Err(CoreError::Invalid { code: "password_incorrect", message: "the current password is not correct".into() });
+        }
+        let token = super::new_token();
+        let now = self.clock.now_ms();
+        self.store.insert_email_change_token(&super::token_hash(&token), account_id, &new_address, now, now + VERIFY_TTL_MS).await?;
+        Ok(SecretString::from(token))
+    }
+
+    /// Completes an e-mail change from its link: returns (old address, new address), or `None`
+    /// when the link is used, expired or the address was taken meanwhile.
+    pub async fn confirm_email_change(&self, token: &SecretString) -> Result<Option<(String, String)>, CoreError> {
+        if !super::well_formed(token.expose_secret()) {
+            return Ok(None);
+        }
+        let now = self.clock.now_ms();
+        let Some((account_id, new_address)) = self.store.use_email_change_token(&super::token_hash(token.expose_secret()), now).await?
+        else {
+            return Ok(None);
+        };
+        let Some(account) = self.store.account(&account_id).await? else { return Ok(None) };
+        match self.store.set_account_email(&account_id, &new_address, &email::key(&new_address), now).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let subject = format!("account:{account_id}");
+        self.audit.record(AuditEvent { actor: &subject, action: "account.email_changed", subject: &subject, details: json!({}) }).await?;
+        Ok(Some((account.email, new_address)))
+    }
+
     /// Changes the password after checking the current one; every other session of the account
     /// ends. Returns how many sessions were ended.
     pub async fn change_password(

@@ -106,6 +106,9 @@ struct AccountPage {
     current_label: &'static str,
     new_label: &'static str,
     change_submit: &'static str,
+    email_heading: &'static str,
+    new_email_label: &'static str,
+    email_submit: &'static str,
     tokens_heading: &'static str,
     tokens_intro: &'static str,
     tokens: Vec<TokenLine>,
@@ -531,6 +534,9 @@ pub async fn account(State(state): State<AppState>, ctx: PageContext, headers: H
         current_label: lang.pick("Nuværende adgangskode", "Current password"),
         new_label: lang.pick("Ny adgangskode", "New password"),
         change_submit: lang.pick("Skift adgangskode", "Change password"),
+        email_heading: lang.pick("Skift e-mailadresse", "Change e-mail address"),
+        new_email_label: lang.pick("Ny e-mailadresse", "New e-mail address"),
+        email_submit: lang.pick("Send bekræftelse til den nye adresse", "Send a confirmation to the new address"),
         tokens_heading: lang.pick("API-nøgler", "API tokens"),
         tokens_intro: lang.pick(
             "Personlige adgangsnøgler lader et program læse, hvem du er (GET /api/v1/me). De vises kun én gang og kan tilbagekaldes her.",
@@ -857,6 +863,117 @@ pub async fn revoke_token(
     {
         Ok(true) => Redirect::to("/account").into_response(),
         Ok(false) => error_page(&state, lang, &ApiError::not_found()),
+        Err(e) => error_page(&state, lang, &ApiError::from(e)),
+    }
+}
+
+// ---- e-mail change ----
+
+#[derive(Debug, Deserialize)]
+pub struct EmailChangeInput {
+    csrf: String,
+    email: String,
+    current: String,
+}
+
+/// Asks for the password (re-authentication) and mails a confirmation link to the new address.
+pub async fn request_email_change(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<EmailChangeInput>, FormRejection>,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    let Some(session) = current_session(&state, &headers).await else {
+        return Redirect::to("/login?next=/account").into_response();
+    };
+    let accounts = Accounts::new(state.store.clone(), state.clock.clone());
+    let token = match accounts.request_email_change(&session.account_id, SecretString::from(input.current), &input.email).await {
+        Ok(token) => token,
+        Err(e) if e.code() == "password_incorrect" || e.code() == "email_invalid" => {
+            return error_page(&state, lang, &ApiError::new(StatusCode::BAD_REQUEST, "email_change_refused", e.to_string()));
+        }
+        Err(e) => return error_page(&state, lang, &ApiError::from(e)),
+    };
+    let link = format!("{}/email-confirm?token={}&lang={}", state.base_url, token.expose_secret(), lang.code());
+    if let Err(e) = state.mailer.send(input.email.trim(), lang, &Mail::ConfirmNewAddress { link }).await {
+        return error_page(&state, lang, &ApiError::from(e));
+    }
+    notice(
+        &state,
+        &ctx,
+        lang.pick("Tjek din nye e-mail", "Check your new e-mail"),
+        lang.pick(
+            "Vi har sendt et link til den nye adresse. Adressen skifter, når du åbner det.",
+            "We have sent a link to the new address. The address changes when you open it.",
+        ),
+        ("/account", lang.pick("Til din konto", "To your account")),
+    )
+}
+
+pub async fn email_confirm_form(State(state): State<AppState>, ctx: PageContext, Query(query): Query<TokenQuery>) -> Response {
+    let lang = ctx.lang;
+    let body = FormPage {
+        chrome: Chrome::new(&state, &ctx, lang.pick("Bekræft ny adresse", "Confirm new address"), "/email-confirm", true),
+        heading: lang.pick("Bekræft ny e-mailadresse", "Confirm your new e-mail address"),
+        intro: None,
+        error: None,
+        action: "/email-confirm",
+        csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
+        hidden: vec![("token", query.token.unwrap_or_default())],
+        fields: vec![],
+        remember: None,
+        submit: lang.pick("Bekræft", "Confirm"),
+        links: vec![],
+    };
+    page(&ctx, &state, true, &body)
+}
+
+pub async fn email_confirm(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<VerifyInput>, FormRejection>,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    let accounts = Accounts::new(state.store.clone(), state.clock.clone());
+    match accounts.confirm_email_change(&SecretString::from(input.token)).await {
+        Ok(Some((old, new))) => {
+            let mailer = state.mailer.clone();
+            tokio::spawn(async move {
+                let _ = mailer.send(&old, lang, &Mail::AddressChanged { new_address: new }).await;
+            });
+            notice(
+                &state,
+                &ctx,
+                lang.pick("E-mailadressen er skiftet", "The e-mail address is changed"),
+                lang.pick(
+                    "Din konto bruger nu den nye adresse. Vi har skrevet til den gamle adresse om ændringen.",
+                    "Your account now uses the new address. We have told the old address about the change.",
+                ),
+                ("/account", lang.pick("Til din konto", "To your account")),
+            )
+        }
+        Ok(None) => error_page(
+            &state,
+            lang,
+            &ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "token_invalid",
+                lang.pick(
+                    "Linket er brugt, udløbet eller ugyldigt, eller adressen er taget.",
+                    "The link is used, expired or invalid, or the address is taken.",
+                ),
+            ),
+        ),
         Err(e) => error_page(&state, lang, &ApiError::from(e)),
     }
 }
