@@ -25,6 +25,10 @@ pub const EXECUTED_FIELDS: &[(&str, Trigger)] = &[
     ("operations.job_payload", Trigger::JobFinished),
     ("compliance.audit_log", Trigger::Collected),
     ("consent.ledger", Trigger::Collected),
+    ("account.tokens", Trigger::Collected),
+    ("account.sessions", Trigger::SessionEnded),
+    ("account.remember_me", Trigger::LastActivity),
+    ("fraud.signals", Trigger::Collected),
 ];
 
 #[derive(Debug, Clone)]
@@ -82,6 +86,8 @@ impl Housekeeping {
                 "consent.ledger" => self.consent.prune_before(cutoff).await?,
                 "account.tokens" => self.store.purge_account_tokens(cutoff).await?,
                 "fraud.signals" => self.store.purge_throttle(cutoff).await?,
+                "account.sessions" => self.store.purge_ended_sessions(cutoff).await?,
+                "account.remember_me" => self.store.purge_idle_remember(cutoff).await?,
                 _ => 0,
             };
             outcomes.push(RuleOutcome { rule: rule.id.clone(), removed });

@@ -207,3 +207,43 @@ async fn a_reset_link_works_once_within_an_hour_and_ends_every_session() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn ended_sessions_idle_series_used_links_and_old_counters_go_after_their_declared_periods() {
+    proves!("retention.account.sessions", "retention.account.remember_me", "retention.account.tokens", "retention.fraud.signals");
+    for_each_engine(|store| async move {
+        let (clock, accounts, sessions) = services(&store);
+        let shared: SharedClock = Arc::new(clock.clone());
+        let id = account(&accounts, "ola@example.com").await;
+        let (ended, _) = sessions.issue(&id, "ua", ip()).await.expect("issue");
+        sessions.issue(&id, "ua", ip()).await.expect("a session that will simply expire");
+        sessions.end(&ended).await.expect("end");
+        passme_core::identity::remember::Remember::new(store.clone(), shared.clone()).start(&id).await.expect("a series that will go idle");
+        accounts.request_reset("ola@example.com").await.expect("reset").expect("token");
+        let throttle = passme_core::identity::throttle::LoginThrottle::new(store.clone(), shared.clone(), &[1; 32]);
+        throttle.failed("ola@example.com", ip()).await.expect("count");
+        let housekeeping =
+            passme_core::housekeeping::Housekeeping::new(store.clone(), shared.clone(), passme_policy::builtin()).expect("rules");
+
+        let run = |label: &'static str| {
+            let housekeeping = housekeeping.clone();
+            async move { housekeeping.run().await.unwrap_or_else(|e| panic!("{label}: {e}")) }
+        };
+        let removed = |outcomes: &[passme_core::housekeeping::RuleOutcome], rule: &str| {
+            outcomes.iter().find(|o| o.rule == rule).map(|o| o.removed).unwrap_or_else(|| panic!("{rule} did not run"))
+        };
+        let first = run("first").await;
+        for rule in ["retention.account.sessions", "retention.account.remember_me", "retention.account.tokens", "retention.fraud.signals"] {
+            assert_eq!(removed(&first, rule), 0, "{rule}: nothing is past its period yet");
+        }
+        clock.advance(31 * 86_400_000);
+        let later = run("later").await;
+        assert_eq!(removed(&later, "retention.account.sessions"), 2, "the ended session and the live one, which expired after 12 hours");
+        assert_eq!(removed(&later, "retention.account.remember_me"), 1);
+        assert_eq!(removed(&later, "retention.account.tokens"), 1);
+        assert_eq!(removed(&later, "retention.fraud.signals"), 0, "counters are kept 90 days");
+        clock.advance(60 * 86_400_000);
+        assert_eq!(removed(&run("much later").await, "retention.fraud.signals"), 3);
+    })
+    .await;
+}
