@@ -198,21 +198,24 @@ impl Store {
 }
 
 impl Store {
+    /// Stores a mailed token's hash; `new_email` is the address an e-mail change will switch to.
     pub async fn insert_account_token(
         &self,
         id: &str,
         account_id: &str,
         purpose: &str,
+        new_email: Option<&str>,
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            sqlx::query("INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query("INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(id)
                 .bind(account_id)
                 .bind(purpose)
                 .bind(now)
                 .bind(expires_at)
+                .bind(new_email)
                 .execute(pool)
                 .await
                 .map_err(crate::error::conflict_or)?;
@@ -220,13 +223,13 @@ impl Store {
         })
     }
 
-    /// Marks a live token of this purpose used and returns its account; `None` when unknown,
-    /// expired, already used or of another purpose. One statement, so a token works once even
-    /// when two requests race.
-    pub async fn use_account_token(&self, id: &str, purpose: &str, now: i64) -> Result<Option<String>, StoreError> {
+    /// Marks a live token of this purpose used and returns its account (and, for an e-mail
+    /// change, the new address); `None` when unknown, expired, already used or of another
+    /// purpose. One statement, so a token works once even when two requests race.
+    pub async fn use_account_token(&self, id: &str, purpose: &str, now: i64) -> Result<Option<(String, Option<String>)>, StoreError> {
         on_pool!(self, pool => {
             let row = sqlx::query(
-                "UPDATE account_tokens SET used_at = $1 WHERE id = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 RETURNING account_id",
+                "UPDATE account_tokens SET used_at = $1 WHERE id = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 RETURNING account_id, new_email",
             )
             .bind(now)
             .bind(id)
@@ -234,7 +237,7 @@ impl Store {
             .fetch_optional(pool)
             .await?;
             match row {
-                Some(row) => Ok(Some(row.try_get("account_id")?)),
+                Some(row) => Ok(Some((row.try_get("account_id")?, row.try_get("new_email")?))),
                 None => Ok(None),
             }
         })
@@ -558,46 +561,6 @@ impl Store {
 }
 
 impl Store {
-    /// A token for confirming a new e-mail address, which it carries until used.
-    pub async fn insert_email_change_token(
-        &self,
-        id: &str,
-        account_id: &str,
-        new_email: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
-            sqlx::query("INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at, new_email) VALUES ($1, $2, 'email_change', $3, $4, $5)")
-                .bind(id)
-                .bind(account_id)
-                .bind(now)
-                .bind(expires_at)
-                .bind(new_email)
-                .execute(pool)
-                .await
-                .map_err(crate::error::conflict_or)?;
-            Ok(())
-        })
-    }
-
-    /// Uses a live e-mail change token once: the account and the new address.
-    pub async fn use_email_change_token(&self, id: &str, now: i64) -> Result<Option<(String, String)>, StoreError> {
-        on_pool!(self, pool => {
-            let row = sqlx::query(
-                "UPDATE account_tokens SET used_at = $1 WHERE id = $2 AND purpose = 'email_change' AND used_at IS NULL AND expires_at > $1 RETURNING account_id, new_email",
-            )
-            .bind(now)
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-            match row {
-                Some(row) => Ok(Some((row.try_get("account_id")?, row.try_get::<Option<String>, _>("new_email")?.unwrap_or_default()))),
-                None => Ok(None),
-            }
-        })
-    }
-
     /// Changes the address; `Conflict` when another account holds it by now.
     pub async fn set_account_email(&self, account_id: &str, email: &str, email_key: &str, now: i64) -> Result<(), StoreError> {
         on_pool!(self, pool => {

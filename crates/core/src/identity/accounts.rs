@@ -18,6 +18,7 @@ pub const DISABLED: &str = "disabled";
 pub const VERIFY: &str = "verify";
 pub const VERIFY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 pub const RESET: &str = "reset";
+pub const EMAIL_CHANGE: &str = "email_change";
 pub const RESET_TTL_MS: i64 = 60 * 60 * 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +97,7 @@ impl Accounts {
     pub async fn issue_token(&self, account_id: &str, purpose: &str, ttl_ms: i64) -> Result<SecretString, CoreError> {
         let token = super::new_token();
         let now = self.clock.now_ms();
-        self.store.insert_account_token(&super::token_hash(&token), account_id, purpose, now, now + ttl_ms).await?;
+        self.store.insert_account_token(&super::token_hash(&token), account_id, purpose, None, now, now + ttl_ms).await?;
         Ok(SecretString::from(token))
     }
 
@@ -106,7 +107,7 @@ impl Accounts {
             return Ok(None);
         }
         let now = self.clock.now_ms();
-        let Some(account_id) = self.store.use_account_token(&super::token_hash(token.expose_secret()), VERIFY, now).await? else {
+        let Some((account_id, _)) = self.store.use_account_token(&super::token_hash(token.expose_secret()), VERIFY, now).await? else {
             return Ok(None);
         };
         self.store.set_email_verified(&account_id, now).await?;
@@ -138,23 +139,30 @@ impl Accounts {
         password::check_new(new_password.expose_secret(), &["passme"])
             .map_err(|p| CoreError::Invalid { code: p.code(), message: weak_message(&p) })?;
         let now = self.clock.now_ms();
-        let Some(account_id) = self.store.use_account_token(&super::token_hash(token.expose_secret()), RESET, now).await? else {
+        let Some((account_id, _)) = self.store.use_account_token(&super::token_hash(token.expose_secret()), RESET, now).await? else {
             return Ok(false);
         };
-        let hash = password::hash(new_password).await?;
-        self.store.set_password_hash(&account_id, &hash, now).await?;
-        let ended = self.store.revoke_sessions_of(&account_id, None, now).await?;
-        self.store.delete_remember_of(&account_id).await?;
-        let subject = format!("account:{account_id}");
-        self.audit
-            .record(AuditEvent {
-                actor: &subject,
-                action: "account.password_reset",
-                subject: &subject,
-                details: json!({ "sessions_ended": ended }),
-            })
-            .await?;
+        self.replace_password(&account_id, new_password, None, "account.password_reset").await?;
         Ok(true)
+    }
+
+    /// Stores a new password and ends what the old one opened: every session but `keep`, every
+    /// remember-me series. Audited under `action`. Returns how many sessions ended.
+    async fn replace_password(
+        &self,
+        account_id: &str,
+        new_password: SecretString,
+        keep: Option<&str>,
+        action: &str,
+    ) -> Result<u64, CoreError> {
+        let hash = password::hash(new_password).await?;
+        let now = self.clock.now_ms();
+        self.store.set_password_hash(account_id, &hash, now).await?;
+        let ended = self.store.revoke_sessions_of(account_id, keep, now).await?;
+        self.store.delete_remember_of(account_id).await?;
+        let subject = format!("account:{account_id}");
+        self.audit.record(AuditEvent { actor: &subject, action, subject: &subject, details: json!({ "sessions_ended": ended }) }).await?;
+        Ok(ended)
     }
 
     /// Starts an e-mail change after checking the password (re-authentication, also for a
@@ -177,7 +185,9 @@ impl Accounts {
         }
         let token = super::new_token();
         let now = self.clock.now_ms();
-        self.store.insert_email_change_token(&super::token_hash(&token), account_id, &new_address, now, now + VERIFY_TTL_MS).await?;
+        self.store
+            .insert_account_token(&super::token_hash(&token), account_id, EMAIL_CHANGE, Some(&new_address), now, now + VERIFY_TTL_MS)
+            .await?;
         Ok(SecretString::from(token))
     }
 
@@ -188,7 +198,8 @@ impl Accounts {
             return Ok(None);
         }
         let now = self.clock.now_ms();
-        let Some((account_id, new_address)) = self.store.use_email_change_token(&super::token_hash(token.expose_secret()), now).await?
+        let Some((account_id, Some(new_address))) =
+            self.store.use_account_token(&super::token_hash(token.expose_secret()), EMAIL_CHANGE, now).await?
         else {
             return Ok(None);
         };
@@ -222,21 +233,7 @@ impl Accounts {
         }
         password::check_new(new_password.expose_secret(), &[&account.email, "passme"])
             .map_err(|p| CoreError::Invalid { code: p.code(), message: weak_message(&p) })?;
-        let hash = password::hash(new_password).await?;
-        let now = self.clock.now_ms();
-        self.store.set_password_hash(account_id, &hash, now).await?;
-        let ended = self.store.revoke_sessions_of(account_id, keep_session, now).await?;
-        self.store.delete_remember_of(account_id).await?;
-        let subject = format!("account:{account_id}");
-        self.audit
-            .record(AuditEvent {
-                actor: &subject,
-                action: "account.password_changed",
-                subject: &subject,
-                details: json!({ "sessions_ended": ended }),
-            })
-            .await?;
-        Ok(ended)
+        self.replace_password(account_id, new_password, keep_session, "account.password_changed").await
     }
 
     /// Disables an account and ends all its sessions.
