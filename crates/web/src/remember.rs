@@ -62,10 +62,18 @@ pub async fn resume_remembered(State(state): State<AppState>, mut request: Reque
         Ok(Resume::Stolen { account_id }) => {
             set_cookies.extend(cookies::delete(remember::COOKIE));
             if let Ok(Some(account)) = state.store.account(&account_id).await {
+                // In the account's own language when it chose one; Danish, the original, otherwise.
+                let lang = state
+                    .store
+                    .account_prefs(&account_id)
+                    .await
+                    .ok()
+                    .and_then(|(_, l, _)| l.as_deref().and_then(Lang::parse))
+                    .unwrap_or(Lang::Da);
                 let mailer = state.mailer.clone();
                 let link = format!("{}/reset-request", state.base_url);
                 tokio::spawn(async move {
-                    let _ = mailer.send(&account.email, Lang::Da, &Mail::RememberTheft { reset_link: link }).await;
+                    let _ = mailer.send(&account.email, lang, &Mail::RememberTheft { reset_link: link }).await;
                 });
             }
         }

@@ -473,11 +473,16 @@ pub async fn logout(
     if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
         return refused;
     }
-    if let Some(token) = cookies::single(&headers, SESSION_COOKIE) {
-        let _ = Sessions::new(state.store.clone(), state.clock.clone()).end(&SecretString::from(token.to_string())).await;
+    // Failing to end them server-side must not pass silently: the cookies go, the rows would stay.
+    if let Some(token) = cookies::single(&headers, SESSION_COOKIE)
+        && let Err(e) = Sessions::new(state.store.clone(), state.clock.clone()).end(&SecretString::from(token.to_string())).await
+    {
+        tracing::error!(error = %e, code = e.code(), "sign-out could not end the session");
     }
-    if let Some(value) = cookies::single(&headers, remember::COOKIE) {
-        let _ = Remember::new(state.store.clone(), state.clock.clone()).end(&SecretString::from(value.to_string())).await;
+    if let Some(value) = cookies::single(&headers, remember::COOKIE)
+        && let Err(e) = Remember::new(state.store.clone(), state.clock.clone()).end(&SecretString::from(value.to_string())).await
+    {
+        tracing::error!(error = %e, code = e.code(), "sign-out could not end the remember-me series");
     }
     let mut response = Redirect::to("/").into_response();
     for value in [cookies::delete(SESSION_COOKIE), cookies::delete(remember::COOKIE)].into_iter().flatten() {
