@@ -29,6 +29,11 @@ pub const EXECUTED_FIELDS: &[(&str, Trigger)] = &[
     ("account.sessions", Trigger::SessionEnded),
     ("account.remember_me", Trigger::LastActivity),
     ("fraud.signals", Trigger::Collected),
+    ("account.password_hash", Trigger::AccountClosed),
+    ("account.profile", Trigger::AccountClosed),
+    ("account.staff_roles", Trigger::AccountClosed),
+    ("account.api_tokens", Trigger::AccountClosed),
+    ("account.email", Trigger::AccountClosed),
 ];
 
 #[derive(Debug, Clone)]
@@ -88,6 +93,13 @@ impl Housekeeping {
                 "fraud.signals" => self.store.purge_throttle(cutoff).await?,
                 "account.sessions" => self.store.purge_ended_sessions(cutoff).await?,
                 "account.remember_me" => self.store.purge_idle_remember(cutoff).await?,
+                "account.password_hash" => self.store.erase_closed_password_hashes(cutoff).await?,
+                "account.profile" => self.store.erase_closed_prefs(cutoff).await?,
+                "account.staff_roles" => self.store.purge_closed_roles(cutoff).await?,
+                "account.api_tokens" => self.store.purge_closed_api_tokens(cutoff).await?,
+                // The account row itself, last: it holds the address, and its deletion takes
+                // whatever still hangs off it.
+                "account.email" => self.store.purge_closed_accounts(cutoff).await?,
                 _ => 0,
             };
             outcomes.push(RuleOutcome { rule: rule.id.clone(), removed });

@@ -247,3 +247,57 @@ async fn ended_sessions_idle_series_used_links_and_old_counters_go_after_their_d
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_closed_account_is_erased_on_the_declared_schedule() {
+    proves!(
+        "retention.account.email",
+        "retention.account.password_hash",
+        "retention.account.profile",
+        "retention.account.staff_roles",
+        "retention.account.api_tokens"
+    );
+    for_each_engine(|store| async move {
+        let (clock, accounts, sessions) = services(&store);
+        let shared: SharedClock = Arc::new(clock.clone());
+        let id = account(&accounts, "ola@example.com").await;
+        let (signed_in, _) = sessions.issue(&id, "ua", ip()).await.expect("issue");
+        store.set_account_prefs(&id, "dark", "en", "large", 0).await.expect("prefs");
+        passme_core::identity::staff::Staff::new(store.clone(), shared.clone())
+            .grant(&id, passme_core::identity::staff::Role::Support, "test")
+            .await
+            .expect("grant");
+        let token = passme_core::identity::api_tokens::ApiTokens::new(store.clone(), shared.clone())
+            .create(&id, "app", &["me:read"])
+            .await
+            .expect("token");
+
+        assert_eq!(accounts.close(&id, secret("wrong password here")).await.expect_err("re-authentication").code(), "password_incorrect");
+        accounts.close(&id, secret(GOOD)).await.expect("close");
+        assert!(sessions.resolve(&signed_in).await.expect("resolve").is_none(), "sessions end at once");
+        assert!(accounts.authenticate("ola@example.com", secret(GOOD)).await.expect("auth").is_none(), "no sign-in to a closed account");
+        let tokens = passme_core::identity::api_tokens::ApiTokens::new(store.clone(), shared.clone());
+        assert!(tokens.authenticate(&token).await.expect("auth").is_none(), "access tokens end at once");
+
+        let housekeeping =
+            passme_core::housekeeping::Housekeeping::new(store.clone(), shared.clone(), passme_policy::builtin()).expect("rules");
+        housekeeping.run().await.expect("run");
+        assert!(store.account(&id).await.expect("read").is_some_and(|a| !a.password_hash.is_empty()), "nothing erased on day 0");
+        clock.advance(86_400_000 + 1);
+        housekeeping.run().await.expect("run");
+        let after_a_day = store.account(&id).await.expect("read").expect("still there in the grace period");
+        assert!(after_a_day.password_hash.is_empty(), "the password hash goes after a day");
+        assert_eq!(after_a_day.email, "ola@example.com", "the address stays for the 30-day grace period");
+        clock.advance(30 * 86_400_000);
+        housekeeping.run().await.expect("run");
+        assert!(store.account(&id).await.expect("read").is_none(), "the account is gone after 30 days");
+        assert!(store.roles_of(&id).await.expect("roles").is_empty());
+        assert!(store.api_tokens_of(&id).await.expect("tokens").is_empty());
+        assert_eq!(store.account_prefs(&id).await.expect("prefs"), (None, None, None));
+        assert!(
+            matches!(accounts.sign_up("ola@example.com", secret(GOOD)).await.expect("sign up"), SignUp::Created { .. }),
+            "the address is free again"
+        );
+    })
+    .await;
+}

@@ -594,3 +594,58 @@ impl Store {
         })
     }
 }
+
+/// Closed accounts and the retention of what they leave behind. Each function applies one
+/// declared rule to accounts closed before `before`.
+impl Store {
+    pub async fn close_account(&self, account_id: &str, now: i64) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("UPDATE accounts SET status = 'closed', closed_at = $1, updated_at = $1 WHERE id = $2 AND status <> 'closed'").bind(now).bind(account_id).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// Deletes closed accounts; their sessions, series, links, roles and tokens go with them
+    /// (ON DELETE CASCADE).
+    pub async fn purge_closed_accounts(&self, before: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("DELETE FROM accounts WHERE status = 'closed' AND closed_at < $1").bind(before).execute(pool).await?;
+            Ok(r.rows_affected())
+        })
+    }
+
+    /// Erases the password hash of closed accounts (the account can no longer be signed in to).
+    pub async fn erase_closed_password_hashes(&self, before: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("UPDATE accounts SET password_hash = '' WHERE status = 'closed' AND closed_at < $1 AND password_hash <> ''").bind(before).execute(pool).await?;
+            Ok(r.rows_affected())
+        })
+    }
+
+    pub async fn erase_closed_prefs(&self, before: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query(
+                "UPDATE accounts SET pref_theme = NULL, pref_lang = NULL, pref_text = NULL WHERE status = 'closed' AND closed_at < $1 \
+                 AND (pref_theme IS NOT NULL OR pref_lang IS NOT NULL OR pref_text IS NOT NULL)",
+            )
+            .bind(before)
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected())
+        })
+    }
+
+    pub async fn purge_closed_roles(&self, before: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("DELETE FROM account_roles WHERE account_id IN (SELECT id FROM accounts WHERE status = 'closed' AND closed_at < $1)").bind(before).execute(pool).await?;
+            Ok(r.rows_affected())
+        })
+    }
+
+    pub async fn purge_closed_api_tokens(&self, before: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("DELETE FROM api_tokens WHERE account_id IN (SELECT id FROM accounts WHERE status = 'closed' AND closed_at < $1)").bind(before).execute(pool).await?;
+            Ok(r.rows_affected())
+        })
+    }
+}

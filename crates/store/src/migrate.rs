@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 7, name: "preferences", sql: include_str!("../migrations/0007_preferences.sql") },
     Migration { version: 8, name: "staff_and_tokens", sql: include_str!("../migrations/0008_staff_and_tokens.sql") },
     Migration { version: 9, name: "email_change", sql: include_str!("../migrations/0009_email_change.sql") },
+    Migration { version: 10, name: "account_closure", sql: include_str!("../migrations/0010_account_closure.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

@@ -88,6 +88,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/account/sessions/revoke-others", post(account::revoke_others))
         .route("/account/password", post(account::change_password))
         .route("/account/email", post(account::request_email_change))
+        .route("/account/close", post(account::close))
         .route("/email-confirm", get(account::email_confirm_form).post(account::email_confirm))
         .route("/preferences", get(prefs::form).post(prefs::save))
         .route("/api/v1/me", get(api::me))

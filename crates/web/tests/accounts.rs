@@ -610,3 +610,18 @@ async fn changing_the_email_needs_the_password_and_a_link_sent_to_the_new_addres
     let again = ola.post("/email-confirm", &[("csrf", &csrf), ("token", &token)]).await;
     assert!(again.text().contains("token_invalid"), "the link works once");
 }
+
+#[tokio::test]
+async fn closing_the_account_needs_the_password_and_signs_out_everywhere() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+    let csrf = ola.token("/account").await;
+    assert_eq!(ola.post("/account/close", &[("csrf", &csrf), ("current", "not my password")]).await.status.as_u16(), 400);
+    let closed = ola.post("/account/close", &[("csrf", &csrf), ("current", PASSWORD)]).await;
+    assert_eq!(closed.status.as_u16(), 200, "{}", closed.text());
+    assert!(ola.cookie("__Host-session").is_none(), "the session cookie is deleted");
+    let mut again = Browser::new(&app);
+    let csrf = again.token("/login").await;
+    assert_eq!(again.post("/login", &[("csrf", &csrf), ("email", "ola@example.com"), ("password", PASSWORD)]).await.status.as_u16(), 401);
+}

@@ -236,6 +236,30 @@ impl Accounts {
         self.replace_password(account_id, new_password, keep_session, "account.password_changed").await
     }
 
+    /// Closes an account at its owner's request, after checking the password: every session,
+    /// remember-me series and access token ends now; the declared retention rules then erase the
+    /// password hash after a day and the rest after the 30-day grace period.
+    pub async fn close(&self, account_id: &str, current: SecretString) -> Result<(), CoreError> {
+        let account = self
+            .store
+            .account(account_id)
+            .await?
+            .ok_or_else(|| CoreError::Invalid { code: "account_unknown", message: "no such account".into() })?;
+        if !password::verify(current, account.password_hash.clone()).await {
+            return Err(CoreError::Invalid { code: "password_incorrect", message: "the current password is not correct".into() });
+        }
+        let now = self.clock.now_ms();
+        self.store.close_account(account_id, now).await?;
+        self.store.revoke_sessions_of(account_id, None, now).await?;
+        self.store.delete_remember_of(account_id).await?;
+        for token in self.store.api_tokens_of(account_id).await? {
+            self.store.revoke_api_token(account_id, &token.id, now).await?;
+        }
+        let subject = format!("account:{account_id}");
+        self.audit.record(AuditEvent { actor: &subject, action: "account.closed", subject: &subject, details: json!({}) }).await?;
+        Ok(())
+    }
+
     /// Disables an account and ends all its sessions.
     pub async fn disable(&self, account_id: &str, actor: &str) -> Result<u64, CoreError> {
         let now = self.clock.now_ms();

@@ -106,6 +106,9 @@ struct AccountPage {
     current_label: &'static str,
     new_label: &'static str,
     change_submit: &'static str,
+    close_heading: &'static str,
+    close_intro: &'static str,
+    close_submit: &'static str,
     email_heading: &'static str,
     new_email_label: &'static str,
     email_submit: &'static str,
@@ -539,6 +542,12 @@ pub async fn account(State(state): State<AppState>, ctx: PageContext, headers: H
         current_label: lang.pick("Nuværende adgangskode", "Current password"),
         new_label: lang.pick("Ny adgangskode", "New password"),
         change_submit: lang.pick("Skift adgangskode", "Change password"),
+        close_heading: lang.pick("Luk konto", "Close account"),
+        close_intro: lang.pick(
+            "Alle sessioner og nøgler afsluttes med det samme. Adgangskoden slettes efter en dag, resten efter 30 dage, som privatlivspolitikken beskriver.",
+            "Every session and token ends at once. The password is deleted after a day and the rest after 30 days, as the privacy policy describes.",
+        ),
+        close_submit: lang.pick("Luk min konto", "Close my account"),
         email_heading: lang.pick("Skift e-mailadresse", "Change e-mail address"),
         new_email_label: lang.pick("Ny e-mailadresse", "New e-mail address"),
         email_submit: lang.pick("Send bekræftelse til den nye adresse", "Send a confirmation to the new address"),
@@ -979,6 +988,52 @@ pub async fn email_confirm(
                 ),
             ),
         ),
+        Err(e) => error_page(&state, lang, &ApiError::from(e)),
+    }
+}
+
+// ---- closing the account ----
+
+#[derive(Debug, Deserialize)]
+pub struct CloseInput {
+    csrf: String,
+    current: String,
+}
+
+pub async fn close(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    form: Result<Form<CloseInput>, FormRejection>,
+) -> Response {
+    let lang = ctx.lang;
+    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
+    if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
+        return refused;
+    }
+    let Some(session) = current_session(&state, &headers).await else {
+        return Redirect::to("/login?next=/account").into_response();
+    };
+    match Accounts::new(state.store.clone(), state.clock.clone()).close(&session.account_id, SecretString::from(input.current)).await {
+        Ok(()) => {
+            let mut response = notice(
+                &state,
+                &ctx,
+                lang.pick("Kontoen er lukket", "The account is closed"),
+                lang.pick(
+                    "Du er logget ud overalt. Adgangskoden slettes efter en dag og resten efter 30 dage.",
+                    "You are signed out everywhere. The password is deleted after a day and the rest after 30 days.",
+                ),
+                ("/", lang.pick("Til forsiden", "Go to the front page")),
+            );
+            for value in [cookies::delete(SESSION_COOKIE), cookies::delete(remember::COOKIE)].into_iter().flatten() {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Err(e) if e.code() == "password_incorrect" => {
+            error_page(&state, lang, &ApiError::new(StatusCode::BAD_REQUEST, "close_refused", e.to_string()))
+        }
         Err(e) => error_page(&state, lang, &ApiError::from(e)),
     }
 }
