@@ -625,3 +625,49 @@ async fn closing_the_account_needs_the_password_and_signs_out_everywhere() {
     let csrf = again.token("/login").await;
     assert_eq!(again.post("/login", &[("csrf", &csrf), ("email", "ola@example.com"), ("password", PASSWORD)]).await.status.as_u16(), 401);
 }
+
+#[tokio::test]
+async fn sign_up_log_in_and_log_out_work_as_json_too() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let same = "http://passme.test";
+    let body = format!(r#"{{"email":"ola@example.com","password":"{PASSWORD}","language":"en"}}"#);
+    let created = app.send(json_request("POST", "/api/v1/signup", &body, "", same)).await;
+    assert_eq!((created.status.as_u16(), created.json()["status"].as_str()), (202, Some("check_email")));
+    let taken = app.send(json_request("POST", "/api/v1/signup", &body, "", same)).await;
+    assert_eq!((taken.status, taken.text()), (created.status, created.text()), "the same answer for a taken address");
+    let weak = app.send(json_request("POST", "/api/v1/signup", r#"{"email":"kari@example.com","password":"password1"}"#, "", same)).await;
+    assert_eq!((weak.status.as_u16(), weak.error_code().as_str()), (400, "password_weak"));
+    let cross = app.send(json_request("POST", "/api/v1/signup", &body, "", "https://evil.example")).await;
+    assert_eq!(cross.status.as_u16(), 403);
+
+    let login_body = format!(r#"{{"email":"ola@example.com","password":"{PASSWORD}"}}"#);
+    let unverified = app.send(json_request("POST", "/api/v1/login", &login_body, "", same)).await;
+    assert_eq!((unverified.status.as_u16(), unverified.error_code().as_str()), (403, "email_unverified"));
+    let mail =
+        sink.wait_for(2).into_iter().find(|m| m.subject == "Confirm your e-mail address at PassMe AI").expect("English verification mail");
+    let mut browser = Browser::new(&app);
+    let token = link_token(&mail.body);
+    let csrf = browser.token(&format!("/verify?token={token}")).await;
+    browser.post("/verify", &[("csrf", &csrf), ("token", &token)]).await;
+
+    let wrong =
+        app.send(json_request("POST", "/api/v1/login", r#"{"email":"ola@example.com","password":"wrong wrong wrong"}"#, "", same)).await;
+    assert_eq!((wrong.status.as_u16(), wrong.error_code().as_str()), (401, "invalid_credentials"));
+    let ok = app.send(json_request("POST", "/api/v1/login", &login_body, "", same)).await;
+    assert_eq!(ok.status.as_u16(), 200, "{}", ok.text());
+    let session = ok
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("__Host-session="))
+        .expect("session cookie");
+    let pair = session.split(';').next().expect("pair").to_string();
+    assert_eq!(app.send(json_request("GET", "/api/v1/me", "", &pair, same)).await.json()["email"], "ola@example.com");
+    let out = app.send(json_request("POST", "/api/v1/logout", "", &pair, same)).await;
+    assert_eq!(out.status.as_u16(), 204);
+    assert_eq!(app.send(json_request("GET", "/api/v1/me", "", &pair, same)).await.status.as_u16(), 401, "the session ended");
+    let account_page = browser.get("/account").await.text();
+    assert!(account_page.contains("Tilknyttede konti"), "the linked-accounts placeholder is on the account page");
+}

@@ -16,6 +16,7 @@ use passme_core::identity::sessions::{ActiveSession, Sessions};
 use passme_core::identity::throttle::{LoginThrottle, Verdict};
 use passme_core::mail::Template as Mail;
 use passme_policy::{CookieCategory, Lang};
+use passme_store::AccountRow;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -106,6 +107,8 @@ struct AccountPage {
     current_label: &'static str,
     new_label: &'static str,
     change_submit: &'static str,
+    linked_heading: &'static str,
+    linked_text: &'static str,
     close_heading: &'static str,
     close_intro: &'static str,
     close_submit: &'static str,
@@ -222,32 +225,14 @@ pub async fn signup(
     if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
         return refused;
     }
-    let accounts = Accounts::new(state.store.clone(), state.clock.clone());
-    let outcome = match accounts.sign_up(&input.email, SecretString::from(input.password)).await {
-        Ok(outcome) => outcome,
-        Err(e)
-            if e.code() == "password_weak"
-                || e.code() == "password_too_short"
-                || e.code() == "password_too_long"
-                || e.code() == "email_invalid" =>
-        {
+    match register(&state, lang, &input.email, SecretString::from(input.password)).await {
+        Ok(()) => {}
+        Err(e) if is_input_problem(&e) => {
             let mut response = page(&ctx, &state, true, &signup_page(&state, &ctx, &input.email, Some(e.to_string())));
             *response.status_mut() = StatusCode::BAD_REQUEST;
             return response;
         }
         Err(e) => return error_page(&state, lang, &ApiError::from(e)),
-    };
-    let mail = match &outcome {
-        SignUp::Created { account_id } => match accounts.issue_token(account_id, VERIFY, VERIFY_TTL_MS).await {
-            Ok(token) => {
-                Mail::VerifyAddress { link: format!("{}/verify?token={}&lang={}", state.base_url, token.expose_secret(), lang.code()) }
-            }
-            Err(e) => return error_page(&state, lang, &ApiError::from(e)),
-        },
-        SignUp::AlreadyRegistered => Mail::AlreadyRegistered { login_link: format!("{}/login?lang={}", state.base_url, lang.code()) },
-    };
-    if let Err(e) = state.mailer.send(input.email.trim(), lang, &mail).await {
-        return error_page(&state, lang, &ApiError::from(e));
     }
     let notice = Notice {
         chrome: Chrome::plain(lang, lang.pick("Tjek din e-mail", "Check your e-mail"), "/signup"),
@@ -259,6 +244,27 @@ pub async fn signup(
         link: ("/login".into(), lang.pick("Til log-in", "Go to sign-in")),
     };
     page(&ctx, &state, false, &notice)
+}
+
+/// A problem with what the visitor typed (shown next to the form), as opposed to a failure.
+pub fn is_input_problem(e: &passme_core::CoreError) -> bool {
+    matches!(e.code(), "password_weak" | "password_too_short" | "password_too_long" | "email_invalid")
+}
+
+/// Sign-up as the form and the JSON API share it: create the account and mail the verification
+/// link — or, for an address that has an account, tell its owner instead. The caller answers
+/// alike in both cases.
+pub async fn register(state: &AppState, lang: Lang, address: &str, password: SecretString) -> Result<(), passme_core::CoreError> {
+    let to = email::validate(address)?;
+    let accounts = Accounts::new(state.store.clone(), state.clock.clone());
+    let mail = match accounts.sign_up(&to, password).await? {
+        SignUp::Created { account_id } => {
+            let token = accounts.issue_token(&account_id, VERIFY, VERIFY_TTL_MS).await?;
+            Mail::VerifyAddress { link: format!("{}/verify?token={}&lang={}", state.base_url, token.expose_secret(), lang.code()) }
+        }
+        SignUp::AlreadyRegistered => Mail::AlreadyRegistered { login_link: format!("{}/login?lang={}", state.base_url, lang.code()) },
+    };
+    state.mailer.send(&to, lang, &mail).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,7 +311,7 @@ pub async fn verify(
     }
     let accounts = Accounts::new(state.store.clone(), state.clock.clone());
     match accounts.verify_address(&SecretString::from(input.token)).await {
-        Ok(Some(account)) => sign_in(&state, &ctx, &headers, &account.id, "/account").await,
+        Ok(Some(account)) => sign_in(&state, &ctx, &headers, &account.id, "/account", false).await,
         Ok(None) => error_page(
             &state,
             lang,
@@ -379,46 +385,18 @@ pub async fn login(
         return refused;
     }
     let next = redirect::local_path(input.next.as_deref());
-    let throttle = LoginThrottle::new(state.store.clone(), state.clock.clone(), state.secrets.master_key());
-    let email_key = email::key(&input.email);
-    match throttle.check(&email_key, ctx.client_ip).await {
-        Ok(Verdict::Allowed) => {}
-        Ok(Verdict::Throttled { retry_after_secs }) => {
+    let remember = input.remember.as_deref() == Some("on");
+    match attempt_login(&state, &ctx, &input.email, SecretString::from(input.password)).await {
+        Ok(LoginOutcome::SignedIn(account)) => sign_in(&state, &ctx, &headers, &account.id, &next, remember).await,
+        Ok(LoginOutcome::Throttled { retry_after_secs }) => {
             let message = lang.pick("For mange forsøg. Vent lidt, og prøv igen.", "Too many attempts. Wait a little and try again.");
             let mut response = error_page(&state, lang, &ApiError::new(StatusCode::TOO_MANY_REQUESTS, "login_throttled", message));
             if let Ok(value) = retry_after_secs.to_string().parse() {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
-            return response;
-        }
-        Err(e) => return error_page(&state, lang, &ApiError::from(e)),
-    }
-    let accounts = Accounts::new(state.store.clone(), state.clock.clone());
-    let outcome = accounts.authenticate(&input.email, SecretString::from(input.password)).await;
-    let recorded = match &outcome {
-        Ok(Some(account)) if account.email_verified_at.is_some() => throttle.succeeded(&email_key, ctx.client_ip).await,
-        Ok(_) => throttle.failed(&email_key, ctx.client_ip).await,
-        Err(_) => Ok(()),
-    };
-    if let Err(e) = recorded {
-        return error_page(&state, lang, &ApiError::from(e));
-    }
-    match outcome {
-        Ok(Some(account)) if account.email_verified_at.is_some() => {
-            let mut response = sign_in(&state, &ctx, &headers, &account.id, &next).await;
-            // Only when the box was ticked, and only with consent to preference cookies.
-            let wanted = input.remember.as_deref() == Some("on") && ctx.consent.choices().allows(CookieCategory::Preferences);
-            if wanted {
-                match Remember::new(state.store.clone(), state.clock.clone()).start(&account.id).await {
-                    Ok(value) => response
-                        .headers_mut()
-                        .extend(cookies::set(&state.policy, remember::COOKIE, value.expose_secret()).map(|v| (header::SET_COOKIE, v))),
-                    Err(e) => tracing::warn!(error = %e, "could not start a remember-me series"),
-                }
-            }
             response
         }
-        Ok(Some(_)) => {
+        Ok(LoginOutcome::Unverified) => {
             let message = lang.pick(
                 "Bekræft først din e-mailadresse med linket, vi sendte dig.",
                 "First confirm your e-mail address with the link we sent you.",
@@ -427,7 +405,7 @@ pub async fn login(
             *response.status_mut() = StatusCode::FORBIDDEN;
             response
         }
-        Ok(None) => {
+        Ok(LoginOutcome::Failed) => {
             let message = lang.pick("Forkert e-mail eller adgangskode.", "Wrong e-mail or password.");
             let mut response = page(&ctx, &state, true, &login_page(&state, &ctx, &input.email, &next, Some(message.into())));
             *response.status_mut() = StatusCode::UNAUTHORIZED;
@@ -439,25 +417,97 @@ pub async fn login(
 
 /// Starts a fresh session (never reusing a token the browser brought: no fixation) and a fresh
 /// CSRF cookie, then sends the visitor on.
-async fn sign_in(state: &AppState, ctx: &PageContext, headers: &HeaderMap, account_id: &str, next: &str) -> Response {
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let sessions = Sessions::new(state.store.clone(), state.clock.clone());
-    let token = match sessions.issue(account_id, user_agent, ctx.client_ip).await {
-        Ok((token, _)) => token,
-        Err(e) => return error_page(state, ctx.lang, &ApiError::from(e)),
-    };
+async fn sign_in(state: &AppState, ctx: &PageContext, headers: &HeaderMap, account_id: &str, next: &str, remember: bool) -> Response {
     let mut response = Redirect::to(next).into_response();
-    let set = response.headers_mut();
-    for value in [
+    match session_cookies(state, ctx, headers, account_id, remember).await {
+        Ok(values) => response.headers_mut().extend(values.into_iter().map(|v| (header::SET_COOKIE, v))),
+        Err(e) => return error_page(state, ctx.lang, &ApiError::from(e)),
+    }
+    response
+}
+
+/// What a sign-in attempt came to.
+pub enum LoginOutcome {
+    SignedIn(AccountRow),
+    /// Right password, but the address is not confirmed yet.
+    Unverified,
+    /// Unknown address, wrong password or disabled account: one answer for all.
+    Failed,
+    Throttled {
+        retry_after_secs: i64,
+    },
+}
+
+/// The sign-in decision the form and the JSON API share: the throttle first, then the password,
+/// then the attempt is counted (a success clears this address-and-network counter).
+pub async fn attempt_login(
+    state: &AppState,
+    ctx: &PageContext,
+    address: &str,
+    password: SecretString,
+) -> Result<LoginOutcome, passme_core::CoreError> {
+    let throttle = LoginThrottle::new(state.store.clone(), state.clock.clone(), state.secrets.master_key());
+    let email_key = email::key(address);
+    if let Verdict::Throttled { retry_after_secs } = throttle.check(&email_key, ctx.client_ip).await? {
+        return Ok(LoginOutcome::Throttled { retry_after_secs });
+    }
+    let account = Accounts::new(state.store.clone(), state.clock.clone()).authenticate(address, password).await?;
+    Ok(match account {
+        Some(account) if account.email_verified_at.is_some() => {
+            throttle.succeeded(&email_key, ctx.client_ip).await?;
+            LoginOutcome::SignedIn(account)
+        }
+        Some(_) => {
+            throttle.failed(&email_key, ctx.client_ip).await?;
+            LoginOutcome::Unverified
+        }
+        None => {
+            throttle.failed(&email_key, ctx.client_ip).await?;
+            LoginOutcome::Failed
+        }
+    })
+}
+
+/// Starts a fresh session (never reusing a token the browser brought: no fixation), a fresh CSRF
+/// cookie and — only when asked and with preference consent — a remember-me series. Returns the
+/// cookies to set.
+pub async fn session_cookies(
+    state: &AppState,
+    ctx: &PageContext,
+    headers: &HeaderMap,
+    account_id: &str,
+    remember: bool,
+) -> Result<Vec<header::HeaderValue>, passme_core::CoreError> {
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (token, _) = Sessions::new(state.store.clone(), state.clock.clone()).issue(account_id, user_agent, ctx.client_ip).await?;
+    let mut values: Vec<header::HeaderValue> = [
         cookies::set(&state.policy, SESSION_COOKIE, token.expose_secret()),
         cookies::set(&state.policy, csrf::COOKIE, &csrf::new_cookie_value()),
     ]
     .into_iter()
     .flatten()
-    {
-        set.append(header::SET_COOKIE, value);
+    .collect();
+    if remember && ctx.consent.choices().allows(CookieCategory::Preferences) {
+        let series = Remember::new(state.store.clone(), state.clock.clone()).start(account_id).await?;
+        values.extend(cookies::set(&state.policy, remember::COOKIE, series.expose_secret()));
     }
-    response
+    Ok(values)
+}
+
+/// Ends this browser's session and remember-me series; returns the cookie deletions to send.
+/// A failure to end them server-side is logged, never passed over: the cookies go either way.
+pub async fn sign_out(state: &AppState, headers: &HeaderMap) -> Vec<header::HeaderValue> {
+    if let Some(token) = cookies::single(headers, SESSION_COOKIE)
+        && let Err(e) = Sessions::new(state.store.clone(), state.clock.clone()).end(&SecretString::from(token.to_string())).await
+    {
+        tracing::error!(error = %e, code = e.code(), "sign-out could not end the session");
+    }
+    if let Some(value) = cookies::single(headers, remember::COOKIE)
+        && let Err(e) = Remember::new(state.store.clone(), state.clock.clone()).end(&SecretString::from(value.to_string())).await
+    {
+        tracing::error!(error = %e, code = e.code(), "sign-out could not end the remember-me series");
+    }
+    [cookies::delete(SESSION_COOKIE), cookies::delete(remember::COOKIE)].into_iter().flatten().collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -476,21 +526,8 @@ pub async fn logout(
     if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
         return refused;
     }
-    // Failing to end them server-side must not pass silently: the cookies go, the rows would stay.
-    if let Some(token) = cookies::single(&headers, SESSION_COOKIE)
-        && let Err(e) = Sessions::new(state.store.clone(), state.clock.clone()).end(&SecretString::from(token.to_string())).await
-    {
-        tracing::error!(error = %e, code = e.code(), "sign-out could not end the session");
-    }
-    if let Some(value) = cookies::single(&headers, remember::COOKIE)
-        && let Err(e) = Remember::new(state.store.clone(), state.clock.clone()).end(&SecretString::from(value.to_string())).await
-    {
-        tracing::error!(error = %e, code = e.code(), "sign-out could not end the remember-me series");
-    }
     let mut response = Redirect::to("/").into_response();
-    for value in [cookies::delete(SESSION_COOKIE), cookies::delete(remember::COOKIE)].into_iter().flatten() {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
+    response.headers_mut().extend(sign_out(&state, &headers).await.into_iter().map(|v| (header::SET_COOKIE, v)));
     response
 }
 
@@ -542,6 +579,11 @@ pub async fn account(State(state): State<AppState>, ctx: PageContext, headers: H
         current_label: lang.pick("Nuværende adgangskode", "Current password"),
         new_label: lang.pick("Ny adgangskode", "New password"),
         change_submit: lang.pick("Skift adgangskode", "Change password"),
+        linked_heading: lang.pick("Tilknyttede konti", "Linked accounts"),
+        linked_text: lang.pick(
+            "Du har ingen tilknyttede konti. Tilknytning af konti hos andre udbydere (OpenID Connect) kommer her.",
+            "You have no linked accounts. Linking accounts at other providers (OpenID Connect) will come here.",
+        ),
         close_heading: lang.pick("Luk konto", "Close account"),
         close_intro: lang.pick(
             "Alle sessioner og nøgler afsluttes med det samme. Adgangskoden slettes efter en dag, resten efter 30 dage, som privatlivspolitikken beskriver.",

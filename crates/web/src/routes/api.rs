@@ -310,3 +310,120 @@ pub async fn put_consent(State(state): State<AppState>, ctx: PageContext, reques
         .extend(cookies::set(&state.policy, passme_core::consent::COOKIE_NAME, &recorded.encode()).map(|v| (header::SET_COOKIE, v)));
     response
 }
+
+// ---- sign-up, log-in and log-out as JSON (the forms' equivalents) ----
+
+use crate::routes::account::{LoginOutcome, attempt_login, register, session_cookies, sign_out};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupBody {
+    pub email: String,
+    pub password: String,
+    /// `da` (default) or `en`: the language of the verification mail.
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// Always `check_email`: the answer is the same whether or not the address had an account.
+    pub status: &'static str,
+}
+
+fn refuse_cross_origin(headers: &HeaderMap) -> Option<Response> {
+    (!csrf::same_origin(headers))
+        .then(|| ApiError::new(StatusCode::FORBIDDEN, "cross_origin_refused", "This must come from this site.").into_response())
+}
+
+/// Creates an account and mails a verification link; answers alike for a taken address.
+#[utoipa::path(post, path = "/api/v1/signup", tag = "accounts", request_body = SignupBody, responses(
+    (status = 202, description = "Check your e-mail", body = Accepted),
+    (status = 400, description = "Invalid address or weak password", body = crate::error::ErrorBody),
+    (status = 403, description = "Cross-origin request", body = crate::error::ErrorBody),
+))]
+pub async fn signup(State(state): State<AppState>, request: Request) -> Response {
+    if let Some(refused) = refuse_cross_origin(request.headers()) {
+        return refused;
+    }
+    let JsonBody(body) = match JsonBody::<SignupBody>::from_request(request, &state).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let lang = body.language.as_deref().and_then(Lang::parse).unwrap_or(Lang::Da);
+    match register(&state, lang, &body.email, SecretString::from(body.password)).await {
+        Ok(()) => (StatusCode::ACCEPTED, Json(Accepted { status: "check_email" })).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    pub email: String,
+    pub password: String,
+    /// Start a 30-day "remember me" series (honoured only with preference consent).
+    #[serde(default)]
+    pub remember: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedIn {
+    pub account_id: String,
+}
+
+/// Signs in and sets the session cookie; the same throttling and answers as the form.
+#[utoipa::path(post, path = "/api/v1/login", tag = "accounts", request_body = LoginBody, responses(
+    (status = 200, description = "Signed in; the session cookie is set", body = SignedIn),
+    (status = 401, description = "Wrong e-mail or password", body = crate::error::ErrorBody),
+    (status = 403, description = "Address not confirmed, or cross-origin request", body = crate::error::ErrorBody),
+    (status = 429, description = "Too many attempts; see Retry-After", body = crate::error::ErrorBody),
+))]
+pub async fn login(State(state): State<AppState>, ctx: PageContext, request: Request) -> Response {
+    if let Some(refused) = refuse_cross_origin(request.headers()) {
+        return refused;
+    }
+    let headers = request.headers().clone();
+    let JsonBody(body) = match JsonBody::<LoginBody>::from_request(request, &state).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    match attempt_login(&state, &ctx, &body.email, SecretString::from(body.password)).await {
+        Ok(LoginOutcome::SignedIn(account)) => match session_cookies(&state, &ctx, &headers, &account.id, body.remember).await {
+            Ok(values) => {
+                let mut response = Json(SignedIn { account_id: account.id }).into_response();
+                response.headers_mut().extend(values.into_iter().map(|v| (header::SET_COOKIE, v)));
+                response
+            }
+            Err(e) => ApiError::from(e).into_response(),
+        },
+        Ok(LoginOutcome::Unverified) => {
+            ApiError::new(StatusCode::FORBIDDEN, "email_unverified", "Confirm the address with the link we sent first.").into_response()
+        }
+        Ok(LoginOutcome::Failed) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "Wrong e-mail or password.").into_response()
+        }
+        Ok(LoginOutcome::Throttled { retry_after_secs }) => {
+            let mut response =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "login_throttled", "Too many attempts; wait and try again.").into_response();
+            if let Ok(value) = retry_after_secs.to_string().parse() {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Ends this session (and its remember-me series) and deletes the cookies.
+#[utoipa::path(post, path = "/api/v1/logout", tag = "accounts", responses(
+    (status = 204, description = "Signed out"),
+    (status = 403, description = "Cross-origin request", body = crate::error::ErrorBody),
+))]
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refuse_cross_origin(&headers) {
+        return refused;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().extend(sign_out(&state, &headers).await.into_iter().map(|v| (header::SET_COOKIE, v)));
+    response
+}
