@@ -16,6 +16,9 @@ pub enum CoreError {
     AuditContention,
     #[error("this needs a role you do not hold")]
     Forbidden,
+    /// A dependency we rely on (the mail relay) failed: our outage, not the caller's mistake.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
 }
 
 impl CoreError {
@@ -26,6 +29,7 @@ impl CoreError {
             CoreError::SecretInAuditDetails(_) => "audit_details_secret",
             CoreError::AuditContention => "audit_contention",
             CoreError::Forbidden => "forbidden",
+            CoreError::Unavailable { code, .. } => code,
         }
     }
 }

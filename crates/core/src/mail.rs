@@ -157,7 +157,7 @@ impl Mailer {
         };
         result.map_err(|e| {
             tracing::warn!(error = %e, "mail not sent");
-            invalid("mail_send_failed", "the e-mail could not be sent; try again shortly".into())
+            CoreError::Unavailable { code: "mail_send_failed", message: "the e-mail could not be sent; try again shortly".into() }
         })
     }
 }

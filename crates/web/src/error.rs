@@ -66,6 +66,7 @@ impl From<CoreError> for ApiError {
         match &e {
             CoreError::Invalid { code, message } => ApiError::bad_request(code, message.clone()),
             CoreError::Forbidden => ApiError::new(StatusCode::FORBIDDEN, "forbidden", "This needs a role you do not hold."),
+            CoreError::Unavailable { code, message } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message.clone()),
             CoreError::SecretInAuditDetails(_) | CoreError::AuditContention | CoreError::Store(_) => {
                 tracing::error!(error = %e, code = e.code(), "request failed");
                 ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR)

@@ -278,3 +278,40 @@ async fn prunes_old_consent_records(db: passme_testkit::TestDb) {
     assert!(report.is_intact(), "{:?}", report.problems);
     assert_eq!((report.entries, report.first_seq), (1, Some(2)), "only the record older than the period is gone");
 }
+
+#[tokio::test]
+async fn a_signed_in_persons_choice_is_recorded_against_their_account() {
+    let db = sqlite().await;
+    let clock: passme_core::clock::SharedClock = passme_core::clock::system();
+    let accounts = passme_core::identity::accounts::Accounts::new(db.store.clone(), clock.clone());
+    let passme_core::identity::accounts::SignUp::Created { account_id } = accounts
+        .sign_up("ola@example.com", secrecy::SecretString::from("korrekt hest batteri hæfteklamme".to_string()))
+        .await
+        .expect("sign up")
+    else {
+        panic!("new account")
+    };
+    let (session, _) = passme_core::identity::sessions::Sessions::new(db.store.clone(), clock)
+        .issue(&account_id, "ua", "127.0.0.1".parse().expect("ip"))
+        .await
+        .expect("session");
+    let app = TestApp::new(db);
+    let session_cookie = format!("__Host-session={}", secrecy::ExposeSecret::expose_secret(&session));
+    let (csrf_cookie, token) = form_credentials(&app, Some(&session_cookie)).await;
+    let response = app
+        .send(post_consent(
+            &format!("csrf={token}&choice=all"),
+            Some(&format!("{session_cookie}; {csrf_cookie}")),
+            Some("https://passme.test"),
+        ))
+        .await;
+    assert_eq!(response.status.as_u16(), 303);
+    let value = set_cookies(&response)
+        .into_iter()
+        .find_map(|c| c.strip_prefix("__Host-consent=").map(|v| v.split(';').next().unwrap_or_default().to_string()))
+        .expect("consent cookie");
+    let id = ConsentCookie::parse(&value).expect("cookie").id;
+    let history =
+        passme_core::consent::ConsentLedger::new(app.state.store.clone(), app.state.clock.clone()).history(&id).await.expect("history");
+    assert_eq!(history[0].actor, format!("account:{account_id}"));
+}

@@ -63,7 +63,10 @@ pub async fn submit(
     };
     let ledger = ConsentLedger::new(state.store.clone(), state.clock.clone());
     let previous: Option<&ConsentCookie> = ctx.consent.previous();
-    let recorded = match ledger.record(previous, choices, None, &state.policy.meta.version, BANNER_VERSION, ctx.client_ip).await {
+    let recorded = match ledger
+        .record(previous, choices, ctx.account_id.as_deref(), &state.policy.meta.version, BANNER_VERSION, ctx.client_ip)
+        .await
+    {
         Ok(cookie) => cookie,
         Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", &ApiError::from(e).message),
     };
