@@ -14,11 +14,24 @@ const GET_ROUTES: &[&str] = &[
     "/privacy?lang=en",
     "/cookies",
     "/cookies?lang=en",
+    "/signup",
+    "/login",
+    "/verify?token=x",
+    "/reset-request",
+    "/reset?token=x",
+    "/email-confirm?token=x",
+    "/account",
+    "/preferences",
+    "/staff/audit",
     "/privacy.json",
     "/healthz",
     "/readyz",
     "/metrics",
     "/api/openapi.json",
+    "/api/v1/me",
+    "/api/v1/sessions",
+    "/api/v1/preferences",
+    "/api/v1/consent",
     "/static/style.css",
     "/no-such-page",
 ];
@@ -96,7 +109,11 @@ async fn with_cookies_refused_every_page_renders() {
     let app = TestApp::new(sqlite().await);
     for path in GET_ROUTES.iter().filter(|p| !p.contains("no-such")) {
         let response = app.send(get_with_cookie(path, None)).await;
-        let expected = if *path == "/account" { 303 } else { 200 };
+        let expected = match *path {
+            "/account" | "/staff/audit" => 303,
+            "/api/v1/me" | "/api/v1/sessions" | "/api/v1/preferences" => 401,
+            _ => 200,
+        };
         assert_eq!(response.status.as_u16(), expected, "{path}");
     }
     let landing = app.browse("/").await.text();
