@@ -93,6 +93,20 @@ impl Accounts {
         Ok((matches && account.status == ACTIVE).then_some(account))
     }
 
+    /// The account, after checking its current password: the re-authentication every
+    /// sensitive change asks for, also from a remembered sign-in.
+    async fn reauthenticate(&self, account_id: &str, current: SecretString) -> Result<AccountRow, CoreError> {
+        let account = self
+            .store
+            .account(account_id)
+            .await?
+            .ok_or_else(|| CoreError::Invalid { code: "account_unknown", message: "no such account".into() })?;
+        if !password::verify(current, account.password_hash.clone()).await {
+            return Err(CoreError::Invalid { code: "password_incorrect", message: "the current password is not correct".into() });
+        }
+        Ok(account)
+    }
+
     /// A single-use token for a mailed link; only its hash is stored.
     pub async fn issue_token(&self, account_id: &str, purpose: &str, ttl_ms: i64) -> Result<SecretString, CoreError> {
         let token = super::new_token();
@@ -175,14 +189,7 @@ impl Accounts {
         new_address: &str,
     ) -> Result<SecretString, CoreError> {
         let new_address = email::validate(new_address)?;
-        let account = self
-            .store
-            .account(account_id)
-            .await?
-            .ok_or_else(|| CoreError::Invalid { code: "account_unknown", message: "no such account".into() })?;
-        if !password::verify(current, account.password_hash.clone()).await {
-            return Err(CoreError::Invalid { code: "password_incorrect", message: "the current password is not correct".into() });
-        }
+        self.reauthenticate(account_id, current).await?;
         let token = super::new_token();
         let now = self.clock.now_ms();
         self.store
@@ -223,14 +230,7 @@ impl Accounts {
         new_password: SecretString,
         keep_session: Option<&str>,
     ) -> Result<u64, CoreError> {
-        let account = self
-            .store
-            .account(account_id)
-            .await?
-            .ok_or_else(|| CoreError::Invalid { code: "account_unknown", message: "no such account".into() })?;
-        if !password::verify(current, account.password_hash.clone()).await {
-            return Err(CoreError::Invalid { code: "password_incorrect", message: "the current password is not correct".into() });
-        }
+        let account = self.reauthenticate(account_id, current).await?;
         password::check_new(new_password.expose_secret(), &[&account.email, "passme"])
             .map_err(|p| CoreError::Invalid { code: p.code(), message: weak_message(&p) })?;
         self.replace_password(account_id, new_password, keep_session, "account.password_changed").await
@@ -240,14 +240,7 @@ impl Accounts {
     /// remember-me series and access token ends now; the declared retention rules then erase the
     /// password hash after a day and the rest after the 30-day grace period.
     pub async fn close(&self, account_id: &str, current: SecretString) -> Result<(), CoreError> {
-        let account = self
-            .store
-            .account(account_id)
-            .await?
-            .ok_or_else(|| CoreError::Invalid { code: "account_unknown", message: "no such account".into() })?;
-        if !password::verify(current, account.password_hash.clone()).await {
-            return Err(CoreError::Invalid { code: "password_incorrect", message: "the current password is not correct".into() });
-        }
+        self.reauthenticate(account_id, current).await?;
         let now = self.clock.now_ms();
         self.store.close_account(account_id, now).await?;
         self.store.revoke_sessions_of(account_id, None, now).await?;
