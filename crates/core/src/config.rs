@@ -67,6 +67,33 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub secrets: SecretsConfig,
     pub mail: MailConfig,
+    pub analytics: AnalyticsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// Sites whose pages may send events, besides PassMe's own (`passme`, on the public URL's
+    /// host, or localhost in development).
+    pub sites: Vec<SiteConfig>,
+    /// The ISP table `passme geo import` writes (default `<data dir>/asn.pmasn`).
+    pub asn_table: Option<PathBuf>,
+    /// Events waiting for their group commit; beyond this the endpoint answers 503 with
+    /// Retry-After instead of growing memory.
+    pub queue_events: usize,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig { sites: Vec::new(), asn_table: None, queue_events: 20_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub id: String,
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +167,8 @@ struct FileConfig {
     jobs: Option<JobsConfig>,
     secrets: Option<FileSecrets>,
     mail: Option<FileMail>,
+    #[serde(default)]
+    analytics: Option<AnalyticsConfig>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -172,6 +201,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             secrets: SecretsConfig::default(),
             mail: MailConfig::default(),
+            analytics: AnalyticsConfig::default(),
         }
     }
 }
@@ -190,6 +220,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PASSME_LOG", "log filter, e.g. info or passme_web=debug"),
     ("PASSME_HTTP__BODY_LIMIT", "largest request body in bytes (default 1048576)"),
     ("PASSME_HTTP__TRUSTED_PROXIES", "comma-separated proxy IPs whose X-Forwarded-For is believed (default: none)"),
+    ("PASSME_ANALYTICS__ASN_TABLE", "the ISP table written by `passme geo import` (default <data dir>/asn.pmasn)"),
     ("PASSME_JOBS__WORKERS", "background worker tasks in this process (default 1; 0 for none)"),
     ("PASSME_SECRETS__MASTER_KEY", "32 random bytes, base64: the key secrets at rest are derived from"),
     ("PASSME_MAIL__SMTP_URL", "SMTP relay, e.g. smtps://user:pass@host:465 (unset in development: mail goes to <data dir>/outbox)"),
@@ -252,6 +283,9 @@ impl Config {
         }
         if let Some(v) = f.jobs {
             self.jobs = v;
+        }
+        if let Some(v) = f.analytics {
+            self.analytics = v;
         }
         if let Some(mail) = f.mail {
             if let Some(from) = mail.from {
@@ -317,6 +351,9 @@ impl Config {
                 .filter(|s| !s.trim().is_empty())
                 .map(|s| parse("PASSME_HTTP__TRUSTED_PROXIES", s))
                 .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = env("PASSME_ANALYTICS__ASN_TABLE") {
+            self.analytics.asn_table = Some(PathBuf::from(v));
         }
         if let Some(v) = env("PASSME_JOBS__WORKERS") {
             self.jobs.workers = parse("PASSME_JOBS__WORKERS", &v)?;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use passme_policy::{Action, Capability, Policy, RetentionRule, Trigger};
+use passme_policy::{Action, AnonymiseMethod, Capability, Policy, RetentionRule, Trigger};
 use passme_store::Store;
 use serde_json::json;
 
@@ -17,23 +17,33 @@ use crate::jobs::{EnqueueOptions, JobQueue};
 
 pub const JOB_KIND: &str = "platform.housekeeping";
 const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
 
-/// The fields whose rules are executed here, with the trigger each executor implements (all
-/// delete). A rule for one of these fields declared otherwise is refused by [`Housekeeping::new`],
-/// as is a platform rule with no executor.
-pub const EXECUTED_FIELDS: &[(&str, Trigger)] = &[
-    ("operations.job_payload", Trigger::JobFinished),
-    ("compliance.audit_log", Trigger::Collected),
-    ("consent.ledger", Trigger::Collected),
-    ("account.tokens", Trigger::Collected),
-    ("account.sessions", Trigger::SessionEnded),
-    ("account.remember_me", Trigger::LastActivity),
-    ("fraud.signals", Trigger::Collected),
-    ("account.password_hash", Trigger::AccountClosed),
-    ("account.profile", Trigger::AccountClosed),
-    ("account.staff_roles", Trigger::AccountClosed),
-    ("account.api_tokens", Trigger::AccountClosed),
-    ("account.email", Trigger::AccountClosed),
+const DELETE: Action = Action::Delete;
+const TRUNCATE_IP: Action = Action::Anonymise { method: AnonymiseMethod::TruncateIp };
+const AGGREGATE: Action = Action::Anonymise { method: AnonymiseMethod::Aggregate };
+
+/// The fields whose rules are executed here, with the trigger and action each executor
+/// implements. A rule for one of these fields declared otherwise is refused by
+/// [`Housekeeping::new`], as is a platform rule with no executor.
+pub const EXECUTED_FIELDS: &[(&str, Trigger, Action)] = &[
+    ("operations.job_payload", Trigger::JobFinished, DELETE),
+    ("compliance.audit_log", Trigger::Collected, DELETE),
+    ("consent.ledger", Trigger::Collected, DELETE),
+    ("account.tokens", Trigger::Collected, DELETE),
+    ("account.sessions", Trigger::SessionEnded, DELETE),
+    ("account.remember_me", Trigger::LastActivity, DELETE),
+    ("fraud.signals", Trigger::Collected, DELETE),
+    ("account.password_hash", Trigger::AccountClosed, DELETE),
+    ("account.profile", Trigger::AccountClosed, DELETE),
+    ("account.staff_roles", Trigger::AccountClosed, DELETE),
+    ("account.api_tokens", Trigger::AccountClosed, DELETE),
+    ("account.email", Trigger::AccountClosed, DELETE),
+    ("tracking.ip_address", Trigger::Collected, TRUNCATE_IP),
+    ("tracking.network", Trigger::Collected, AGGREGATE),
+    ("tracking.client", Trigger::Collected, AGGREGATE),
+    ("tracking.pages", Trigger::Collected, AGGREGATE),
+    ("tracking.visitor_id", Trigger::Collected, AGGREGATE),
 ];
 
 #[derive(Debug, Clone)]
@@ -58,12 +68,13 @@ impl Housekeeping {
         let rules: Vec<RetentionRule> = policy
             .retention
             .iter()
-            .filter(|r| r.capability == Capability::Platform || EXECUTED_FIELDS.iter().any(|(f, _)| *f == r.field))
+            .filter(|r| r.capability == Capability::Platform || EXECUTED_FIELDS.iter().any(|(f, _, _)| *f == r.field))
             .cloned()
             .collect();
         for rule in &rules {
-            let executable = EXECUTED_FIELDS.iter().any(|(field, trigger)| *field == rule.field && *trigger == rule.trigger)
-                && rule.action == Action::Delete;
+            let executable = EXECUTED_FIELDS
+                .iter()
+                .any(|(field, trigger, action)| *field == rule.field && *trigger == rule.trigger && *action == rule.action);
             if !executable {
                 return Err(CoreError::Invalid {
                     code: "retention_rule_unexecutable",
@@ -100,6 +111,14 @@ impl Housekeeping {
                 // The account row itself, last: it holds the address, and its deletion takes
                 // whatever still hangs off it.
                 "account.email" => self.store.purge_closed_accounts(cutoff).await?,
+                // The truncated prefix is stored beside the full address from the start, so
+                // truncation removes the full one.
+                "tracking.ip_address" => self.store.truncate_event_ips(cutoff).await?,
+                // Aggregate: the daily rollups keep the counts; the rows go.
+                "tracking.network" | "tracking.client" | "tracking.pages" => self.store.purge_tracking_before(cutoff).await?,
+                "tracking.visitor_id" => {
+                    self.store.purge_tracking_before(cutoff).await? + self.store.erase_sketches_before(cutoff.div_euclid(DAY_MS)).await?
+                }
                 _ => 0,
             };
             outcomes.push(RuleOutcome { rule: rule.id.clone(), removed });

@@ -21,7 +21,8 @@ use passme_policy::Capability;
 /// Capabilities whose promises are kept by code in this repository. A promise of one of these
 /// must be proved by a test (`passme policy promises` lists them), and every field it owns must
 /// map to a real column (the schema check). Add a capability here when its issue lands.
-pub const IMPLEMENTED_CAPABILITIES: &[Capability] = &[Capability::Platform, Capability::Consent, Capability::Accounts];
+pub const IMPLEMENTED_CAPABILITIES: &[Capability] =
+    &[Capability::Platform, Capability::Consent, Capability::Accounts, Capability::Tracking];
 
 pub fn is_implemented(capability: Capability) -> bool {
     IMPLEMENTED_CAPABILITIES.contains(&capability)

@@ -66,6 +66,41 @@ enum Command {
     /// Staff accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The IP-to-ASN table that resolves internet service providers.
+    #[command(subcommand)]
+    Geo(GeoCommand),
+    /// Service tracking maintenance.
+    #[command(subcommand)]
+    Analytics(AnalyticsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GeoCommand {
+    /// Convert the `@ip-location-db/asn` npm package (RouteViews and DB-IP, CC BY 4.0) into the
+    /// compact table `serve` loads: `npm pack @ip-location-db/asn`, unpack, point --from at it.
+    Import {
+        /// The unpacked package folder (holding asn-ipv4-num.csv and asn-ipv6-num.csv).
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// Where to write the table (default: <data dir>/asn.pmasn, where serve looks).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AnalyticsCommand {
+    /// Recompute a site's visits and daily rollups from the stored page views.
+    Rebuild {
+        #[arg(long, default_value = "passme")]
+        site: String,
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +233,8 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         Command::Policy(command) => policy(command, &config).await,
         Command::Audit(command) => audit(command, &config).await,
         Command::Admin(AdminCommand::Create { email, role }) => admin_create(&config, &email, &role).await,
+        Command::Geo(GeoCommand::Import { from, out }) => geo_import(&config, &from, out),
+        Command::Analytics(AnalyticsCommand::Rebuild { site, from, to }) => analytics_rebuild(&config, &site, &from, &to).await,
     }
 }
 
@@ -375,5 +412,40 @@ async fn admin_create(config: &Config, email: &str, role: &str) -> Result<ExitCo
         base.trim_end_matches('/'),
         secrecy::ExposeSecret::expose_secret(&token)
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn geo_import(config: &Config, from: &std::path::Path, out: Option<std::path::PathBuf>) -> Result<ExitCode, String> {
+    use passme_analytics::asn::{AsnTable, FILE_NAME};
+    let started = std::time::Instant::now();
+    let table = AsnTable::import(from).map_err(|e| e.to_string())?;
+    let out = out.unwrap_or_else(|| config.data_dir.join(FILE_NAME));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    table.write(&out).map_err(|e| e.to_string())?;
+    let (v4, v6) = table.len();
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{}: {v4} IPv4 and {v6} IPv6 ranges from {} ({:.1} MB; {} overlapping ranges cut) in {:.1} s",
+        out.display(),
+        table.source,
+        size as f64 / 1e6,
+        table.overlaps,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn analytics_rebuild(config: &Config, site: &str, from: &str, to: &str) -> Result<ExitCode, String> {
+    use passme_analytics::report::day_of_date;
+    use passme_analytics::rollup::Rollups;
+    let day = |d: &str| day_of_date(d).ok_or_else(|| format!("{d:?} is not a date (YYYY-MM-DD)"));
+    let (from_day, to_day) = (day(from)?, day(to)?);
+    let store = Store::connect(&store_options(config)).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let visits = Rollups::new(store, clock::system()).rebuild(site, from_day, to_day).await.map_err(|e| e.to_string())?;
+    println!("{site}: {visits} visits over {} day(s) rebuilt in {:.1} s", to_day - from_day + 1, started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
 }

@@ -241,3 +241,79 @@ fn admin_create_makes_the_first_admin_and_prints_a_one_hour_link() {
     let verify = passme(dir.path()).args(["audit", "verify"]).output().expect("verify");
     assert!(verify.status.success(), "role grants are in an intact audit log");
 }
+
+/// Posts one page view over a fresh connection; true when the server acknowledged it (202).
+fn post_event(addr: &str, path: &str, forwarded_for: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let body = format!(r#"{{"site":"passme","url":"http://127.0.0.1{path}","ts":{now}}}"#);
+    let request = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\nX-Forwarded-For: {forwarded_for}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.1 202")
+}
+
+/// Sends page views from several threads, kills the server with SIGKILL mid-stream, and returns
+/// the paths it had acknowledged.
+fn ingest_then_kill(command: Command) -> Vec<String> {
+    let (mut child, addr) = start(command);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            let (addr, stop) = (addr.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let path = format!("/kill/{t}/{n}");
+                    if post_event(&addr, &path, &format!("198.18.{t}.{}", n % 250)) {
+                        acked.push(path);
+                    }
+                    n += 1;
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill").arg("-KILL").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    senders.into_iter().flat_map(|s| s.join().expect("sender")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_9_during_ingestion_loses_no_acknowledged_page_view_on_either_engine() {
+    // SQLite in the data folder.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = passme(dir.path());
+    command.env("PASSME_HTTP__TRUSTED_PROXIES", "127.0.0.1");
+    let acked = tokio::task::spawn_blocking(move || ingest_then_kill(command)).await.expect("ingest");
+    assert!(acked.len() > 50, "the server acknowledged only {} page views before the kill", acked.len());
+    let store = passme_store::Store::open_sqlite(&dir.path().join("passme-data/passme.db"), 1).await.expect("reopen");
+    assert_all_stored(&store, &acked).await;
+
+    // PostgreSQL, when reachable (in CI it must be).
+    if let Some(db) = passme_testkit::postgres().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut command = passme(dir.path());
+        command.env("PASSME_HTTP__TRUSTED_PROXIES", "127.0.0.1").env("PASSME_DATABASE_URL", db.url.clone().expect("url"));
+        let acked = tokio::task::spawn_blocking(move || ingest_then_kill(command)).await.expect("ingest");
+        assert!(acked.len() > 50, "the server acknowledged only {} page views before the kill", acked.len());
+        assert_all_stored(&db.store, &acked).await;
+    }
+}
+
+async fn assert_all_stored(store: &passme_store::Store, acked: &[String]) {
+    let rows = store.site_events_page("passme", 0, i64::MAX, None, 1_000_000).await.expect("events");
+    let stored: std::collections::HashSet<&str> = rows.iter().map(|r| r.path.as_str()).collect();
+    let lost: Vec<&String> = acked.iter().filter(|p| !stored.contains(p.as_str())).collect();
+    assert!(lost.is_empty(), "{} of {} acknowledged page views were lost, e.g. {:?}", lost.len(), acked.len(), lost.first());
+}

@@ -6,6 +6,7 @@
 //! schema introspection) are explicit. Core code calls the methods here and never sees a driver.
 
 mod accounts;
+mod analytics;
 mod audit;
 mod error;
 mod jobs;
@@ -22,6 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{AccountRow, ApiTokenRow, RememberRow, SessionRow};
+pub use analytics::{BreakdownRow, DayRow, Dimension, EventRow, Totals, VisitRow};
 pub use audit::{AuditAnchor, AuditRow, Chain};
 pub use error::StoreError;
 pub use jobs::{Job, JobCounts, JobStatus, NewJob};
@@ -137,6 +139,12 @@ impl Store {
     /// prove verification catches it); application code uses the typed methods.
     pub async fn execute_script(&self, sql: &str) -> Result<u64, StoreError> {
         on_pool!(self, pool => Ok(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(pool).await?.rows_affected()))
+    }
+
+    /// Runs a query returning one integer (`SELECT COUNT(*) AS n ...`), for tests and checks.
+    pub async fn scalar_i64(&self, sql: &str) -> Result<i64, StoreError> {
+        use sqlx::Row;
+        on_pool!(self, pool => Ok(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(pool).await?.try_get::<i64, _>(0)?))
     }
 
     pub async fn close(&self) {

@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, name: "staff_and_tokens", sql: include_str!("../migrations/0008_staff_and_tokens.sql") },
     Migration { version: 9, name: "email_change", sql: include_str!("../migrations/0009_email_change.sql") },
     Migration { version: 10, name: "account_closure", sql: include_str!("../migrations/0010_account_closure.sql") },
+    Migration { version: 11, name: "analytics", sql: include_str!("../migrations/0011_analytics.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

@@ -7,6 +7,9 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
+use passme_analytics::Analytics;
+use passme_analytics::asn::AsnTable;
+use passme_analytics::event::Site;
 use passme_core::clock::{self, SharedClock};
 use passme_core::config::Secrets;
 use passme_core::mail::Mailer;
@@ -64,6 +67,7 @@ impl TestApp {
             clock: clock::system(),
             smtp_url: None,
             trusted_proxies: Vec::new(),
+            asn_table: None,
         }
     }
 
@@ -96,9 +100,16 @@ pub struct TestAppBuilder {
     clock: SharedClock,
     smtp_url: Option<String>,
     trusted_proxies: Vec<std::net::IpAddr>,
+    asn_table: Option<Arc<AsnTable>>,
 }
 
 impl TestAppBuilder {
+    /// Resolves ISPs with the real IP-to-ASN table (see [`crate::asn_table`]).
+    pub fn with_isps(mut self) -> Self {
+        self.asn_table = Some(crate::asn::asn_table());
+        self
+    }
+
     pub fn behind_tls(mut self) -> Self {
         self.behind_tls = true;
         self
@@ -132,7 +143,13 @@ impl TestAppBuilder {
             Some(url) => Mailer::smtp(&secrecy::SecretString::from(url.clone()), from).expect("smtp mailer"),
             None => Mailer::files(outbox.path().to_path_buf(), from).expect("file mailer"),
         };
+        let sites = vec![
+            Site { id: "passme".into(), hosts: vec!["passme.test".into()] },
+            Site { id: "product".into(), hosts: vec!["app.passme.test".into()] },
+        ];
+        let analytics = Analytics::new(self.db.store.clone(), self.clock.clone(), &[7; 32], sites, self.asn_table, 20_000);
         let state = AppState {
+            analytics: Arc::new(analytics),
             policy: Arc::new(passme_policy::builtin().clone()),
             store: self.db.store.clone(),
             metrics: Arc::new(Metrics::new()),

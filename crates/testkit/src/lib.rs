@@ -2,6 +2,7 @@
 //! application over them.
 
 pub mod app;
+pub mod asn;
 pub mod db;
 pub mod smtp;
 

@@ -13,6 +13,9 @@ use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use passme_analytics::event::Site;
+use passme_analytics::rollup::{self, Rollups};
+use passme_analytics::{Analytics, asn};
 use passme_core::CoreError;
 use passme_core::audit::{AuditEvent, AuditLog};
 use passme_core::clock::{self, SharedClock};
@@ -29,7 +32,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::metrics::Metrics;
 use crate::middleware::{request_context, tag_route};
-use crate::routes::{account, api, consent, csp, health, openapi, pages, prefs, privacy, staff};
+use crate::routes::{account, analytics, api, consent, csp, health, openapi, pages, prefs, privacy, staff, tracking};
 
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -45,6 +48,7 @@ pub struct AppState {
     pub behind_tls: bool,
     pub body_limit: usize,
     pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
+    pub analytics: Arc<Analytics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +106,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/account/tokens", post(account::create_token))
         .route("/account/tokens/revoke", post(account::revoke_token))
         .route("/staff/audit", get(staff::audit))
+        .route("/staff/analytics", get(analytics::dashboard))
+        .route("/api/v1/analytics/report", get(analytics::report))
+        .route("/t.js", get(tracking::script))
+        .route("/api/v1/events", post(tracking::events).layer(DefaultBodyLimit::max(tracking::EVENTS_BODY_LIMIT)))
+        .route("/api/v1/events/pixel.gif", get(tracking::pixel))
         .route("/reset-request", get(account::reset_request_form).post(account::reset_request))
         .route("/reset", get(account::reset_form).post(account::reset))
         .route("/static/style.css", get(pages::stylesheet))
@@ -169,7 +178,20 @@ impl Application {
         let listener = TcpListener::bind(config.listen).await.map_err(|cause| StartError::Bind { addr: config.listen, cause })?;
         let bound = listener.local_addr().unwrap_or(config.listen);
         let base_url = config.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_string();
+        // Compiling uap-core's regexes takes a moment: do it before listening, not in the first
+        // request.
+        let _ = tokio::task::spawn_blocking(passme_analytics::useragent::UserAgents::shared).await;
+        let asn_path = config.analytics.asn_table.clone().unwrap_or_else(|| config.data_dir.join(asn::FILE_NAME));
+        let analytics = Analytics::new(
+            store.clone(),
+            clock.clone(),
+            secrets.master_key(),
+            tracked_sites(&config, &base_url),
+            Analytics::load_asn(&asn_path),
+            config.analytics.queue_events,
+        );
         let state = AppState {
+            analytics: Arc::new(analytics),
             policy: Arc::new(policy),
             store,
             metrics: Arc::new(Metrics::new()),
@@ -222,6 +244,7 @@ impl Application {
             Ok(hk) => handlers.register(housekeeping::JOB_KIND, housekeeping::handler(Arc::new(hk))),
             Err(e) => tracing::error!(error = %e, "housekeeping disabled"),
         }
+        handlers.register(rollup::JOB_KIND, rollup::handler(Rollups::new(state.store.clone(), state.clock.clone())));
         let poll = Duration::from_millis(self.config.jobs.poll_interval_ms);
         for _ in 0..self.config.jobs.workers {
             let worker = Worker {
@@ -238,12 +261,31 @@ impl Application {
                 if let Err(e) = Housekeeping::schedule(&queue, clock.now_ms()).await {
                     tracing::warn!(error = %e, "could not schedule housekeeping");
                 }
+                if let Err(e) = Rollups::schedule(&queue, clock.now_ms()).await {
+                    tracing::warn!(error = %e, "could not schedule the analytics rollup");
+                }
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
                     _ = stop.changed() => return,
                 }
             }
         }));
         tasks
     }
+}
+
+/// PassMe's own site (`passme`, on the public host, plus localhost in development) and the
+/// configured ones.
+pub fn tracked_sites(config: &Config, base_url: &str) -> Vec<Site> {
+    let own_host = base_url.split("://").nth(1).unwrap_or("").split(['/', ':']).next().unwrap_or("").to_ascii_lowercase();
+    let mut hosts = vec![own_host];
+    if !config.is_production() {
+        hosts.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
+    }
+    hosts.dedup();
+    let mut sites = vec![Site { id: "passme".into(), hosts }];
+    sites.extend(
+        config.analytics.sites.iter().map(|s| Site { id: s.id.clone(), hosts: s.hosts.iter().map(|h| h.to_ascii_lowercase()).collect() }),
+    );
+    sites
 }

@@ -11,7 +11,9 @@ use crate::clock::SharedClock;
 pub const PREFIX: &str = "pm_";
 /// Read who the user is and what they chose (`GET /api/v1/me`).
 pub const SCOPE_ME_READ: &str = "me:read";
-pub const SCOPES: &[&str] = &[SCOPE_ME_READ];
+/// Read the analytics reports (`GET /api/v1/analytics/report`); the account must be an analyst.
+pub const SCOPE_ANALYTICS_READ: &str = "analytics:read";
+pub const SCOPES: &[&str] = &[SCOPE_ME_READ, SCOPE_ANALYTICS_READ];
 const NAME_MAX: usize = 80;
 
 #[derive(Debug, Clone)]

@@ -43,7 +43,7 @@ fn unauthenticated() -> Response {
 }
 
 /// Who is calling: a personal access token with the scope, or a signed-in session.
-async fn caller(state: &AppState, headers: &HeaderMap, scope: &str) -> Result<String, Response> {
+pub(crate) async fn caller(state: &AppState, headers: &HeaderMap, scope: &str) -> Result<String, Response> {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let bearer = auth.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(unauthenticated)?;
         let grant = ApiTokens::new(state.store.clone(), state.clock.clone())

@@ -1,6 +1,7 @@
 //! Route handlers, one module per area. Thin: parse, call core, render.
 
 pub mod account;
+pub mod analytics;
 pub mod api;
 pub mod consent;
 pub mod csp;
@@ -10,6 +11,7 @@ pub mod pages;
 pub mod prefs;
 pub mod privacy;
 pub mod staff;
+pub mod tracking;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;

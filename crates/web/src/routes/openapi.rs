@@ -26,6 +26,8 @@ use utoipa::OpenApi;
         crate::routes::api::put_preferences,
         crate::routes::api::consent,
         crate::routes::api::put_consent,
+        crate::routes::tracking::events,
+        crate::routes::analytics::report,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth)

@@ -1,0 +1,220 @@
+//! What the tracker may send and how strictly it is checked. The wire format has exactly the
+//! declared fields (page address, referrer, time) and refuses any other, so the tracker cannot
+//! collect what the policy does not declare. A batch is taken whole or refused whole.
+
+use serde::Deserialize;
+use url::Url;
+
+/// The largest batch the tracker sends; larger ones are refused, not truncated.
+pub const MAX_BATCH: usize = 50;
+pub const MAX_URL: usize = 2048;
+const MAX_PATH: usize = 512;
+const MAX_UTM: usize = 100;
+/// How far back an event may be dated: the session window, so a late event still finds its
+/// session. And how far ahead, for clients whose clocks run fast.
+pub const MAX_AGE_MS: i64 = 60 * 60 * 1000;
+pub const MAX_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// Domains that send fake referrals to advertise themselves; events they refer are dropped.
+const REFERRER_SPAM: &[&str] = &[
+    "semalt.com",
+    "buttons-for-website.com",
+    "darodar.com",
+    "ilovevitaly.com",
+    "priceg.com",
+    "hulfingtonpost.com",
+    "best-seo-offer.com",
+    "buttons-for-your-website.com",
+    "free-share-buttons.com",
+    "get-free-traffic-now.com",
+    "social-buttons.com",
+    "trafficmonetize.org",
+    "webmonetizer.net",
+    "7makemoneyonline.com",
+    "floating-share-buttons.com",
+    "event-tracking.com",
+    "site-auditor.online",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventIn {
+    pub site: String,
+    pub url: String,
+    #[serde(default)]
+    pub referrer: Option<String>,
+    /// Milliseconds since the epoch, from the browser's clock.
+    pub ts: i64,
+}
+
+/// A request body: one event, or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum EventsIn {
+    One(EventIn),
+    Many(Vec<EventIn>),
+}
+
+impl EventsIn {
+    pub fn into_vec(self) -> Vec<EventIn> {
+        match self {
+            EventsIn::One(e) => vec![e],
+            EventsIn::Many(v) => v,
+        }
+    }
+}
+
+/// A site that may send events: its id and the hosts its pages are served from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub id: String,
+    pub hosts: Vec<String>,
+}
+
+/// An event that passed validation, reduced to what is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageView {
+    pub site: String,
+    pub ts: i64,
+    pub path: String,
+    /// The referring site's domain, empty for direct visits and internal navigation.
+    pub source: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn refuse(index: usize, code: &'static str, message: impl std::fmt::Display) -> EventError {
+    EventError { code, message: format!("event {index}: {message}") }
+}
+
+/// Why an otherwise valid event is not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drop {
+    ReferrerSpam,
+}
+
+pub fn validate(index: usize, event: &EventIn, sites: &[Site], now_ms: i64) -> Result<Result<PageView, Drop>, EventError> {
+    let site =
+        sites.iter().find(|s| s.id == event.site).ok_or_else(|| refuse(index, "unknown_site", format!("no site {:?}", event.site)))?;
+    if event.ts < now_ms - MAX_AGE_MS || event.ts > now_ms + MAX_SKEW_MS {
+        return Err(refuse(index, "timestamp_out_of_window", "ts must be within the last hour (and at most five minutes ahead)"));
+    }
+    let page = parse_http_url(index, "url", &event.url)?;
+    let host = page.host_str().unwrap_or_default().to_ascii_lowercase();
+    if !site.hosts.contains(&host) {
+        return Err(refuse(index, "foreign_url", format!("the page is not on a host of site {}", site.id)));
+    }
+    let path = page.path();
+    if path.len() > MAX_PATH {
+        return Err(refuse(index, "url_too_long", format!("the path exceeds {MAX_PATH} characters")));
+    }
+    let source = match event.referrer.as_deref().filter(|r| !r.is_empty()) {
+        None => String::new(),
+        Some(referrer) => {
+            let referrer = parse_http_url(index, "referrer", referrer)?;
+            let domain = referrer.host_str().unwrap_or_default().to_ascii_lowercase();
+            if site.hosts.contains(&domain) {
+                String::new()
+            } else {
+                let domain = domain.strip_prefix("www.").unwrap_or(&domain).to_string();
+                if REFERRER_SPAM.iter().any(|spam| domain == *spam || domain.ends_with(&format!(".{spam}"))) {
+                    return Ok(Err(Drop::ReferrerSpam));
+                }
+                domain
+            }
+        }
+    };
+    let utm = |key: &str| {
+        page.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.trim().chars().take(MAX_UTM).collect::<String>()).unwrap_or_default()
+    };
+    let view = PageView {
+        site: site.id.clone(),
+        ts: event.ts,
+        path: path.to_string(),
+        source,
+        utm_source: utm("utm_source"),
+        utm_medium: utm("utm_medium"),
+        utm_campaign: utm("utm_campaign"),
+    };
+    if [&view.utm_source, &view.utm_medium, &view.utm_campaign].iter().any(|v| v.chars().any(char::is_control)) {
+        return Err(refuse(index, "control_characters", "utm parameters may not hold control characters"));
+    }
+    Ok(Ok(view))
+}
+
+fn parse_http_url(index: usize, what: &str, text: &str) -> Result<Url, EventError> {
+    if text.len() > MAX_URL {
+        return Err(refuse(index, "url_too_long", format!("{what} exceeds {MAX_URL} characters")));
+    }
+    // The URL parser would silently strip tabs and newlines; a browser never sends them.
+    if text.chars().any(char::is_control) {
+        return Err(refuse(index, "control_characters", format!("{what} holds control characters")));
+    }
+    let url = Url::parse(text).map_err(|e| refuse(index, "invalid_url", format!("{what} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(refuse(index, "invalid_url", format!("{what} must be an http or https address")));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn sites() -> Vec<Site> {
+        vec![Site { id: "passme".into(), hosts: vec!["passme.ai".into(), "www.passme.ai".into()] }]
+    }
+
+    fn event(url: &str, referrer: Option<&str>) -> EventIn {
+        EventIn { site: "passme".into(), url: url.into(), referrer: referrer.map(str::to_string), ts: NOW }
+    }
+
+    fn code(e: &EventIn) -> &'static str {
+        validate(0, e, &sites(), NOW).expect_err("refused").code
+    }
+
+    #[test]
+    fn a_page_view_keeps_the_path_the_source_and_the_campaign() {
+        let e = event(
+            "https://passme.ai/pricing?utm_source=news&utm_medium=email&utm_campaign=launch&email=x@y.z#top",
+            Some("https://www.google.com/search?q=passme"),
+        );
+        let view = validate(0, &e, &sites(), NOW).expect("valid").expect("counted");
+        assert_eq!(view.path, "/pricing");
+        assert_eq!(view.source, "google.com");
+        assert_eq!((view.utm_source.as_str(), view.utm_medium.as_str(), view.utm_campaign.as_str()), ("news", "email", "launch"));
+        let internal =
+            validate(0, &event("https://passme.ai/", Some("https://www.passme.ai/a")), &sites(), NOW).expect("valid").expect("counted");
+        assert_eq!(internal.source, "");
+    }
+
+    #[test]
+    fn hostile_events_are_refused_with_stable_codes() {
+        assert_eq!(code(&event("javascript:alert(1)", None)), "invalid_url");
+        assert_eq!(code(&event("ftp://passme.ai/", None)), "invalid_url");
+        assert_eq!(code(&event("https://evil.example/", None)), "foreign_url");
+        assert_eq!(code(&event(&format!("https://passme.ai/?q={}", "a".repeat(50 * 1024)), None)), "url_too_long");
+        assert_eq!(code(&event("https://passme.ai/a\u{0}b", None)), "control_characters");
+        assert_eq!(code(&event("https://passme.ai/a\nb", None)), "control_characters");
+        assert_eq!(code(&event("https://passme.ai/", Some("data:text/html,hi"))), "invalid_url");
+        assert_eq!(code(&EventIn { site: "nope".into(), ..event("https://passme.ai/", None) }), "unknown_site");
+        assert_eq!(code(&EventIn { ts: NOW - MAX_AGE_MS - 1, ..event("https://passme.ai/", None) }), "timestamp_out_of_window");
+        assert_eq!(code(&EventIn { ts: NOW + MAX_SKEW_MS + 1, ..event("https://passme.ai/", None) }), "timestamp_out_of_window");
+        assert_eq!(code(&EventIn { ts: 0, ..event("https://passme.ai/", None) }), "timestamp_out_of_window");
+    }
+
+    #[test]
+    fn referrer_spam_is_dropped_not_refused() {
+        let e = event("https://passme.ai/", Some("http://best.semalt.com/"));
+        assert_eq!(validate(0, &e, &sites(), NOW), Ok(Err(Drop::ReferrerSpam)));
+    }
+}

@@ -1,0 +1,699 @@
+//! Storage for service tracking: page views (written in groups, one transaction per group),
+//! visits derived from them, daily rollups and the daily visitor sketches. Every report belongs
+//! to the day its visit started, so the rollups and a recount from the raw rows agree.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::{Store, StoreError, on_pool};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub site: String,
+    pub visitor: i64,
+    pub ts: i64,
+    pub received_at: i64,
+    pub path: String,
+    pub source: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub browser: String,
+    pub browser_version: String,
+    pub os: String,
+    pub os_version: String,
+    pub isp: String,
+    pub ip: Option<String>,
+    pub ip_prefix: String,
+}
+
+/// A visit (an analytics session): one visitor's page views with no gap over 30 minutes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitRow {
+    pub site: String,
+    pub visitor: i64,
+    pub started_at: i64,
+    pub ended_at: i64,
+    pub day: i64,
+    pub landing: String,
+    pub exit_page: String,
+    pub source: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub browser: String,
+    pub os: String,
+    pub isp: String,
+    pub pageviews: i64,
+    pub duration_ms: i64,
+}
+
+/// The report dimensions and the visit column each reads. `Page` is the pages viewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dimension {
+    Page,
+    Landing,
+    Exit,
+    Source,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
+    Browser,
+    Os,
+    Isp,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 10] = [
+        Dimension::Page,
+        Dimension::Landing,
+        Dimension::Exit,
+        Dimension::Source,
+        Dimension::UtmSource,
+        Dimension::UtmMedium,
+        Dimension::UtmCampaign,
+        Dimension::Browser,
+        Dimension::Os,
+        Dimension::Isp,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::Page => "page",
+            Dimension::Landing => "landing",
+            Dimension::Exit => "exit",
+            Dimension::Source => "source",
+            Dimension::UtmSource => "utm_source",
+            Dimension::UtmMedium => "utm_medium",
+            Dimension::UtmCampaign => "utm_campaign",
+            Dimension::Browser => "browser",
+            Dimension::Os => "os",
+            Dimension::Isp => "isp",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Dimension> {
+        Dimension::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// The visit column; `None` for pages, which come from the page views.
+    fn visit_column(self) -> Option<&'static str> {
+        match self {
+            Dimension::Page => None,
+            Dimension::Landing => Some("landing"),
+            Dimension::Exit => Some("exit_page"),
+            other => Some(other.name()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub sessions: i64,
+    pub pageviews: i64,
+    pub bounces: i64,
+    pub duration_ms: i64,
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, o: Totals) {
+        self.sessions += o.sessions;
+        self.pageviews += o.pageviews;
+        self.bounces += o.bounces;
+        self.duration_ms += o.duration_ms;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayRow {
+    pub day: i64,
+    pub totals: Totals,
+    /// Exact distinct visitors (filtered queries) or the sketch's count (rollups).
+    pub visitors: i64,
+    pub sketch: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakdownRow {
+    pub dimension: Dimension,
+    pub value: String,
+    pub totals: Totals,
+}
+
+/// Bind parameters per page view; 400 rows stay under both engines' parameter limits.
+const EVENT_COLUMNS: &str = "site, visitor, ts, received_at, path, source, utm_source, utm_medium, utm_campaign, browser, browser_version, os, os_version, isp, ip, ip_prefix";
+const EVENT_PARAMS: usize = 16;
+const INSERT_CHUNK: usize = 400;
+const VISIT_COLUMNS: &str = "site, visitor, started_at, ended_at, day, landing, exit_page, source, utm_source, utm_medium, utm_campaign, browser, os, isp, pageviews, duration_ms";
+const TOTALS_SQL: &str = "COUNT(*) AS sessions, CAST(COALESCE(SUM(pageviews), 0) AS BIGINT) AS pageviews, \
+     CAST(COALESCE(SUM(CASE WHEN pageviews = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces, \
+     CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) AS duration_ms";
+
+fn placeholders(rows: usize, per_row: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", (1..=per_row).map(|c| format!("${}", r * per_row + c)).collect::<Vec<_>>().join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+macro_rules! bind_event {
+    ($q:expr, $e:expr) => {{
+        let e = $e;
+        $q.bind(&e.site)
+            .bind(e.visitor)
+            .bind(e.ts)
+            .bind(e.received_at)
+            .bind(&e.path)
+            .bind(&e.source)
+            .bind(&e.utm_source)
+            .bind(&e.utm_medium)
+            .bind(&e.utm_campaign)
+            .bind(&e.browser)
+            .bind(&e.browser_version)
+            .bind(&e.os)
+            .bind(&e.os_version)
+            .bind(&e.isp)
+            .bind(&e.ip)
+            .bind(&e.ip_prefix)
+    }};
+}
+
+macro_rules! totals_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        Totals {
+            sessions: row.try_get("sessions")?,
+            pageviews: row.try_get("pageviews")?,
+            bounces: row.try_get("bounces")?,
+            duration_ms: row.try_get("duration_ms")?,
+        }
+    }};
+}
+
+macro_rules! event_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        EventRow {
+            site: row.try_get("site")?,
+            visitor: row.try_get("visitor")?,
+            ts: row.try_get("ts")?,
+            received_at: row.try_get("received_at")?,
+            path: row.try_get("path")?,
+            source: row.try_get("source")?,
+            utm_source: row.try_get("utm_source")?,
+            utm_medium: row.try_get("utm_medium")?,
+            utm_campaign: row.try_get("utm_campaign")?,
+            browser: row.try_get("browser")?,
+            browser_version: row.try_get("browser_version")?,
+            os: row.try_get("os")?,
+            os_version: row.try_get("os_version")?,
+            isp: row.try_get("isp")?,
+            ip: row.try_get("ip")?,
+            ip_prefix: row.try_get("ip_prefix")?,
+        }
+    }};
+}
+
+macro_rules! insert_visits {
+    ($conn:expr, $visits:expr) => {{
+        const PER_ROW: usize = 16;
+        for chunk in $visits.chunks(INSERT_CHUNK) {
+            let sql = format!("INSERT INTO analytics_sessions ({VISIT_COLUMNS}) VALUES {}", placeholders(chunk.len(), PER_ROW));
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for v in chunk {
+                query = query
+                    .bind(&v.site)
+                    .bind(v.visitor)
+                    .bind(v.started_at)
+                    .bind(v.ended_at)
+                    .bind(v.day)
+                    .bind(&v.landing)
+                    .bind(&v.exit_page)
+                    .bind(&v.source)
+                    .bind(&v.utm_source)
+                    .bind(&v.utm_medium)
+                    .bind(&v.utm_campaign)
+                    .bind(&v.browser)
+                    .bind(&v.os)
+                    .bind(&v.isp)
+                    .bind(v.pageviews)
+                    .bind(v.duration_ms);
+            }
+            query.execute($conn).await?;
+        }
+    }};
+}
+
+/// A filter's SQL over visits aliased `s`, with its value bound at `$n`.
+fn filter_sql(dimension: Dimension, n: usize) -> String {
+    match dimension.visit_column() {
+        Some(column) => format!("s.{column} = ${n}"),
+        None => format!(
+            "EXISTS (SELECT 1 FROM analytics_events e WHERE e.site = s.site AND e.visitor = s.visitor \
+             AND e.ts >= s.started_at AND e.ts <= s.ended_at AND e.path = ${n})"
+        ),
+    }
+}
+
+impl Store {
+    /// Stores a group of page views in one transaction: all of them or none.
+    pub async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in events.chunks(INSERT_CHUNK) {
+                let sql = format!("INSERT INTO analytics_events ({EVENT_COLUMNS}) VALUES {}", placeholders(chunk.len(), EVENT_PARAMS));
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for e in chunk {
+                    query = bind_event!(query, e);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Visitors with page views received in `(after, until]`, with the span of those views.
+    pub async fn visitors_received(&self, after: i64, until: i64) -> Result<Vec<(String, i64, i64, i64)>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT site, visitor, MIN(ts) AS lo, MAX(ts) AS hi FROM analytics_events \
+                 WHERE received_at > $1 AND received_at <= $2 GROUP BY site, visitor",
+            )
+            .bind(after)
+            .bind(until)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push((row.try_get("site")?, row.try_get("visitor")?, row.try_get("lo")?, row.try_get("hi")?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The span `[lo, hi]` widened to every stored visit of the visitor that touches it.
+    pub async fn visit_span(&self, site: &str, visitor: i64, lo: i64, hi: i64) -> Result<(i64, i64), StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT MIN(started_at) AS lo, MAX(ended_at) AS hi FROM analytics_sessions \
+                 WHERE site = $1 AND visitor = $2 AND started_at <= $4 AND ended_at >= $3",
+            )
+            .bind(site)
+            .bind(visitor)
+            .bind(lo)
+            .bind(hi)
+            .fetch_one(pool)
+            .await?;
+            let (a, b): (Option<i64>, Option<i64>) = (row.try_get("lo")?, row.try_get("hi")?);
+            Ok((a.map_or(lo, |a| a.min(lo)), b.map_or(hi, |b| b.max(hi))))
+        })
+    }
+
+    pub async fn visitor_events(&self, site: &str, visitor: i64, lo: i64, hi: i64) -> Result<Vec<EventRow>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {EVENT_COLUMNS} FROM analytics_events WHERE site = $1 AND visitor = $2 AND ts >= $3 AND ts <= $4 ORDER BY ts, path"
+            )))
+            .bind(site)
+            .bind(visitor)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(event_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Page views of a site in `[from, to)` of the visitors after `after`, ordered by visitor
+    /// and time, at most `limit` (rebuilds).
+    pub async fn site_events_page(
+        &self,
+        site: &str,
+        from: i64,
+        to: i64,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {EVENT_COLUMNS} FROM analytics_events WHERE site = $1 AND ts >= $2 AND ts < $3 AND visitor > $4 \
+                 ORDER BY visitor, ts, path LIMIT $5"
+            )))
+            .bind(site)
+            .bind(from)
+            .bind(to)
+            .bind(after.unwrap_or(i64::MIN))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(event_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    pub async fn delete_visits(&self, site: &str, from: i64, to: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            Ok(sqlx::query("DELETE FROM analytics_sessions WHERE site = $1 AND started_at >= $2 AND started_at < $3")
+                .bind(site)
+                .bind(from)
+                .bind(to)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        })
+    }
+
+    pub async fn insert_visits(&self, visits: &[VisitRow]) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            insert_visits!(&mut *tx, visits);
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Replaces the visitor's visits within `[lo, hi]` by `visits`, returning the days whose
+    /// visits changed (old and new).
+    pub async fn replace_visits(&self, site: &str, visitor: i64, lo: i64, hi: i64, visits: &[VisitRow]) -> Result<Vec<i64>, StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let old = sqlx::query(
+                "DELETE FROM analytics_sessions WHERE site = $1 AND visitor = $2 AND started_at >= $3 AND started_at <= $4 RETURNING day",
+            )
+            .bind(site)
+            .bind(visitor)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut days = Vec::new();
+            for row in &old {
+                days.push(row.try_get::<i64, _>("day")?);
+            }
+            insert_visits!(&mut *tx, visits);
+            tx.commit().await?;
+            days.extend(visits.iter().map(|v| v.day));
+            days.sort_unstable();
+            days.dedup();
+            Ok(days)
+        })
+    }
+
+    /// Recomputes a day's rollups from its visits in one transaction and returns the day's
+    /// distinct visitors, for its sketch.
+    pub async fn rebuild_rollup(&self, site: &str, day: i64) -> Result<Vec<i64>, StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM analytics_rollup WHERE site = $1 AND day = $2").bind(site).bind(day).execute(&mut *tx).await?;
+            let insert = "INSERT INTO analytics_rollup (site, day, dimension, value, sessions, pageviews, bounces, duration_ms)";
+            sqlx::query(AssertSqlSafe(format!(
+                "{insert} SELECT $1, $2, '', '', {TOTALS_SQL} FROM analytics_sessions WHERE site = $1 AND day = $2 HAVING COUNT(*) > 0"
+            )))
+            .bind(site)
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+            for dimension in Dimension::ALL {
+                let sql = match dimension.visit_column() {
+                    Some(column) => format!(
+                        "{insert} SELECT $1, $2, '{name}', {column}, {TOTALS_SQL} FROM analytics_sessions \
+                         WHERE site = $1 AND day = $2 GROUP BY {column}",
+                        name = dimension.name()
+                    ),
+                    None => format!(
+                        "{insert} SELECT $1, $2, 'page', e.path, COUNT(DISTINCT s.started_at || ':' || s.visitor), COUNT(*), 0, 0 \
+                         FROM analytics_events e JOIN analytics_sessions s ON e.site = s.site AND e.visitor = s.visitor \
+                         AND e.ts >= s.started_at AND e.ts <= s.ended_at WHERE s.site = $1 AND s.day = $2 GROUP BY e.path"
+                    ),
+                };
+                sqlx::query(AssertSqlSafe(sql)).bind(site).bind(day).execute(&mut *tx).await?;
+            }
+            let rows = sqlx::query("SELECT DISTINCT visitor FROM analytics_sessions WHERE site = $1 AND day = $2")
+                .bind(site)
+                .bind(day)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            let mut visitors = Vec::with_capacity(rows.len());
+            for row in &rows {
+                visitors.push(row.try_get::<i64, _>("visitor")?);
+            }
+            Ok(visitors)
+        })
+    }
+
+    pub async fn put_sketch(&self, site: &str, day: i64, visitors: i64, sketch: &str) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO analytics_visitor_sketches (site, day, visitors, sketch) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (site, day) DO UPDATE SET visitors = excluded.visitors, sketch = excluded.sketch",
+            )
+            .bind(site)
+            .bind(day)
+            .bind(visitors)
+            .bind(sketch)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Daily totals from the rollups, with each day's visitor count and sketch.
+    pub async fn rollup_days(&self, site: &str, from_day: i64, to_day: i64) -> Result<Vec<DayRow>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT r.day, r.sessions, r.pageviews, r.bounces, r.duration_ms, v.visitors, v.sketch FROM analytics_rollup r \
+                 LEFT JOIN analytics_visitor_sketches v ON v.site = r.site AND v.day = r.day \
+                 WHERE r.site = $1 AND r.dimension = '' AND r.day >= $2 AND r.day <= $3 ORDER BY r.day",
+            )
+            .bind(site)
+            .bind(from_day)
+            .bind(to_day)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let visitors: Option<i64> = row.try_get("visitors")?;
+                out.push(DayRow { day: row.try_get("day")?, totals: totals_from_row!(row), visitors: visitors.unwrap_or(0), sketch: row.try_get("sketch")? });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every dimension's values summed over the days, from the rollups.
+    pub async fn rollup_breakdowns(&self, site: &str, from_day: i64, to_day: i64) -> Result<Vec<BreakdownRow>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT dimension, value, CAST(SUM(sessions) AS BIGINT) AS sessions, CAST(SUM(pageviews) AS BIGINT) AS pageviews, \
+                 CAST(SUM(bounces) AS BIGINT) AS bounces, CAST(SUM(duration_ms) AS BIGINT) AS duration_ms FROM analytics_rollup \
+                 WHERE site = $1 AND day >= $2 AND day <= $3 AND dimension <> '' GROUP BY dimension, value",
+            )
+            .bind(site)
+            .bind(from_day)
+            .bind(to_day)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let name: String = row.try_get("dimension")?;
+                let Some(dimension) = Dimension::parse(&name) else { continue };
+                out.push(BreakdownRow { dimension, value: row.try_get("value")?, totals: totals_from_row!(row) });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Daily totals straight from the visits that match every filter (exact visitors).
+    pub async fn filtered_days(
+        &self,
+        site: &str,
+        from_day: i64,
+        to_day: i64,
+        filters: &[(Dimension, String)],
+    ) -> Result<Vec<DayRow>, StoreError> {
+        let sql = format!(
+            "SELECT s.day AS day, COUNT(DISTINCT s.visitor) AS visitors, {TOTALS_SQL} FROM analytics_sessions s WHERE {} GROUP BY s.day ORDER BY s.day",
+            filtered_where(filters)
+        );
+        on_pool!(self, pool => {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(site).bind(from_day).bind(to_day);
+            for (_, value) in filters {
+                query = query.bind(value);
+            }
+            let rows = query.fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(DayRow { day: row.try_get("day")?, totals: totals_from_row!(row), visitors: row.try_get("visitors")?, sketch: None });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Distinct visitors over the whole range of visits matching the filters.
+    pub async fn filtered_visitors(
+        &self,
+        site: &str,
+        from_day: i64,
+        to_day: i64,
+        filters: &[(Dimension, String)],
+    ) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(DISTINCT s.visitor) AS visitors FROM analytics_sessions s WHERE {}", filtered_where(filters));
+        on_pool!(self, pool => {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(site).bind(from_day).bind(to_day);
+            for (_, value) in filters {
+                query = query.bind(value);
+            }
+            Ok(query.fetch_one(pool).await?.try_get("visitors")?)
+        })
+    }
+
+    /// One dimension's values over the visits matching the filters.
+    pub async fn filtered_breakdown(
+        &self,
+        site: &str,
+        from_day: i64,
+        to_day: i64,
+        filters: &[(Dimension, String)],
+        dimension: Dimension,
+    ) -> Result<Vec<BreakdownRow>, StoreError> {
+        let condition = filtered_where(filters);
+        let sql = match dimension.visit_column() {
+            Some(column) => {
+                format!("SELECT s.{column} AS value, {TOTALS_SQL} FROM analytics_sessions s WHERE {condition} GROUP BY s.{column}")
+            }
+            None => format!(
+                "SELECT e.path AS value, COUNT(DISTINCT s.started_at || ':' || s.visitor) AS sessions, COUNT(*) AS pageviews, \
+                 CAST(0 AS BIGINT) AS bounces, CAST(0 AS BIGINT) AS duration_ms FROM analytics_sessions s JOIN analytics_events e \
+                 ON e.site = s.site AND e.visitor = s.visitor AND e.ts >= s.started_at AND e.ts <= s.ended_at WHERE {condition} GROUP BY e.path"
+            ),
+        };
+        on_pool!(self, pool => {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(site).bind(from_day).bind(to_day);
+            for (_, value) in filters {
+                query = query.bind(value);
+            }
+            let rows = query.fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(BreakdownRow { dimension, value: row.try_get("value")?, totals: totals_from_row!(row) });
+            }
+            Ok(out)
+        })
+    }
+
+    pub async fn analytics_state(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query("SELECT value FROM analytics_state WHERE name = $1").bind(name).fetch_optional(pool).await?;
+            Ok(match row { Some(row) => Some(row.try_get("value")?), None => None })
+        })
+    }
+
+    pub async fn set_analytics_state(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("INSERT INTO analytics_state (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+                .bind(name)
+                .bind(value)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// The salt of `day`: the stored one, or `candidate` when this call is the first.
+    pub async fn daily_salt(&self, day: i64, candidate: &str) -> Result<String, StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("INSERT INTO analytics_salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING")
+                .bind(day)
+                .bind(candidate)
+                .execute(pool)
+                .await?;
+            Ok(sqlx::query("SELECT salt FROM analytics_salts WHERE day = $1").bind(day).fetch_one(pool).await?.try_get("salt")?)
+        })
+    }
+
+    /// Destroys the salts of days before `day`, so those days' visitor ids can never be
+    /// recomputed or linked.
+    pub async fn destroy_salts_before(&self, day: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => Ok(sqlx::query("DELETE FROM analytics_salts WHERE day < $1").bind(day).execute(pool).await?.rows_affected()))
+    }
+
+    pub async fn count_dropped(&self, site: &str, day: i64, reason: &str, events: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO analytics_dropped (site, day, reason, events) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (site, day, reason) DO UPDATE SET events = analytics_dropped.events + excluded.events",
+            )
+            .bind(site)
+            .bind(day)
+            .bind(reason)
+            .bind(events)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn dropped(&self, site: &str, from_day: i64, to_day: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT reason, CAST(SUM(events) AS BIGINT) AS events FROM analytics_dropped WHERE site = $1 AND day >= $2 AND day <= $3 \
+                 GROUP BY reason ORDER BY reason",
+            )
+            .bind(site)
+            .bind(from_day)
+            .bind(to_day)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push((row.try_get("reason")?, row.try_get("events")?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Retention of `tracking.ip_address`: the full address of page views before `before` is
+    /// removed; the truncated prefix stored beside it from the start remains.
+    pub async fn truncate_event_ips(&self, before: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            Ok(sqlx::query("UPDATE analytics_events SET ip = NULL WHERE ts < $1 AND ip IS NOT NULL").bind(before).execute(pool).await?.rows_affected())
+        })
+    }
+
+    /// Retention of the raw tracking data: page views and visits before `before` are deleted;
+    /// the daily rollups (counts with no visitor) remain.
+    pub async fn purge_tracking_before(&self, before: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let events = sqlx::query("DELETE FROM analytics_events WHERE ts < $1").bind(before).execute(&mut *tx).await?.rows_affected();
+            let visits = sqlx::query("DELETE FROM analytics_sessions WHERE started_at < $1").bind(before).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(events + visits)
+        })
+    }
+
+    /// Retention of `tracking.visitor_id` in the sketches: a day before `before_day` keeps its
+    /// visitor count but loses the sketch derived from visitor ids.
+    pub async fn erase_sketches_before(&self, before_day: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            Ok(sqlx::query("UPDATE analytics_visitor_sketches SET sketch = NULL WHERE day < $1 AND sketch IS NOT NULL")
+                .bind(before_day)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        })
+    }
+}
+
+fn filtered_where(filters: &[(Dimension, String)]) -> String {
+    let mut parts = vec!["s.site = $1".to_string(), "s.day >= $2".into(), "s.day <= $3".into()];
+    parts.extend(filters.iter().enumerate().map(|(i, (d, _))| filter_sql(*d, i + 4)));
+    parts.join(" AND ")
+}

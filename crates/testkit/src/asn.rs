@@ -1,0 +1,27 @@
+//! The real IP-to-ASN table for tests: `scripts/test` installs `@ip-location-db/asn` from npm
+//! into `.tools/` and converts it with `passme geo import`. A missing table fails the test with
+//! the command that makes it; it is never replaced by a table typed by hand.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use passme_analytics::asn::AsnTable;
+
+pub fn asn_table_path() -> PathBuf {
+    std::env::var_os("PASSME_TEST_ASN_TABLE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/asn.pmasn"))
+}
+
+pub fn asn_table() -> Arc<AsnTable> {
+    static TABLE: OnceLock<Arc<AsnTable>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            let path = asn_table_path();
+            let table = AsnTable::load(&path).unwrap_or_else(|e| {
+                panic!("the IP-to-ASN table is missing ({e}): run scripts/test, which installs @ip-location-db/asn and runs `passme geo import`")
+            });
+            Arc::new(table)
+        })
+        .clone()
+}

@@ -1,0 +1,147 @@
+//! The tracker's HTTP edge: the script, the event endpoint and the `<noscript>` pixel. The
+//! visitor cookie is set only with statistics consent and never when the browser sends
+//! Do-Not-Track or Global Privacy Control; otherwise counting is cookieless.
+
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use passme_analytics::event::{EventIn, EventsIn};
+use passme_analytics::ingest::IngestError;
+use passme_analytics::visitor::VisitorIds;
+use passme_analytics::{AcceptError, Caller};
+use passme_core::consent::{self, ConsentCookie, ConsentState};
+use passme_policy::CookieCategory;
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::context::client_ip;
+use crate::cookies;
+use crate::error::ApiError;
+use crate::middleware::{body_bytes, parse_json};
+
+pub const VISITOR_COOKIE: &str = "__Host-pm_vid";
+/// A batch of 50 events with 2 KB addresses fits with room to spare.
+pub const EVENTS_BODY_LIMIT: usize = 256 * 1024;
+const PIXEL: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+
+pub async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../static/t.js"),
+    )
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventsAccepted {
+    /// Page views stored (durably, before this answer).
+    pub stored: usize,
+    /// Page views not counted: bots and referrer spam.
+    pub dropped: usize,
+}
+
+/// True when the browser asks not to be tracked: such a visit is counted cookielessly only.
+fn refuses_tracking(headers: &HeaderMap) -> bool {
+    ["dnt", "sec-gpc"].iter().any(|h| headers.get(*h).is_some_and(|v| v.as_bytes() == b"1"))
+}
+
+/// The visitor cookie to use and whether to set or delete it on the response.
+fn visitor_cookie(state: &AppState, headers: &HeaderMap) -> (Option<String>, Option<HeaderValue>) {
+    let consent =
+        ConsentState::of(cookies::single(headers, consent::COOKIE_NAME).and_then(ConsentCookie::parse), &state.policy.meta.version);
+    let existing = cookies::single(headers, VISITOR_COOKIE);
+    if !consent.choices().allows(CookieCategory::Statistics) || refuses_tracking(headers) {
+        return (None, existing.and_then(|_| cookies::delete(VISITOR_COOKIE)));
+    }
+    match existing.filter(|v| VisitorIds::valid_cookie_value(v)) {
+        Some(value) => (Some(value.to_string()), None),
+        None => {
+            let value = VisitorIds::new_cookie_value();
+            let set = cookies::set(&state.policy, VISITOR_COOKIE, &value);
+            (Some(value), set)
+        }
+    }
+}
+
+fn error_for(e: AcceptError) -> Response {
+    let (status, code, retry) = match &e {
+        AcceptError::Invalid(inner) => (StatusCode::BAD_REQUEST, inner.code, None),
+        AcceptError::BatchTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", None),
+        AcceptError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", Some("10")),
+        AcceptError::Ingest(IngestError::Overloaded) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", Some("1")),
+        AcceptError::Ingest(IngestError::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, "events_unavailable", Some("5")),
+    };
+    let mut response = ApiError::new(status, code, e.to_string()).into_response();
+    if let Some(seconds) = retry {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+    }
+    response
+}
+
+async fn accept(state: &AppState, headers: &HeaderMap, extensions: &axum::http::Extensions, batch: Vec<EventIn>) -> Response {
+    let ip = client_ip(headers, extensions, &state.trusted_proxies);
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (cookie, set_cookie) = visitor_cookie(state, headers);
+    let caller = Caller { ip, user_agent, visitor_cookie: cookie.as_deref() };
+    match state.analytics.accept(&caller, batch).await {
+        Ok(accepted) => {
+            let mut response =
+                (StatusCode::ACCEPTED, axum::Json(EventsAccepted { stored: accepted.stored, dropped: accepted.dropped })).into_response();
+            if let Some(cookie) = set_cookie {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(e) => error_for(e),
+    }
+}
+
+/// Records page views: one event or a list (at most 50), as JSON. `text/plain` is accepted too,
+/// because that is what `navigator.sendBeacon` can send without a preflight.
+#[utoipa::path(post, path = "/api/v1/events", operation_id = "record_events", tag = "tracking", request_body = serde_json::Value, responses(
+    (status = 202, description = "Stored (or dropped as a bot); acknowledged only once durable", body = EventsAccepted),
+    (status = 400, description = "Malformed JSON, unknown site, bad URL, control characters or a timestamp outside the window", body = crate::error::ErrorBody),
+    (status = 413, description = "Body over 256 KiB or more than 50 events", body = crate::error::ErrorBody),
+    (status = 429, description = "Too many events from this address", body = crate::error::ErrorBody),
+    (status = 503, description = "Overloaded; retry after the Retry-After header", body = crate::error::ErrorBody),
+))]
+pub async fn events(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let request = Request::from_parts(parts.clone(), body);
+    let bytes = match body_bytes(request, &state, &["application/json", "text/plain"]).await {
+        Ok(bytes) => bytes,
+        Err(e) => return e.into_response(),
+    };
+    let batch = match parse_json::<EventsIn>(&bytes) {
+        Ok(batch) => batch.into_vec(),
+        Err(e) => return e.into_response(),
+    };
+    accept(&state, &parts.headers, &parts.extensions, batch).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PixelQuery {
+    site: String,
+    /// The page; defaults to the `Referer` the image request carries.
+    url: Option<String>,
+}
+
+/// The `<noscript>` fallback: an image whose request records one page view.
+pub async fn pixel(State(state): State<AppState>, headers: HeaderMap, request: Request) -> Response {
+    let Ok(Query(query)) = Query::<PixelQuery>::try_from_uri(request.uri()) else {
+        return ApiError::bad_request("query_invalid", "expected ?site=…&url=…").into_response();
+    };
+    let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let Some(url) = query.url.or(referer) else {
+        return ApiError::bad_request("url_missing", "give the page as ?url=…").into_response();
+    };
+    let event = EventIn { site: query.site, url, referrer: None, ts: state.clock.now_ms() };
+    let response = accept(&state, &headers, request.extensions(), vec![event]).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    let mut pixel = ([(header::CONTENT_TYPE, "image/gif"), (header::CACHE_CONTROL, "no-store")], PIXEL).into_response();
+    if let Some(cookie) = response.headers().get(header::SET_COOKIE) {
+        pixel.headers_mut().append(header::SET_COOKIE, cookie.clone());
+    }
+    pixel
+}
