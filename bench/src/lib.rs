@@ -24,3 +24,59 @@ pub fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
     let rank = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
+
+/// One persistent HTTP/1.1 connection: requests are written one after another and each
+/// response is read whole (by Content-Length), as a browser's keep-alive connection does.
+pub struct KeepAlive {
+    stream: tokio::io::BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    pub async fn connect(addr: &str) -> std::io::Result<KeepAlive> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(KeepAlive { stream: tokio::io::BufReader::new(stream) })
+    }
+
+    /// Sends a raw request (which must not say `Connection: close`) and returns the status.
+    pub async fn send(&mut self, raw: &[u8]) -> std::io::Result<u16> {
+        use tokio::io::AsyncBufReadExt;
+        self.stream.get_mut().write_all(raw).await?;
+        let mut status = 0;
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let trimmed = line.trim_end();
+            if trimmed.is_empty() {
+                break;
+            }
+            if status == 0 {
+                status = trimmed.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            } else if let Some((name, value)) = trimmed.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await?;
+        Ok(status)
+    }
+}
+
+/// The peak resident memory of a process (`VmHWM`), in MiB; Linux only.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The value of `--name N` on the command line, or `default`.
+pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}

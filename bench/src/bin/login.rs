@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use passme_bench::{percentile_ms, request};
+use passme_bench::{arg, percentile_ms, request};
 use passme_core::config::Config;
 use passme_core::identity::accounts::{Accounts, SignUp};
 use passme_core::identity::password::{ARGON2_M_KIB, ARGON2_P, ARGON2_T};
@@ -21,11 +21,6 @@ use secrecy::SecretString;
 const PASSWORD: &str = "korrekt hest batteri hæfteklamme";
 const EMAIL: &str = "bench@example.com";
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn cookie_of(response: &str, name: &str) -> Option<String> {
     response
@@ -38,8 +33,8 @@ fn cookie_of(response: &str, name: &str) -> Option<String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let requests = arg("--requests", 200);
-    let concurrency = arg("--concurrency", 4).max(1);
+    let requests: usize = arg("--requests", 200);
+    let concurrency: usize = arg("--concurrency", 4usize).max(1);
     let dir = tempfile::tempdir()?;
     let mut config =
         Config { data_dir: dir.path().to_path_buf(), listen: "127.0.0.1:0".parse()?, log_filter: "warn".into(), ..Config::default() };

@@ -47,23 +47,6 @@ pub struct EventIn {
     pub ts: i64,
 }
 
-/// A request body: one event, or a list of them.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum EventsIn {
-    One(EventIn),
-    Many(Vec<EventIn>),
-}
-
-impl EventsIn {
-    pub fn into_vec(self) -> Vec<EventIn> {
-        match self {
-            EventsIn::One(e) => vec![e],
-            EventsIn::Many(v) => v,
-        }
-    }
-}
-
 /// A site that may send events: its id and the hosts its pages are served from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {

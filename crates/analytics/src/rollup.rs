@@ -4,7 +4,7 @@
 //! visits a late event joins) and rebuilds the rollups of every day whose visits changed. It
 //! also rotates the daily salt: yesterday's is destroyed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use passme_core::CoreError;
 use passme_core::clock::SharedClock;
@@ -20,6 +20,8 @@ const WATERMARK: &str = "rollup_received_watermark";
 /// Page views are re-read this far behind the watermark, so a group committed late by another
 /// process is not missed; re-reading is harmless because visits are recomputed, not added.
 const OVERLAP_MS: i64 = 30_000;
+/// Visitors recomputed per round of queries and per transaction.
+const BATCH: usize = 500;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RollupReport {
@@ -42,14 +44,15 @@ impl Rollups {
     pub async fn run(&self) -> Result<RollupReport, CoreError> {
         let now = self.clock.now_ms();
         let watermark = self.store.analytics_state(WATERMARK).await?.unwrap_or(0);
-        let touched = self.store.visitors_received((watermark - OVERLAP_MS).max(0), now).await?;
+        let mut touched = self.store.visitors_received((watermark - OVERLAP_MS).max(0), now).await?;
+        touched.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut days = BTreeSet::new();
-        for (site, visitor, lo, hi) in &touched {
-            let (from, to) = self.store.visit_span(site, *visitor, lo - VISIT_GAP_MS, hi + VISIT_GAP_MS).await?;
-            let views = self.store.visitor_events(site, *visitor, from, to).await?;
-            let visits = sessionise(&views);
-            for day in self.store.replace_visits(site, *visitor, from, to, &visits).await? {
-                days.insert((site.clone(), day));
+        for same_site in touched.chunk_by(|a, b| a.0 == b.0) {
+            for batch in same_site.chunks(BATCH) {
+                let site = &batch[0].0;
+                for day in self.revisit(site, batch).await? {
+                    days.insert((site.clone(), day));
+                }
             }
         }
         for (site, day) in &days {
@@ -58,6 +61,34 @@ impl Rollups {
         self.store.set_analytics_state(WATERMARK, now).await?;
         let salts_destroyed = self.store.destroy_salts_before(day_of(now)).await?;
         Ok(RollupReport { visitors: touched.len(), days: days.len(), salts_destroyed })
+    }
+
+    /// Recomputes the visits of a batch of one site's visitors around their new page views: a
+    /// visitor's span is widened to every stored visit within 30 minutes of the new views (a late
+    /// view can join visits), and the visits starting in it are replaced. Returns changed days.
+    async fn revisit(&self, site: &str, batch: &[(String, i64, i64, i64)]) -> Result<Vec<i64>, CoreError> {
+        let visitors: Vec<i64> = batch.iter().map(|t| t.1).collect();
+        let lo = batch.iter().map(|t| t.2).min().unwrap_or(0) - VISIT_GAP_MS;
+        let hi = batch.iter().map(|t| t.3).max().unwrap_or(0) + VISIT_GAP_MS;
+        let mut spans: HashMap<i64, (i64, i64)> = batch.iter().map(|t| (t.1, (t.2 - VISIT_GAP_MS, t.3 + VISIT_GAP_MS))).collect();
+        for (visitor, start, end) in self.store.visits_touching(site, &visitors, lo, hi).await? {
+            if let Some(span) = spans.get_mut(&visitor)
+                && start <= span.1
+                && end >= span.0
+            {
+                *span = (span.0.min(start), span.1.max(end));
+            }
+        }
+        let (from, to) = spans.values().fold((i64::MAX, i64::MIN), |(a, b), s| (a.min(s.0), b.max(s.1)));
+        let views = self.store.events_of_visitors(site, &visitors, from, to).await?;
+        let mut visits = Vec::new();
+        for one in views.chunk_by(|a, b| a.visitor == b.visitor) {
+            let (start, end) = spans[&one[0].visitor];
+            let within: Vec<_> = one.iter().filter(|v| v.ts >= start && v.ts <= end).cloned().collect();
+            visits.extend(sessionise(&within));
+        }
+        let spans: Vec<(i64, i64, i64)> = spans.into_iter().map(|(v, (a, b))| (v, a, b)).collect();
+        Ok(self.store.replace_visits_many(site, &spans, &visits).await?)
     }
 
     async fn rebuild_day(&self, site: &str, day: i64) -> Result<(), CoreError> {

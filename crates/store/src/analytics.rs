@@ -4,7 +4,7 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::{Store, StoreError, on_pool};
+use crate::{Engine, Store, StoreError, on_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
@@ -148,11 +148,15 @@ const TOTALS_SQL: &str = "COUNT(*) AS sessions, CAST(COALESCE(SUM(pageviews), 0)
      CAST(COALESCE(SUM(CASE WHEN pageviews = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces, \
      CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) AS duration_ms";
 
-fn placeholders(rows: usize, per_row: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", (1..=per_row).map(|c| format!("${}", r * per_row + c)).collect::<Vec<_>>().join(", ")))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `rows` tuples of `per_row` parameters. SQLite gets anonymous `?`: it resolves each numbered
+/// `$N` by a linear scan of the statement's parameter names, which made a 6,400-parameter insert
+/// spend most of its time looking names up.
+fn placeholders(engine: Engine, rows: usize, per_row: usize) -> String {
+    let tuple = |r: usize| match engine {
+        Engine::Sqlite => format!("({})", vec!["?"; per_row].join(", ")),
+        Engine::Postgres => format!("({})", (1..=per_row).map(|c| format!("${}", r * per_row + c)).collect::<Vec<_>>().join(", ")),
+    };
+    (0..rows).map(tuple).collect::<Vec<_>>().join(", ")
 }
 
 macro_rules! bind_event {
@@ -214,10 +218,10 @@ macro_rules! event_from_row {
 }
 
 macro_rules! insert_visits {
-    ($conn:expr, $visits:expr) => {{
+    ($engine:expr, $conn:expr, $visits:expr) => {{
         const PER_ROW: usize = 16;
         for chunk in $visits.chunks(INSERT_CHUNK) {
-            let sql = format!("INSERT INTO analytics_sessions ({VISIT_COLUMNS}) VALUES {}", placeholders(chunk.len(), PER_ROW));
+            let sql = format!("INSERT INTO analytics_sessions ({VISIT_COLUMNS}) VALUES {}", placeholders($engine, chunk.len(), PER_ROW));
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for v in chunk {
                 query = query
@@ -243,6 +247,34 @@ macro_rules! insert_visits {
     }};
 }
 
+/// `n` numbered parameters from `$first`, for an `IN (...)` list. (Numbered on both engines:
+/// SQLite would number anonymous `?` from 1 regardless of the `$N` before them.)
+fn list(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+macro_rules! events_from_rows {
+    ($rows:expr) => {{
+        let rows = $rows;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(event_from_row!(row));
+        }
+        Ok(out)
+    }};
+}
+
+/// Binds a filtered report query's parameters: site, day range, then each filter's value.
+macro_rules! bind_filtered {
+    ($sql:expr, $site:expr, $from:expr, $to:expr, $filters:expr) => {{
+        let mut query = sqlx::query(AssertSqlSafe($sql)).bind($site).bind($from).bind($to);
+        for (_, value) in $filters {
+            query = query.bind(value);
+        }
+        query
+    }};
+}
+
 /// A filter's SQL over visits aliased `s`, with its value bound at `$n`.
 fn filter_sql(dimension: Dimension, n: usize) -> String {
     match dimension.visit_column() {
@@ -260,7 +292,7 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in events.chunks(INSERT_CHUNK) {
-                let sql = format!("INSERT INTO analytics_events ({EVENT_COLUMNS}) VALUES {}", placeholders(chunk.len(), EVENT_PARAMS));
+                let sql = format!("INSERT INTO analytics_events ({EVENT_COLUMNS}) VALUES {}", placeholders(self.engine(), chunk.len(), EVENT_PARAMS));
                 let mut query = sqlx::query(AssertSqlSafe(sql));
                 for e in chunk {
                     query = bind_event!(query, e);
@@ -291,24 +323,6 @@ impl Store {
         })
     }
 
-    /// The span `[lo, hi]` widened to every stored visit of the visitor that touches it.
-    pub async fn visit_span(&self, site: &str, visitor: i64, lo: i64, hi: i64) -> Result<(i64, i64), StoreError> {
-        on_pool!(self, pool => {
-            let row = sqlx::query(
-                "SELECT MIN(started_at) AS lo, MAX(ended_at) AS hi FROM analytics_sessions \
-                 WHERE site = $1 AND visitor = $2 AND started_at <= $4 AND ended_at >= $3",
-            )
-            .bind(site)
-            .bind(visitor)
-            .bind(lo)
-            .bind(hi)
-            .fetch_one(pool)
-            .await?;
-            let (a, b): (Option<i64>, Option<i64>) = (row.try_get("lo")?, row.try_get("hi")?);
-            Ok((a.map_or(lo, |a| a.min(lo)), b.map_or(hi, |b| b.max(hi))))
-        })
-    }
-
     pub async fn visitor_events(&self, site: &str, visitor: i64, lo: i64, hi: i64) -> Result<Vec<EventRow>, StoreError> {
         on_pool!(self, pool => {
             let rows = sqlx::query(AssertSqlSafe(format!(
@@ -320,11 +334,7 @@ impl Store {
             .bind(hi)
             .fetch_all(pool)
             .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                out.push(event_from_row!(row));
-            }
-            Ok(out)
+            events_from_rows!(rows)
         })
     }
 
@@ -350,11 +360,7 @@ impl Store {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(pool)
             .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                out.push(event_from_row!(row));
-            }
-            Ok(out)
+            events_from_rows!(rows)
         })
     }
 
@@ -373,31 +379,69 @@ impl Store {
     pub async fn insert_visits(&self, visits: &[VisitRow]) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            insert_visits!(&mut *tx, visits);
+            insert_visits!(self.engine(), &mut *tx, visits);
             tx.commit().await?;
             Ok(())
         })
     }
 
-    /// Replaces the visitor's visits within `[lo, hi]` by `visits`, returning the days whose
-    /// visits changed (old and new).
-    pub async fn replace_visits(&self, site: &str, visitor: i64, lo: i64, hi: i64, visits: &[VisitRow]) -> Result<Vec<i64>, StoreError> {
+    /// The visits of `visitors` that touch `[lo, hi]`: (visitor, start, end).
+    pub async fn visits_touching(&self, site: &str, visitors: &[i64], lo: i64, hi: i64) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        let sql = format!(
+            "SELECT visitor, started_at, ended_at FROM analytics_sessions WHERE site = $1 AND started_at <= $3 AND ended_at >= $2 AND visitor IN ({})",
+            list(4, visitors.len())
+        );
+        on_pool!(self, pool => {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(site).bind(lo).bind(hi);
+            for v in visitors {
+                query = query.bind(*v);
+            }
+            let rows = query.fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push((row.try_get("visitor")?, row.try_get("started_at")?, row.try_get("ended_at")?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The page views of `visitors` in `[lo, hi]`, ordered by visitor and time.
+    pub async fn events_of_visitors(&self, site: &str, visitors: &[i64], lo: i64, hi: i64) -> Result<Vec<EventRow>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM analytics_events WHERE site = $1 AND ts >= $2 AND ts <= $3 AND visitor IN ({}) ORDER BY visitor, ts, path",
+            list(4, visitors.len())
+        );
+        on_pool!(self, pool => {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(site).bind(lo).bind(hi);
+            for v in visitors {
+                query = query.bind(*v);
+            }
+            let rows = query.fetch_all(pool).await?;
+            events_from_rows!(rows)
+        })
+    }
+
+    /// For each (visitor, from, to), replaces the visitor's visits starting in `[from, to]`; then
+    /// inserts `visits`. One transaction; returns the days whose visits changed.
+    pub async fn replace_visits_many(&self, site: &str, spans: &[(i64, i64, i64)], visits: &[VisitRow]) -> Result<Vec<i64>, StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let old = sqlx::query(
-                "DELETE FROM analytics_sessions WHERE site = $1 AND visitor = $2 AND started_at >= $3 AND started_at <= $4 RETURNING day",
-            )
-            .bind(site)
-            .bind(visitor)
-            .bind(lo)
-            .bind(hi)
-            .fetch_all(&mut *tx)
-            .await?;
             let mut days = Vec::new();
-            for row in &old {
-                days.push(row.try_get::<i64, _>("day")?);
+            for (visitor, from, to) in spans {
+                let old = sqlx::query(
+                    "DELETE FROM analytics_sessions WHERE site = $1 AND visitor = $2 AND started_at >= $3 AND started_at <= $4 RETURNING day",
+                )
+                .bind(site)
+                .bind(visitor)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&mut *tx)
+                .await?;
+                for row in &old {
+                    days.push(row.try_get::<i64, _>("day")?);
+                }
             }
-            insert_visits!(&mut *tx, visits);
+            insert_visits!(self.engine(), &mut *tx, visits);
             tx.commit().await?;
             days.extend(visits.iter().map(|v| v.day));
             days.sort_unstable();
@@ -523,10 +567,7 @@ impl Store {
             filtered_where(filters)
         );
         on_pool!(self, pool => {
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(site).bind(from_day).bind(to_day);
-            for (_, value) in filters {
-                query = query.bind(value);
-            }
+            let query = bind_filtered!(sql, site, from_day, to_day, filters);
             let rows = query.fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -546,10 +587,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let sql = format!("SELECT COUNT(DISTINCT s.visitor) AS visitors FROM analytics_sessions s WHERE {}", filtered_where(filters));
         on_pool!(self, pool => {
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(site).bind(from_day).bind(to_day);
-            for (_, value) in filters {
-                query = query.bind(value);
-            }
+            let query = bind_filtered!(sql, site, from_day, to_day, filters);
             Ok(query.fetch_one(pool).await?.try_get("visitors")?)
         })
     }
@@ -575,10 +613,7 @@ impl Store {
             ),
         };
         on_pool!(self, pool => {
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(site).bind(from_day).bind(to_day);
-            for (_, value) in filters {
-                query = query.bind(value);
-            }
+            let query = bind_filtered!(sql, site, from_day, to_day, filters);
             let rows = query.fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {

@@ -68,6 +68,7 @@ impl TestApp {
             smtp_url: None,
             trusted_proxies: Vec::new(),
             asn_table: None,
+            event_queue: 20_000,
         }
     }
 
@@ -101,9 +102,16 @@ pub struct TestAppBuilder {
     smtp_url: Option<String>,
     trusted_proxies: Vec<std::net::IpAddr>,
     asn_table: Option<Arc<AsnTable>>,
+    event_queue: usize,
 }
 
 impl TestAppBuilder {
+    /// How many page views may wait for their group commit before the endpoint answers 503.
+    pub fn event_queue(mut self, events: usize) -> Self {
+        self.event_queue = events;
+        self
+    }
+
     /// Resolves ISPs with the real IP-to-ASN table (see [`crate::asn_table`]).
     pub fn with_isps(mut self) -> Self {
         self.asn_table = Some(crate::asn::asn_table());
@@ -147,7 +155,7 @@ impl TestAppBuilder {
             Site { id: "passme".into(), hosts: vec!["passme.test".into()] },
             Site { id: "product".into(), hosts: vec!["app.passme.test".into()] },
         ];
-        let analytics = Analytics::new(self.db.store.clone(), self.clock.clone(), &[7; 32], sites, self.asn_table, 20_000);
+        let analytics = Analytics::new(self.db.store.clone(), self.clock.clone(), &[7; 32], sites, self.asn_table, self.event_queue);
         let state = AppState {
             analytics: Arc::new(analytics),
             policy: Arc::new(passme_policy::builtin().clone()),

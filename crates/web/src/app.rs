@@ -78,7 +78,14 @@ pub fn store_options(config: &Config) -> StoreOptions {
 }
 
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    router_with(state, request_timeout, Router::new())
+}
+
+/// The application's routes plus `extra` (benchmarks add an empty handler), all behind the same
+/// middleware.
+pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<AppState>) -> Router {
     Router::new()
+        .merge(extra)
         .route("/", get(pages::landing))
         .route("/privacy", get(pages::privacy))
         .route("/cookies", get(pages::cookies))
@@ -220,9 +227,14 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets requests in flight and job passes finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        self.run_with(Router::new(), shutdown).await
+    }
+
+    /// As [`Application::run_until`], serving `extra` routes too.
+    pub async fn run_with(self, extra: Router<AppState>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = self.spawn_background(stop_rx);
-        let app = router(self.state.clone(), Duration::from_secs(self.config.http.request_timeout_secs));
+        let app = router_with(self.state.clone(), Duration::from_secs(self.config.http.request_timeout_secs), extra);
         let served =
             axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await;
         let _ = stop_tx.send(true);

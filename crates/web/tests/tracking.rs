@@ -385,7 +385,8 @@ fn report_breakdown(report: &Value) -> BTreeMap<(String, String), i64> {
     out
 }
 
-async fn analyst(app: &TestApp, role: Role) -> String {
+/// A staff member with `role`, signed in: their account id and session cookie.
+async fn staff(app: &TestApp, role: Role) -> (String, String) {
     let signup = passme_core::identity::accounts::Accounts::new(app.db.store.clone(), app.state.clock.clone())
         .sign_up(&format!("{}@passme.test", role.id()), secrecy::SecretString::from("korrekt hest batteri hæfteklamme"))
         .await
@@ -397,7 +398,11 @@ async fn analyst(app: &TestApp, role: Role) -> String {
         .await
         .expect("session");
     use secrecy::ExposeSecret;
-    format!("__Host-session={}", token.expose_secret())
+    (account_id, format!("__Host-session={}", token.expose_secret()))
+}
+
+async fn analyst(app: &TestApp, role: Role) -> String {
+    staff(app, role).await.1
 }
 
 async fn get_as(app: &TestApp, cookie: &str, path: &str) -> TestResponse {
@@ -569,4 +574,103 @@ async fn the_tracker_is_small_first_party_and_on_every_page_with_a_noscript_pixe
     let pixel = app.send(request).await;
     assert_eq!((pixel.status.as_u16(), pixel.header("content-type")), (200, Some("image/gif")));
     assert!(stored(&app.db.store).await.iter().any(|r| r.path == "/no-js"));
+}
+
+#[tokio::test]
+async fn under_overload_the_endpoint_answers_503_with_retry_after_instead_of_queueing() {
+    let db = sqlite().await;
+    let clock = ManualClock::at(T0);
+    // Room for 3 waiting page views: a batch of 5 cannot be queued.
+    let app = TestApp::builder(db).clock(Arc::new(clock.clone())).event_queue(3).build();
+    let client = Client::new(&app, "192.0.2.60", FIREFOX);
+    let batch = Value::Array(vec![json!({ "site": "passme", "url": page("/"), "ts": T0 }); 5]);
+    let refused = client.send(batch).await;
+    assert_eq!((refused.status.as_u16(), refused.error_code().as_str()), (503, "overloaded"));
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(stored(&app.db.store).await.is_empty());
+    // What fits is taken, and the reservation of the refused batch was given back.
+    for _ in 0..3 {
+        client.view("/", None, T0).await;
+    }
+    assert_eq!(stored(&app.db.store).await.len(), 3);
+}
+
+#[tokio::test]
+async fn an_analysts_token_reads_the_report_and_other_tokens_cannot() {
+    let db = sqlite().await;
+    let app = TestApp::new(db);
+    let tokens = passme_core::identity::api_tokens::ApiTokens::new(app.db.store.clone(), app.state.clock.clone());
+    let (account, _) = staff(&app, Role::Analyst).await;
+    use passme_core::identity::api_tokens::{SCOPE_ANALYTICS_READ, SCOPE_ME_READ};
+    use secrecy::ExposeSecret;
+    let reader = tokens.create(&account, "dashboards", &[SCOPE_ANALYTICS_READ]).await.expect("token");
+    let me_only = tokens.create(&account, "profile", &[SCOPE_ME_READ]).await.expect("token");
+    let with_bearer = |token: String| {
+        Request::get("/api/v1/analytics/report").header("authorization", format!("Bearer {token}")).body(Body::empty()).expect("request")
+    };
+    let ok = app.send(with_bearer(reader.expose_secret().to_string())).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.json()["counted_from"], "rollups");
+    let refused = app.send(with_bearer(me_only.expose_secret().to_string())).await;
+    assert_eq!((refused.status.as_u16(), refused.error_code().as_str()), (403, "insufficient_scope"));
+    let none = app.get("/api/v1/analytics/report").await;
+    assert_eq!(none.status, 401);
+}
+
+#[tokio::test]
+async fn the_real_tracker_follows_single_page_navigation_batches_and_its_beacons_are_accepted() {
+    // The script served at /t.js, run by Node against a minimal browser (history, location,
+    // sendBeacon); its beacons then go to the real endpoint.
+    let db = sqlite().await;
+    let clock = ManualClock::at(T0);
+    let app = manual_app(db, &clock);
+    let script = app.get("/t.js").await.body;
+    let harness = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/tracker_harness.js");
+    let mut node = std::process::Command::new("node")
+        .arg(&harness)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs (scripts/test needs it anyway, for npm)");
+    use std::io::Write;
+    node.stdin.take().expect("stdin").write_all(&script).expect("the script");
+    let output = node.wait_with_output().expect("node output");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let beacons: Value = serde_json::from_slice(&output.stdout).expect("beacons as JSON");
+    let beacons = beacons.as_array().expect("a list");
+    assert_eq!(beacons.len(), 3, "hidden page, a full batch of ten, page hide: {beacons:?}");
+    assert!(beacons.iter().all(|b| b["url"] == "http://passme.test/api/v1/events" && b["type"] == "text/plain"), "no preflight needed");
+    let first: Vec<(&str, &str)> = beacons[0]["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| (e["url"].as_str().expect("url"), e["referrer"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        first,
+        [
+            ("http://passme.test/start", "https://www.google.com/search?q=passme"),
+            ("http://passme.test/spa/one", "http://passme.test/start"),
+            ("http://passme.test/spa/two", "http://passme.test/spa/one"),
+            ("http://passme.test/spa/one", "http://passme.test/spa/two"),
+        ],
+        "pushState and popstate are views, a fragment change is not, and each view's referrer is the previous page"
+    );
+    assert_eq!(beacons[1]["events"].as_array().map(Vec::len), Some(10));
+    assert_eq!(beacons[2]["events"].as_array().map(Vec::len), Some(2));
+    let client = Client::new(&app, "127.0.0.1", FIREFOX);
+    for beacon in beacons {
+        let mut events = beacon["events"].clone();
+        // The harness's clock is the real one; the app's is fixed at T0.
+        for e in events.as_array_mut().expect("events") {
+            e["ts"] = json!(T0);
+        }
+        let response = client.send(events.clone()).await;
+        assert_eq!(response.status, 202, "{}", response.text());
+    }
+    let paths: BTreeSet<String> = stored(&app.db.store).await.into_iter().map(|r| r.path).collect();
+    for expected in ["/start", "/spa/one", "/spa/two", "/burst/0", "/burst/11"] {
+        assert!(paths.contains(expected), "{expected} stored: {paths:?}");
+    }
 }

@@ -9,10 +9,11 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use passme_core::identity::accounts::{Accounts, SignUp, VERIFY, VERIFY_TTL_MS};
-use passme_core::identity::api_tokens::{ApiTokens, SCOPE_ME_READ};
+use passme_core::identity::api_tokens::{ApiTokens, SCOPE_ANALYTICS_READ, SCOPE_ME_READ};
 use passme_core::identity::email;
 use passme_core::identity::remember::{self, Remember};
 use passme_core::identity::sessions::{ActiveSession, Sessions};
+use passme_core::identity::staff::Staff;
 use passme_core::identity::throttle::{LoginThrottle, Verdict};
 use passme_core::mail::Template as Mail;
 use passme_policy::{CookieCategory, Lang};
@@ -879,15 +880,25 @@ pub async fn create_token(
         return Redirect::to("/login?next=/account").into_response();
     };
     let tokens = ApiTokens::new(state.store.clone(), state.clock.clone());
-    match tokens.create(&session.account_id, input.name.as_deref().unwrap_or_default(), &[SCOPE_ME_READ]).await {
+    // Analysts' tokens may also read the analytics reports; nobody else's can.
+    let analyst =
+        Staff::new(state.store.clone(), state.clock.clone()).require(&session.account_id, crate::routes::analytics::ROLES).await.is_ok();
+    let scopes: &[&str] = if analyst { &[SCOPE_ME_READ, SCOPE_ANALYTICS_READ] } else { &[SCOPE_ME_READ] };
+    match tokens.create(&session.account_id, input.name.as_deref().unwrap_or_default(), scopes).await {
         Ok(token) => {
             let body = TokenCreated {
                 chrome: Chrome::plain(lang, lang.pick("Ny API-nøgle", "New API token"), "/account"),
                 heading: lang.pick("Ny API-nøgle", "New API token"),
-                message: lang.pick(
-                    "Kopiér nøglen nu – den vises ikke igen. Den kan læse GET /api/v1/me.",
-                    "Copy the token now – it is not shown again. It can read GET /api/v1/me.",
-                ),
+                message: match (lang, analyst) {
+                    (Lang::Da, false) => "Kopiér nøglen nu – den vises ikke igen. Den kan læse GET /api/v1/me.",
+                    (Lang::En, false) => "Copy the token now – it is not shown again. It can read GET /api/v1/me.",
+                    (Lang::Da, true) => {
+                        "Kopiér nøglen nu – den vises ikke igen. Den kan læse GET /api/v1/me og statistikken (GET /api/v1/analytics/report)."
+                    }
+                    (Lang::En, true) => {
+                        "Copy the token now – it is not shown again. It can read GET /api/v1/me and the analytics (GET /api/v1/analytics/report)."
+                    }
+                },
                 token: token.expose_secret().to_string(),
                 back: lang.pick("Tilbage til din konto", "Back to your account"),
             };

@@ -5,7 +5,7 @@
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use passme_analytics::event::{EventIn, EventsIn};
+use passme_analytics::event::EventIn;
 use passme_analytics::ingest::IngestError;
 use passme_analytics::visitor::VisitorIds;
 use passme_analytics::{AcceptError, Caller};
@@ -111,8 +111,14 @@ pub async fn events(State(state): State<AppState>, request: Request) -> Response
         Ok(bytes) => bytes,
         Err(e) => return e.into_response(),
     };
-    let batch = match parse_json::<EventsIn>(&bytes) {
-        Ok(batch) => batch.into_vec(),
+    // One event or a list, told apart by the first byte (an untagged enum would first buffer the
+    // body into an intermediate tree).
+    let batch = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => parse_json::<Vec<EventIn>>(&bytes),
+        _ => parse_json::<EventIn>(&bytes).map(|e| vec![e]),
+    };
+    let batch = match batch {
+        Ok(batch) => batch,
         Err(e) => return e.into_response(),
     };
     accept(&state, &parts.headers, &parts.extensions, batch).await
