@@ -139,14 +139,28 @@ pub struct BreakdownRow {
     pub totals: Totals,
 }
 
-/// Bind parameters per page view; 400 rows stay under both engines' parameter limits.
+/// Bind parameters per page view; 256 rows (the largest chunk) stay under both engines' limits.
 const EVENT_COLUMNS: &str = "site, visitor, ts, received_at, path, source, utm_source, utm_medium, utm_campaign, browser, browser_version, os, os_version, isp, ip, ip_prefix";
 const EVENT_PARAMS: usize = 16;
-const INSERT_CHUNK: usize = 400;
 const VISIT_COLUMNS: &str = "site, visitor, started_at, ended_at, day, landing, exit_page, source, utm_source, utm_medium, utm_campaign, browser, os, isp, pageviews, duration_ms";
 const TOTALS_SQL: &str = "COUNT(*) AS sessions, CAST(COALESCE(SUM(pageviews), 0) AS BIGINT) AS pageviews, \
      CAST(COALESCE(SUM(CASE WHEN pageviews = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces, \
      CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) AS duration_ms";
+
+/// Splits rows into chunks of 256, 128, … 1 rows. Groups come in every size; the statement for
+/// each size must be prepared (parsing thousands of placeholders) unless cached, so a handful of
+/// sizes keeps every insert a cache hit.
+fn power_of_two_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let n = 1usize << rows.len().min(256).ilog2();
+        let (chunk, rest) = rows.split_at(n);
+        rows = rest;
+        Some(chunk)
+    })
+}
 
 /// `rows` tuples of `per_row` parameters. SQLite gets anonymous `?`: it resolves each numbered
 /// `$N` by a linear scan of the statement's parameter names, which made a 6,400-parameter insert
@@ -220,7 +234,7 @@ macro_rules! event_from_row {
 macro_rules! insert_visits {
     ($engine:expr, $conn:expr, $visits:expr) => {{
         const PER_ROW: usize = 16;
-        for chunk in $visits.chunks(INSERT_CHUNK) {
+        for chunk in power_of_two_chunks($visits) {
             let sql = format!("INSERT INTO analytics_sessions ({VISIT_COLUMNS}) VALUES {}", placeholders($engine, chunk.len(), PER_ROW));
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for v in chunk {
@@ -291,7 +305,7 @@ impl Store {
     pub async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for chunk in events.chunks(INSERT_CHUNK) {
+            for chunk in power_of_two_chunks(events) {
                 let sql = format!("INSERT INTO analytics_events ({EVENT_COLUMNS}) VALUES {}", placeholders(self.engine(), chunk.len(), EVENT_PARAMS));
                 let mut query = sqlx::query(AssertSqlSafe(sql));
                 for e in chunk {
@@ -731,4 +745,18 @@ fn filtered_where(filters: &[(Dimension, String)]) -> String {
     let mut parts = vec!["s.site = $1".to_string(), "s.day >= $2".into(), "s.day <= $3".into()];
     parts.extend(filters.iter().enumerate().map(|(i, (d, _))| filter_sql(*d, i + 4)));
     parts.join(" AND ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::power_of_two_chunks;
+
+    #[test]
+    fn inserts_use_a_handful_of_statement_sizes() {
+        let rows: Vec<u32> = (0..1000).collect();
+        let sizes: Vec<usize> = power_of_two_chunks(&rows).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [256, 256, 256, 128, 64, 32, 8]);
+        assert_eq!(sizes.iter().sum::<usize>(), 1000);
+        assert_eq!(power_of_two_chunks::<u32>(&[]).count(), 0);
+    }
 }

@@ -105,6 +105,9 @@ impl Store {
             // 32 MiB of page cache per connection (the default is 2 MiB): page-view inserts touch
             // random pages of the per-visitor index, and misses cost a read each.
             .pragma("cache_size", "-32768")
+            // Statement journals (every multi-row insert inside a transaction has one) in memory
+            // instead of temporary files: they were a tenth of the ingestion's time.
+            .pragma("temp_store", "memory")
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
