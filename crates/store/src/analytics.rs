@@ -278,11 +278,11 @@ macro_rules! events_from_rows {
     }};
 }
 
-/// Binds a filtered report query's parameters: site, day range, then each filter's value.
-macro_rules! bind_filtered {
-    ($sql:expr, $site:expr, $from:expr, $to:expr, $filters:expr) => {{
+/// Binds `$1` site, `$2`/`$3` a range, then `$4…` each of `values` (filter values, visitor ids).
+macro_rules! bind_range_and {
+    ($sql:expr, $site:expr, $from:expr, $to:expr, $values:expr) => {{
         let mut query = sqlx::query(AssertSqlSafe($sql)).bind($site).bind($from).bind($to);
-        for (_, value) in $filters {
+        for value in $values {
             query = query.bind(value);
         }
         query
@@ -406,11 +406,7 @@ impl Store {
             list(4, visitors.len())
         );
         on_pool!(self, pool => {
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(site).bind(lo).bind(hi);
-            for v in visitors {
-                query = query.bind(*v);
-            }
-            let rows = query.fetch_all(pool).await?;
+            let rows = bind_range_and!(sql, site, lo, hi, visitors.iter().copied()).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 out.push((row.try_get("visitor")?, row.try_get("started_at")?, row.try_get("ended_at")?));
@@ -426,11 +422,7 @@ impl Store {
             list(4, visitors.len())
         );
         on_pool!(self, pool => {
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(site).bind(lo).bind(hi);
-            for v in visitors {
-                query = query.bind(*v);
-            }
-            let rows = query.fetch_all(pool).await?;
+            let rows = bind_range_and!(sql, site, lo, hi, visitors.iter().copied()).fetch_all(pool).await?;
             events_from_rows!(rows)
         })
     }
@@ -581,7 +573,7 @@ impl Store {
             filtered_where(filters)
         );
         on_pool!(self, pool => {
-            let query = bind_filtered!(sql, site, from_day, to_day, filters);
+            let query = bind_range_and!(sql, site, from_day, to_day, filters.iter().map(|(_, v)| v));
             let rows = query.fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -601,7 +593,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let sql = format!("SELECT COUNT(DISTINCT s.visitor) AS visitors FROM analytics_sessions s WHERE {}", filtered_where(filters));
         on_pool!(self, pool => {
-            let query = bind_filtered!(sql, site, from_day, to_day, filters);
+            let query = bind_range_and!(sql, site, from_day, to_day, filters.iter().map(|(_, v)| v));
             Ok(query.fetch_one(pool).await?.try_get("visitors")?)
         })
     }
@@ -627,7 +619,7 @@ impl Store {
             ),
         };
         on_pool!(self, pool => {
-            let query = bind_filtered!(sql, site, from_day, to_day, filters);
+            let query = bind_range_and!(sql, site, from_day, to_day, filters.iter().map(|(_, v)| v));
             let rows = query.fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
