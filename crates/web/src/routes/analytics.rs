@@ -182,17 +182,7 @@ fn link_with(params: &BTreeMap<String, String>, key: &str, value: Option<&str>) 
         Some(v) => params.insert(key.to_string(), v.to_string()),
         None => params.remove(key),
     };
-    let query: Vec<String> = params.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
-    format!("/staff/analytics?{}", query.join("&"))
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    format!("/staff/analytics?{}", url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish())
 }
 
 /// The dashboard page: range picker, filters, the chart and every breakdown.

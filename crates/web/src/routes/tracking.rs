@@ -77,16 +77,33 @@ fn error_for(e: AcceptError) -> Response {
     response
 }
 
-async fn accept(state: &AppState, headers: &HeaderMap, extensions: &axum::http::Extensions, batch: Vec<EventIn>) -> Response {
-    let ip = client_ip(headers, extensions, &state.trusted_proxies);
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let (cookie, set_cookie) = visitor_cookie(state, headers);
-    let caller = Caller { ip, user_agent, visitor_cookie: cookie.as_deref() };
+/// What the request says about its sender, read before its body is consumed.
+struct Sender {
+    ip: std::net::IpAddr,
+    user_agent: String,
+    cookie: Option<String>,
+    set_cookie: Option<HeaderValue>,
+}
+
+impl Sender {
+    fn of(state: &AppState, headers: &HeaderMap, extensions: &axum::http::Extensions) -> Sender {
+        let (cookie, set_cookie) = visitor_cookie(state, headers);
+        Sender {
+            ip: client_ip(headers, extensions, &state.trusted_proxies),
+            user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+            cookie,
+            set_cookie,
+        }
+    }
+}
+
+async fn accept(state: &AppState, sender: Sender, batch: Vec<EventIn>) -> Response {
+    let caller = Caller { ip: sender.ip, user_agent: &sender.user_agent, visitor_cookie: sender.cookie.as_deref() };
     match state.analytics.accept(&caller, batch).await {
         Ok(accepted) => {
             let mut response =
                 (StatusCode::ACCEPTED, axum::Json(EventsAccepted { stored: accepted.stored, dropped: accepted.dropped })).into_response();
-            if let Some(cookie) = set_cookie {
+            if let Some(cookie) = sender.set_cookie {
                 response.headers_mut().append(header::SET_COOKIE, cookie);
             }
             response
@@ -105,8 +122,7 @@ async fn accept(state: &AppState, headers: &HeaderMap, extensions: &axum::http::
     (status = 503, description = "Overloaded; retry after the Retry-After header", body = crate::error::ErrorBody),
 ))]
 pub async fn events(State(state): State<AppState>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let request = Request::from_parts(parts.clone(), body);
+    let sender = Sender::of(&state, request.headers(), request.extensions());
     let bytes = match body_bytes(request, &state, &["application/json", "text/plain"]).await {
         Ok(bytes) => bytes,
         Err(e) => return e.into_response(),
@@ -121,7 +137,7 @@ pub async fn events(State(state): State<AppState>, request: Request) -> Response
         Ok(batch) => batch,
         Err(e) => return e.into_response(),
     };
-    accept(&state, &parts.headers, &parts.extensions, batch).await
+    accept(&state, sender, batch).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,7 +148,8 @@ pub struct PixelQuery {
 }
 
 /// The `<noscript>` fallback: an image whose request records one page view.
-pub async fn pixel(State(state): State<AppState>, headers: HeaderMap, request: Request) -> Response {
+pub async fn pixel(State(state): State<AppState>, request: Request) -> Response {
+    let headers = request.headers();
     let Ok(Query(query)) = Query::<PixelQuery>::try_from_uri(request.uri()) else {
         return ApiError::bad_request("query_invalid", "expected ?site=…&url=…").into_response();
     };
@@ -141,7 +158,7 @@ pub async fn pixel(State(state): State<AppState>, headers: HeaderMap, request: R
         return ApiError::bad_request("url_missing", "give the page as ?url=…").into_response();
     };
     let event = EventIn { site: query.site, url, referrer: None, ts: state.clock.now_ms() };
-    let response = accept(&state, &headers, request.extensions(), vec![event]).await;
+    let response = accept(&state, Sender::of(&state, headers, request.extensions()), vec![event]).await;
     if !response.status().is_success() {
         return response;
     }
