@@ -74,10 +74,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rollup_rows = store.scalar_i64("SELECT COUNT(*) AS n FROM analytics_rollup").await?;
     println!("rollup rows: {rollup_rows}");
     let overview = Query { site: "passme".into(), from_day: first_day, to_day: last_day, filters: Vec::new() };
-    let filtered = Query { filters: vec![(Dimension::Browser, "Firefox".into())], ..overview.clone() };
-    for (name, query, runs) in
-        [("30-day overview, every breakdown (rollups)", &overview, runs), ("same, filtered by browser (visits)", &filtered, runs.min(5))]
-    {
+    let by_browser = Query { filters: vec![(Dimension::Browser, "Firefox".into())], ..overview.clone() };
+    let by_page = Query { filters: vec![(Dimension::Page, "/page/7".into())], ..overview.clone() };
+    for (name, query, runs) in [
+        ("30-day overview, every breakdown (rollups)", &overview, runs),
+        ("same, filtered by browser (visits)", &by_browser, runs.min(5)),
+        ("same, filtered by page (visits)", &by_page, runs.min(5)),
+    ] {
         report::report(&store, query, TOP).await?;
         let mut times: Vec<Duration> = Vec::with_capacity(runs);
         let mut visitors = 0;

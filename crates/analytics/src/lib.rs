@@ -3,6 +3,7 @@
 //! enriched on the server (browser and OS, ISP), counted without a cookie unless statistics
 //! consent was given, grouped into visits and rolled up per day for the staff dashboard.
 
+pub mod aggregate;
 pub mod asn;
 pub mod event;
 pub mod useragent;

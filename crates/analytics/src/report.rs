@@ -9,6 +9,7 @@ use passme_core::CoreError;
 use passme_store::{BreakdownRow, DayRow, Dimension, Store, Totals};
 use serde::Serialize;
 
+use crate::aggregate::Aggregate;
 use crate::sketch::Sketch;
 
 /// The longest range one report covers.
@@ -111,13 +112,11 @@ pub async fn report(store: &Store, query: &Query, top: usize) -> Result<Report, 
         let estimated = matches!(merged, Sketch::Hll(_));
         (days, merged.count(), estimated, store.rollup_breakdowns(site, from, to).await?)
     } else {
-        let days = store.filtered_days(site, from, to, &query.filters).await?;
-        let visitors = store.filtered_visitors(site, from, to, &query.filters).await?;
-        let mut rows = Vec::new();
-        for dimension in Dimension::ALL {
-            rows.extend(store.filtered_breakdown(site, from, to, &query.filters, dimension).await?);
-        }
-        (days, visitors, false, rows)
+        let mut aggregate = Aggregate::default();
+        store.each_visit(site, from, to, &query.filters, |visit| aggregate.add(&visit)).await?;
+        let (days, visitors) = (aggregate.days(), aggregate.visitors.count());
+        let estimated = matches!(aggregate.visitors, Sketch::Hll(_));
+        (days, visitors, estimated, aggregate.breakdowns())
     };
     let mut totals = Totals::default();
     let by_day: BTreeMap<i64, &DayRow> = days.iter().map(|d| (d.day, d)).collect();

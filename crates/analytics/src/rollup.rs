@@ -1,5 +1,6 @@
 //! The background pass that turns received page views into visits and daily rollups. It runs
-//! every minute through the job queue (one process at a time), picks up the visitors whose page
+//! every minute through the job queue (one process at a time), moves the page views received
+//! since the last pass out of the unindexed inbox, picks up the visitors whose page
 //! views arrived since the last pass, recomputes their visits around the new views (merging
 //! visits a late event joins) and rebuilds the rollups of every day whose visits changed. It
 //! also rotates the daily salt: yesterday's is destroyed.
@@ -12,7 +13,7 @@ use passme_core::jobs::{EnqueueOptions, JobQueue};
 use passme_store::Store;
 use serde_json::json;
 
-use crate::sketch::Sketch;
+use crate::aggregate::Aggregate;
 use crate::visits::{DAY_MS, VISIT_GAP_MS, day_of, sessionise};
 
 pub const JOB_KIND: &str = "analytics.rollup";
@@ -43,6 +44,7 @@ impl Rollups {
 
     pub async fn run(&self) -> Result<RollupReport, CoreError> {
         let now = self.clock.now_ms();
+        self.drain_inbox().await?;
         let watermark = self.store.analytics_state(WATERMARK).await?.unwrap_or(0);
         let mut touched = self.store.visitors_received((watermark - OVERLAP_MS).max(0), now).await?;
         touched.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -58,9 +60,28 @@ impl Rollups {
         for (site, day) in &days {
             self.rebuild_day(site, *day).await?;
         }
-        self.store.set_analytics_state(WATERMARK, now).await?;
+        // Views still in the inbox (more arrived than one pass moves) are read by the next pass.
+        let next = self.store.inbox_oldest_received().await?.map_or(now, |oldest| oldest.min(now));
+        self.store.set_analytics_state(WATERMARK, next).await?;
         let salts_destroyed = self.store.destroy_salts_before(day_of(now)).await?;
         Ok(RollupReport { visitors: touched.len(), days: days.len(), salts_destroyed })
+    }
+
+    /// Moves received page views from the inbox into the events table, a slice per transaction
+    /// so ingestion waits at most one slice for the write lock. Bounded, so a pass ends even
+    /// while page views arrive faster than it moves them.
+    async fn drain_inbox(&self) -> Result<u64, CoreError> {
+        const SLICE: usize = 50_000;
+        const MAX_SLICES: usize = 20;
+        let mut moved = 0;
+        for _ in 0..MAX_SLICES {
+            let n = self.store.move_inbox(SLICE).await?;
+            moved += n;
+            if n < SLICE as u64 {
+                break;
+            }
+        }
+        Ok(moved)
     }
 
     /// Recomputes the visits of a batch of one site's visitors around their new page views: a
@@ -92,8 +113,10 @@ impl Rollups {
     }
 
     async fn rebuild_day(&self, site: &str, day: i64) -> Result<(), CoreError> {
-        let visitors = self.store.rebuild_rollup(site, day).await?;
-        let sketch = Sketch::of(visitors.iter().copied());
+        let mut aggregate = Aggregate::default();
+        self.store.each_visit(site, day, day, &[], |visit| aggregate.add(&visit)).await?;
+        let (totals, sketch) = (aggregate.totals, std::mem::take(&mut aggregate.visitors));
+        self.store.replace_rollup(site, day, totals, &aggregate.breakdowns()).await?;
         self.store.put_sketch(site, day, sketch.count(), &sketch.encode()).await?;
         Ok(())
     }
@@ -104,6 +127,7 @@ impl Rollups {
     pub async fn rebuild(&self, site: &str, from_day: i64, to_day: i64) -> Result<usize, CoreError> {
         const PAGE: usize = 50_000;
         let (from, to) = (from_day * DAY_MS, (to_day + 1) * DAY_MS);
+        while self.drain_inbox().await? > 0 {}
         self.store.delete_visits(site, from, to).await?;
         let mut after = None;
         let mut total = 0;

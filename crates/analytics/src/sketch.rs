@@ -34,9 +34,13 @@ impl Sketch {
     pub fn of(visitors: impl IntoIterator<Item = i64>) -> Sketch {
         let mut sketch = Sketch::default();
         for v in visitors {
-            sketch.insert(u64::from_le_bytes(v.to_le_bytes()));
+            sketch.add(v);
         }
         sketch
+    }
+
+    pub fn add(&mut self, visitor: i64) {
+        self.insert(u64::from_le_bytes(visitor.to_le_bytes()));
     }
 
     fn insert(&mut self, visitor: u64) {

@@ -44,7 +44,17 @@ fn visit_of(views: &[EventRow]) -> VisitRow {
         isp: first.isp.clone(),
         pageviews: i64::try_from(views.len()).unwrap_or(i64::MAX),
         duration_ms: last.ts - first.ts,
+        pages: pages_of(views),
     }
+}
+
+/// Each page viewed in the visit and how often, ordered by path.
+fn pages_of(views: &[EventRow]) -> Vec<(String, i64)> {
+    let mut pages: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for view in views {
+        *pages.entry(view.path.as_str()).or_default() += 1;
+    }
+    pages.into_iter().map(|(path, views)| (path.to_string(), views)).collect()
 }
 
 #[cfg(test)]
@@ -81,5 +91,7 @@ mod tests {
         assert_eq!((visits[0].landing.as_str(), visits[0].exit_page.as_str(), visits[0].pageviews), ("/", "/signup", 3));
         assert_eq!(visits[0].duration_ms, 40 * min);
         assert_eq!((visits[1].pageviews, visits[1].duration_ms, visits[1].source.as_str()), (1, 0, "google.com"));
+        let pages: Vec<(&str, i64)> = visits[0].pages.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+        assert_eq!(pages, [("/", 1), ("/pricing", 1), ("/signup", 1)]);
     }
 }

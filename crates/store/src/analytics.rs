@@ -1,4 +1,4 @@
-//! Storage for service tracking: page views (written in groups, one transaction per group),
+//! Storage for service tracking: page views (written in groups to an unindexed inbox, then moved),
 //! visits derived from them, daily rollups and the daily visitor sketches. Every report belongs
 //! to the day its visit started, so the rollups and a recount from the raw rows agree.
 
@@ -45,6 +45,8 @@ pub struct VisitRow {
     pub isp: String,
     pub pageviews: i64,
     pub duration_ms: i64,
+    /// The pages viewed and how often, ordered by path.
+    pub pages: Vec<(String, i64)>,
 }
 
 /// The report dimensions and the visit column each reads. `Page` is the pages viewed.
@@ -95,7 +97,23 @@ impl Dimension {
         Dimension::ALL.into_iter().find(|d| d.name() == name)
     }
 
-    /// The visit column; `None` for pages, which come from the page views.
+    /// The visit's value for this dimension; `None` for pages, of which a visit has several.
+    pub fn of_visit(self, visit: &VisitRow) -> Option<&str> {
+        Some(match self {
+            Dimension::Page => return None,
+            Dimension::Landing => &visit.landing,
+            Dimension::Exit => &visit.exit_page,
+            Dimension::Source => &visit.source,
+            Dimension::UtmSource => &visit.utm_source,
+            Dimension::UtmMedium => &visit.utm_medium,
+            Dimension::UtmCampaign => &visit.utm_campaign,
+            Dimension::Browser => &visit.browser,
+            Dimension::Os => &visit.os,
+            Dimension::Isp => &visit.isp,
+        })
+    }
+
+    /// The visit column; `None` for pages, which are listed in the `pages` column.
     fn visit_column(self) -> Option<&'static str> {
         match self {
             Dimension::Page => None,
@@ -142,11 +160,38 @@ pub struct BreakdownRow {
 /// Bind parameters per page view; 256 rows (the largest chunk) stay under both engines' limits.
 const EVENT_COLUMNS: &str = "site, visitor, ts, received_at, path, source, utm_source, utm_medium, utm_campaign, browser, browser_version, os, os_version, isp, ip, ip_prefix";
 const EVENT_PARAMS: usize = 16;
-const VISIT_COLUMNS: &str = "site, visitor, started_at, ended_at, day, landing, exit_page, source, utm_source, utm_medium, utm_campaign, browser, os, isp, pageviews, duration_ms";
-const TOTALS_SQL: &str = "COUNT(*) AS sessions, CAST(COALESCE(SUM(pageviews), 0) AS BIGINT) AS pageviews, \
-     CAST(COALESCE(SUM(CASE WHEN pageviews = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces, \
-     CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) AS duration_ms";
+/// Where page views are: just received, and moved for the visit pass. Retention covers both.
+const EVENT_TABLES: [&str; 2] = ["analytics_inbox", "analytics_events"];
+const VISIT_COLUMNS: &str = "site, visitor, started_at, ended_at, day, landing, exit_page, source, utm_source, utm_medium, utm_campaign, browser, os, isp, pageviews, duration_ms, pages";
 
+/// A visit's pages as stored: "path views" pairs separated by spaces. URL paths are
+/// percent-encoded and hold no space, and each starts with `/`, unlike a count.
+fn encode_pages(pages: &[(String, i64)]) -> String {
+    let mut out = String::new();
+    for (path, views) in pages {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(path);
+        out.push(' ');
+        out.push_str(&views.to_string());
+    }
+    out
+}
+
+fn decode_pages(text: &str) -> Vec<(String, i64)> {
+    let mut parts = text.split(' ').filter(|p| !p.is_empty());
+    let mut pages = Vec::new();
+    while let (Some(path), Some(views)) = (parts.next(), parts.next()) {
+        pages.push((path.to_string(), views.parse().unwrap_or(0)));
+    }
+    pages
+}
+
+/// The next item of a row stream (sqlx's `fetch`), without pulling in a futures toolkit.
+async fn next_row<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx)).await
+}
 /// Splits rows into chunks of 256, 128, … 1 rows. Groups come in every size; the statement for
 /// each size must be prepared (parsing thousands of placeholders) unless cached, so a handful of
 /// sizes keeps every insert a cache hit.
@@ -233,7 +278,7 @@ macro_rules! event_from_row {
 
 macro_rules! insert_visits {
     ($engine:expr, $conn:expr, $visits:expr) => {{
-        const PER_ROW: usize = 16;
+        const PER_ROW: usize = 17;
         for chunk in power_of_two_chunks($visits) {
             let sql = format!("INSERT INTO analytics_sessions ({VISIT_COLUMNS}) VALUES {}", placeholders($engine, chunk.len(), PER_ROW));
             let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -254,7 +299,8 @@ macro_rules! insert_visits {
                     .bind(&v.os)
                     .bind(&v.isp)
                     .bind(v.pageviews)
-                    .bind(v.duration_ms);
+                    .bind(v.duration_ms)
+                    .bind(encode_pages(&v.pages));
             }
             query.execute($conn).await?;
         }
@@ -265,6 +311,31 @@ macro_rules! insert_visits {
 /// SQLite would number anonymous `?` from 1 regardless of the `$N` before them.)
 fn list(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+macro_rules! visit_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        VisitRow {
+            site: row.try_get("site")?,
+            visitor: row.try_get("visitor")?,
+            started_at: row.try_get("started_at")?,
+            ended_at: row.try_get("ended_at")?,
+            day: row.try_get("day")?,
+            landing: row.try_get("landing")?,
+            exit_page: row.try_get("exit_page")?,
+            source: row.try_get("source")?,
+            utm_source: row.try_get("utm_source")?,
+            utm_medium: row.try_get("utm_medium")?,
+            utm_campaign: row.try_get("utm_campaign")?,
+            browser: row.try_get("browser")?,
+            os: row.try_get("os")?,
+            isp: row.try_get("isp")?,
+            pageviews: row.try_get("pageviews")?,
+            duration_ms: row.try_get("duration_ms")?,
+            pages: decode_pages(row.try_get::<&str, _>("pages")?),
+        }
+    }};
 }
 
 macro_rules! events_from_rows {
@@ -289,25 +360,32 @@ macro_rules! bind_range_and {
     }};
 }
 
-/// A filter's SQL over visits aliased `s`, with its value bound at `$n`.
-fn filter_sql(dimension: Dimension, n: usize) -> String {
-    match dimension.visit_column() {
-        Some(column) => format!("s.{column} = ${n}"),
-        None => format!(
-            "EXISTS (SELECT 1 FROM analytics_events e WHERE e.site = s.site AND e.visitor = s.visitor \
-             AND e.ts >= s.started_at AND e.ts <= s.ended_at AND e.path = ${n})"
-        ),
-    }
-}
-
 impl Store {
     /// Stores a group of page views in one transaction: all of them or none.
+    /// Stores page views in the inbox, all or none. A group of up to 64 (what concurrent
+    /// single-view requests make) is one statement of its exact size, atomic on its own, which
+    /// saves the round trips of an explicit transaction; larger groups go in power-of-two chunks.
     pub async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError> {
+        const ONE_STATEMENT: usize = 64;
+        let statement = |chunk: &[EventRow]| {
+            format!("INSERT INTO analytics_inbox ({EVENT_COLUMNS}) VALUES {}", placeholders(self.engine(), chunk.len(), EVENT_PARAMS))
+        };
+        if events.is_empty() {
+            return Ok(());
+        }
         on_pool!(self, pool => {
+            if events.len() <= ONE_STATEMENT {
+                let mut query = sqlx::query(AssertSqlSafe(statement(events)));
+                for e in events {
+                    query = bind_event!(query, e);
+                }
+                query.execute(pool).await?;
+                return Ok(());
+            }
+            let chunks: Vec<&[EventRow]> = power_of_two_chunks(events).collect();
             let mut tx = pool.begin().await?;
-            for chunk in power_of_two_chunks(events) {
-                let sql = format!("INSERT INTO analytics_events ({EVENT_COLUMNS}) VALUES {}", placeholders(self.engine(), chunk.len(), EVENT_PARAMS));
-                let mut query = sqlx::query(AssertSqlSafe(sql));
+            for chunk in chunks {
+                let mut query = sqlx::query(AssertSqlSafe(statement(chunk)));
                 for e in chunk {
                     query = bind_event!(query, e);
                 }
@@ -315,6 +393,52 @@ impl Store {
             }
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    /// Moves up to `limit` of the oldest page views from the inbox into `analytics_events`, in
+    /// visitor order (so the visitor index is written page by page, not at random), in one
+    /// transaction. Returns how many moved; less than `limit` means the inbox is empty.
+    pub async fn move_inbox(&self, limit: usize) -> Result<u64, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match self {
+            // The INSERT comes first so the transaction is a write from its first statement (no
+            // snapshot to upgrade); within it no other writer can add rows between the two.
+            Store::Sqlite(pool) => {
+                let last = "(SELECT MAX(rowid) FROM (SELECT rowid FROM analytics_inbox ORDER BY rowid LIMIT $1))";
+                let mut tx = pool.begin().await?;
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO analytics_events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM analytics_inbox \
+                     WHERE rowid <= {last} ORDER BY site, visitor, ts"
+                )))
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?;
+                let moved = sqlx::query(AssertSqlSafe(format!("DELETE FROM analytics_inbox WHERE rowid <= {last}")))
+                    .bind(limit)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(moved)
+            }
+            // Exactly the rows the DELETE removed are inserted; rows committed meanwhile stay.
+            Store::Postgres(pool) => Ok(sqlx::query(AssertSqlSafe(format!(
+                "WITH moved AS (DELETE FROM analytics_inbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM analytics_inbox LIMIT $1)) \
+                 RETURNING {EVENT_COLUMNS}) INSERT INTO analytics_events ({EVENT_COLUMNS}) \
+                 SELECT {EVENT_COLUMNS} FROM moved ORDER BY site, visitor, ts"
+            )))
+            .bind(limit)
+            .execute(pool)
+            .await?
+            .rows_affected()),
+        }
+    }
+
+    /// When the oldest page view still in the inbox was received.
+    pub async fn inbox_oldest_received(&self) -> Result<Option<i64>, StoreError> {
+        on_pool!(self, pool => {
+            Ok(sqlx::query("SELECT MIN(received_at) AS oldest FROM analytics_inbox").fetch_one(pool).await?.try_get("oldest")?)
         })
     }
 
@@ -456,46 +580,36 @@ impl Store {
         })
     }
 
-    /// Recomputes a day's rollups from its visits in one transaction and returns the day's
-    /// distinct visitors, for its sketch.
-    pub async fn rebuild_rollup(&self, site: &str, day: i64) -> Result<Vec<i64>, StoreError> {
+    /// Replaces a day's rollups: its totals and every breakdown row, in one transaction.
+    pub async fn replace_rollup(&self, site: &str, day: i64, totals: Totals, rows: &[BreakdownRow]) -> Result<(), StoreError> {
+        const PER_ROW: usize = 8;
+        let total = BreakdownRow { dimension: Dimension::Page, value: String::new(), totals };
+        let all: Vec<(&str, &BreakdownRow)> =
+            std::iter::once(("", &total)).filter(|_| totals.sessions > 0).chain(rows.iter().map(|r| (r.dimension.name(), r))).collect();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM analytics_rollup WHERE site = $1 AND day = $2").bind(site).bind(day).execute(&mut *tx).await?;
-            let insert = "INSERT INTO analytics_rollup (site, day, dimension, value, sessions, pageviews, bounces, duration_ms)";
-            sqlx::query(AssertSqlSafe(format!(
-                "{insert} SELECT $1, $2, '', '', {TOTALS_SQL} FROM analytics_sessions WHERE site = $1 AND day = $2 HAVING COUNT(*) > 0"
-            )))
-            .bind(site)
-            .bind(day)
-            .execute(&mut *tx)
-            .await?;
-            for dimension in Dimension::ALL {
-                let sql = match dimension.visit_column() {
-                    Some(column) => format!(
-                        "{insert} SELECT $1, $2, '{name}', {column}, {TOTALS_SQL} FROM analytics_sessions \
-                         WHERE site = $1 AND day = $2 GROUP BY {column}",
-                        name = dimension.name()
-                    ),
-                    None => format!(
-                        "{insert} SELECT $1, $2, 'page', e.path, COUNT(DISTINCT s.started_at || ':' || s.visitor), COUNT(*), 0, 0 \
-                         FROM analytics_events e JOIN analytics_sessions s ON e.site = s.site AND e.visitor = s.visitor \
-                         AND e.ts >= s.started_at AND e.ts <= s.ended_at WHERE s.site = $1 AND s.day = $2 GROUP BY e.path"
-                    ),
-                };
-                sqlx::query(AssertSqlSafe(sql)).bind(site).bind(day).execute(&mut *tx).await?;
+            for chunk in power_of_two_chunks(&all) {
+                let sql = format!(
+                    "INSERT INTO analytics_rollup (site, day, dimension, value, sessions, pageviews, bounces, duration_ms) VALUES {}",
+                    placeholders(self.engine(), chunk.len(), PER_ROW)
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for (dimension, row) in chunk {
+                    query = query
+                        .bind(site)
+                        .bind(day)
+                        .bind(*dimension)
+                        .bind(&row.value)
+                        .bind(row.totals.sessions)
+                        .bind(row.totals.pageviews)
+                        .bind(row.totals.bounces)
+                        .bind(row.totals.duration_ms);
+                }
+                query.execute(&mut *tx).await?;
             }
-            let rows = sqlx::query("SELECT DISTINCT visitor FROM analytics_sessions WHERE site = $1 AND day = $2")
-                .bind(site)
-                .bind(day)
-                .fetch_all(&mut *tx)
-                .await?;
             tx.commit().await?;
-            let mut visitors = Vec::with_capacity(rows.len());
-            for row in &rows {
-                visitors.push(row.try_get::<i64, _>("visitor")?);
-            }
-            Ok(visitors)
+            Ok(())
         })
     }
 
@@ -560,72 +674,39 @@ impl Store {
         })
     }
 
-    /// Daily totals straight from the visits that match every filter (exact visitors).
-    pub async fn filtered_days(
+    /// Calls `f` with every visit of a site that started in `[from_day, to_day]` and matches
+    /// every filter, streaming (a range may hold millions). A page filter means the visit viewed
+    /// the page.
+    pub async fn each_visit(
         &self,
         site: &str,
         from_day: i64,
         to_day: i64,
         filters: &[(Dimension, String)],
-    ) -> Result<Vec<DayRow>, StoreError> {
-        let sql = format!(
-            "SELECT s.day AS day, COUNT(DISTINCT s.visitor) AS visitors, {TOTALS_SQL} FROM analytics_sessions s WHERE {} GROUP BY s.day ORDER BY s.day",
-            filtered_where(filters)
-        );
+        mut f: impl FnMut(VisitRow) + Send,
+    ) -> Result<(), StoreError> {
+        let mut conditions = vec!["site = $1".to_string(), "day >= $2".into(), "day <= $3".into()];
+        for (i, (dimension, _)) in filters.iter().enumerate() {
+            let n = i + 4;
+            conditions.push(match (dimension.visit_column(), self.engine()) {
+                (Some(column), _) => format!("{column} = ${n}"),
+                // A quick narrowing only; the decoded pages decide below.
+                (None, Engine::Sqlite) => format!("instr(' ' || pages, ' ' || ${n} || ' ') > 0"),
+                (None, Engine::Postgres) => format!("strpos(' ' || pages, ' ' || ${n} || ' ') > 0"),
+            });
+        }
+        let sql = format!("SELECT {VISIT_COLUMNS} FROM analytics_sessions WHERE {}", conditions.join(" AND "));
+        let pages_wanted: Vec<&str> = filters.iter().filter(|(d, _)| *d == Dimension::Page).map(|(_, v)| v.as_str()).collect();
         on_pool!(self, pool => {
             let query = bind_range_and!(sql, site, from_day, to_day, filters.iter().map(|(_, v)| v));
-            let rows = query.fetch_all(pool).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                out.push(DayRow { day: row.try_get("day")?, totals: totals_from_row!(row), visitors: row.try_get("visitors")?, sketch: None });
+            let mut rows = query.fetch(pool);
+            while let Some(row) = next_row(&mut rows).await {
+                let visit = visit_from_row!(row?);
+                if pages_wanted.iter().all(|want| visit.pages.iter().any(|(path, _)| path == want)) {
+                    f(visit);
+                }
             }
-            Ok(out)
-        })
-    }
-
-    /// Distinct visitors over the whole range of visits matching the filters.
-    pub async fn filtered_visitors(
-        &self,
-        site: &str,
-        from_day: i64,
-        to_day: i64,
-        filters: &[(Dimension, String)],
-    ) -> Result<i64, StoreError> {
-        let sql = format!("SELECT COUNT(DISTINCT s.visitor) AS visitors FROM analytics_sessions s WHERE {}", filtered_where(filters));
-        on_pool!(self, pool => {
-            let query = bind_range_and!(sql, site, from_day, to_day, filters.iter().map(|(_, v)| v));
-            Ok(query.fetch_one(pool).await?.try_get("visitors")?)
-        })
-    }
-
-    /// One dimension's values over the visits matching the filters.
-    pub async fn filtered_breakdown(
-        &self,
-        site: &str,
-        from_day: i64,
-        to_day: i64,
-        filters: &[(Dimension, String)],
-        dimension: Dimension,
-    ) -> Result<Vec<BreakdownRow>, StoreError> {
-        let condition = filtered_where(filters);
-        let sql = match dimension.visit_column() {
-            Some(column) => {
-                format!("SELECT s.{column} AS value, {TOTALS_SQL} FROM analytics_sessions s WHERE {condition} GROUP BY s.{column}")
-            }
-            None => format!(
-                "SELECT e.path AS value, COUNT(DISTINCT s.started_at || ':' || s.visitor) AS sessions, COUNT(*) AS pageviews, \
-                 CAST(0 AS BIGINT) AS bounces, CAST(0 AS BIGINT) AS duration_ms FROM analytics_sessions s JOIN analytics_events e \
-                 ON e.site = s.site AND e.visitor = s.visitor AND e.ts >= s.started_at AND e.ts <= s.ended_at WHERE {condition} GROUP BY e.path"
-            ),
-        };
-        on_pool!(self, pool => {
-            let query = bind_range_and!(sql, site, from_day, to_day, filters.iter().map(|(_, v)| v));
-            let rows = query.fetch_all(pool).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                out.push(BreakdownRow { dimension, value: row.try_get("value")?, totals: totals_from_row!(row) });
-            }
-            Ok(out)
+            Ok(())
         })
     }
 
@@ -704,7 +785,15 @@ impl Store {
     /// removed; the truncated prefix stored beside it from the start remains.
     pub async fn truncate_event_ips(&self, before: i64) -> Result<u64, StoreError> {
         on_pool!(self, pool => {
-            Ok(sqlx::query("UPDATE analytics_events SET ip = NULL WHERE ts < $1 AND ip IS NOT NULL").bind(before).execute(pool).await?.rows_affected())
+            let mut cleared = 0;
+            for table in EVENT_TABLES {
+                cleared += sqlx::query(AssertSqlSafe(format!("UPDATE {table} SET ip = NULL WHERE ts < $1 AND ip IS NOT NULL")))
+                    .bind(before)
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+            }
+            Ok(cleared)
         })
     }
 
@@ -713,7 +802,10 @@ impl Store {
     pub async fn purge_tracking_before(&self, before: i64) -> Result<u64, StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let events = sqlx::query("DELETE FROM analytics_events WHERE ts < $1").bind(before).execute(&mut *tx).await?.rows_affected();
+            let mut events = 0;
+            for table in EVENT_TABLES {
+                events += sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE ts < $1"))).bind(before).execute(&mut *tx).await?.rows_affected();
+            }
             let visits = sqlx::query("DELETE FROM analytics_sessions WHERE started_at < $1").bind(before).execute(&mut *tx).await?.rows_affected();
             tx.commit().await?;
             Ok(events + visits)
@@ -731,12 +823,6 @@ impl Store {
                 .rows_affected())
         })
     }
-}
-
-fn filtered_where(filters: &[(Dimension, String)]) -> String {
-    let mut parts = vec!["s.site = $1".to_string(), "s.day >= $2".into(), "s.day <= $3".into()];
-    parts.extend(filters.iter().enumerate().map(|(i, (d, _))| filter_sql(*d, i + 4)));
-    parts.join(" AND ")
 }
 
 #[cfg(test)]

@@ -102,9 +102,13 @@ impl Store {
             // the last transactions.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            // 32 MiB of page cache per connection (the default is 2 MiB): page-view inserts touch
-            // random pages of the per-visitor index, and misses cost a read each.
+            // 32 MiB of page cache per connection (the default is 2 MiB): moving page views into
+            // the events table and recounting visits touch random pages of the per-visitor index,
+            // and misses cost a read each.
             .pragma("cache_size", "-32768")
+            // Room for an insert of every group size up to 64 (see `insert_events`) beside the
+            // other statements.
+            .statement_cache_capacity(256)
             // Statement journals (every multi-row insert inside a transaction has one) in memory
             // instead of temporary files: they were a tenth of the ingestion's time.
             .pragma("temp_store", "memory")

@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 9, name: "email_change", sql: include_str!("../migrations/0009_email_change.sql") },
     Migration { version: 10, name: "account_closure", sql: include_str!("../migrations/0010_account_closure.sql") },
     Migration { version: 11, name: "analytics", sql: include_str!("../migrations/0011_analytics.sql") },
+    Migration { version: 12, name: "analytics_inbox", sql: include_str!("../migrations/0012_analytics_inbox.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

@@ -14,7 +14,7 @@ use passme_core::clock::{self, SharedClock};
 use passme_core::config::Secrets;
 use passme_core::mail::Mailer;
 use passme_web::metrics::Metrics;
-use passme_web::{AppState, router};
+use passme_web::{AppState, Services, router};
 use tower::ServiceExt;
 
 use crate::db::TestDb;
@@ -156,7 +156,7 @@ impl TestAppBuilder {
             Site { id: "product".into(), hosts: vec!["app.passme.test".into()] },
         ];
         let analytics = Analytics::new(self.db.store.clone(), self.clock.clone(), &[7; 32], sites, self.asn_table, self.event_queue);
-        let state = AppState {
+        let state = AppState::new(Services {
             analytics: Arc::new(analytics),
             policy: Arc::new(passme_policy::builtin().clone()),
             store: self.db.store.clone(),
@@ -168,7 +168,7 @@ impl TestAppBuilder {
             behind_tls: self.behind_tls,
             body_limit: self.body_limit,
             trusted_proxies: Arc::new(self.trusted_proxies),
-        };
+        });
         TestApp { state, db: self.db, timeout: Duration::from_secs(30), outbox }
     }
 }

@@ -34,9 +34,27 @@ use crate::metrics::Metrics;
 use crate::middleware::{request_context, tag_route};
 use crate::routes::{account, analytics, api, consent, csp, health, openapi, pages, prefs, privacy, staff, tracking};
 
-/// Everything a handler may need. Cheap to clone.
+/// Everything a handler may need. Cloned several times per request (each middleware and the
+/// handler take it), so it is one shared pointer to [`Services`].
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct Services {
     pub policy: Arc<Policy>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
@@ -197,7 +215,7 @@ impl Application {
             Analytics::load_asn(&asn_path),
             config.analytics.queue_events,
         );
-        let state = AppState {
+        let state = AppState::new(Services {
             analytics: Arc::new(analytics),
             policy: Arc::new(policy),
             store,
@@ -209,7 +227,7 @@ impl Application {
             behind_tls: config.behind_tls(),
             body_limit: config.http.body_limit,
             trusted_proxies: Arc::new(config.http.trusted_proxies.clone()),
-        };
+        });
         Ok(Application { listener, state, config })
     }
 

@@ -14,4 +14,4 @@ pub mod redirect;
 pub mod remember;
 pub mod routes;
 
-pub use app::{AppState, Application, StartError, router};
+pub use app::{AppState, Application, Services, StartError, router};

@@ -71,6 +71,7 @@ impl<'a> Client<'a> {
 }
 
 async fn stored(store: &Store) -> Vec<EventRow> {
+    store.move_inbox(usize::MAX).await.expect("move inbox");
     store.site_events_page("passme", 0, i64::MAX, None, 100_000).await.expect("events")
 }
 
@@ -491,6 +492,38 @@ async fn visits_and_rollups_agree_with_a_recount_from_raw_rows_even_with_late_ev
             );
             assert_eq!(report_breakdown(&report), breakdown, "{filter}");
         }
+    }
+}
+
+#[tokio::test]
+async fn the_inbox_is_moved_in_slices_without_losing_or_doubling_a_page_view() {
+    for db in each_engine().await {
+        let clock = ManualClock::at(T0);
+        let app = manual_app(db, &clock);
+        let store = app.db.store.clone();
+        let client = Client::new(&app, "127.0.0.1", FIREFOX).with("x-forwarded-for", "192.0.2.9");
+        let batch: Vec<Value> = (0..7).map(|i| json!({ "site": "passme", "url": page(&format!("/inbox/{i}")), "ts": T0 + i })).collect();
+        assert_eq!(client.send(json!(batch)).await.status, 202);
+        let count = |table: &'static str| {
+            let store = store.clone();
+            async move { store.scalar_i64(&format!("SELECT COUNT(*) AS n FROM {table}")).await.expect("count") }
+        };
+        assert_eq!((count("analytics_inbox").await, count("analytics_events").await), (7, 0), "acknowledged into the inbox");
+        assert_eq!(store.inbox_oldest_received().await.expect("oldest"), Some(T0));
+        assert_eq!(store.move_inbox(3).await.expect("move"), 3);
+        assert_eq!((count("analytics_inbox").await, count("analytics_events").await), (4, 3));
+        assert_eq!(store.move_inbox(10).await.expect("move"), 4, "a short slice: the inbox is empty");
+        assert_eq!(store.move_inbox(10).await.expect("move"), 0);
+        assert_eq!(store.inbox_oldest_received().await.expect("oldest"), None);
+        let paths: BTreeSet<String> = stored(&store).await.into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, (0..7).map(|i| format!("/inbox/{i}")).collect::<BTreeSet<_>>());
+        // The pass moves what arrived since and counts it.
+        assert_eq!(client.send(json!({ "site": "passme", "url": page("/inbox/7"), "ts": T0 + 8 })).await.status, 202);
+        clock.advance(MIN);
+        Rollups::new(store.clone(), Arc::new(clock.clone())).run().await.expect("pass");
+        assert_eq!((count("analytics_inbox").await, count("analytics_events").await), (0, 8));
+        let day = T0 / DAY_MS;
+        assert_eq!(store.rollup_days("passme", day, day).await.expect("days")[0].totals.pageviews, 8);
     }
 }
 
