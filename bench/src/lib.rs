@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// The allocator the `passme` binary uses, so the servers the benches start allocate as it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
