@@ -89,7 +89,8 @@ fn data_dir_and_listen_come_from_the_environment_too() {
     command.env("PASSME_DATA_DIR", &data);
     let (mut child, addr) = start(command);
     assert_eq!(get(&addr, "/healthz").0, 200);
-    assert!(terminate(&mut child).success());
+    let status = terminate(&mut child);
+    assert!(status.success(), "graceful shutdown exits 0, got {status:?}: {}", output_of(child));
     assert!(data.join("passme.db").exists());
 }
 
