@@ -361,35 +361,30 @@ macro_rules! bind_range_and {
 }
 
 impl Store {
-    /// Stores a group of page views in one transaction: all of them or none.
     /// Stores page views in the inbox, all or none. A group of up to 64 (what concurrent
     /// single-view requests make) is one statement of its exact size, atomic on its own, which
     /// saves the round trips of an explicit transaction; larger groups go in power-of-two chunks.
     pub async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError> {
         const ONE_STATEMENT: usize = 64;
-        let statement = |chunk: &[EventRow]| {
-            format!("INSERT INTO analytics_inbox ({EVENT_COLUMNS}) VALUES {}", placeholders(self.engine(), chunk.len(), EVENT_PARAMS))
-        };
         if events.is_empty() {
             return Ok(());
         }
         on_pool!(self, pool => {
-            if events.len() <= ONE_STATEMENT {
-                let mut query = sqlx::query(AssertSqlSafe(statement(events)));
-                for e in events {
-                    query = bind_event!(query, e);
-                }
-                query.execute(pool).await?;
-                return Ok(());
-            }
-            let chunks: Vec<&[EventRow]> = power_of_two_chunks(events).collect();
-            let mut tx = pool.begin().await?;
-            for chunk in chunks {
-                let mut query = sqlx::query(AssertSqlSafe(statement(chunk)));
+            let insert = |chunk: &[EventRow]| {
+                let sql = format!("INSERT INTO analytics_inbox ({EVENT_COLUMNS}) VALUES {}", placeholders(self.engine(), chunk.len(), EVENT_PARAMS));
+                let mut query = sqlx::query(AssertSqlSafe(sql));
                 for e in chunk {
                     query = bind_event!(query, e);
                 }
-                query.execute(&mut *tx).await?;
+                query
+            };
+            if events.len() <= ONE_STATEMENT {
+                insert(events).execute(pool).await?;
+                return Ok(());
+            }
+            let mut tx = pool.begin().await?;
+            for chunk in power_of_two_chunks(events) {
+                insert(chunk).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())
