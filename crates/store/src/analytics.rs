@@ -157,8 +157,9 @@ pub struct BreakdownRow {
     pub totals: Totals,
 }
 
-/// Bind parameters per page view; 256 rows (the largest chunk) stay under both engines' limits.
 const EVENT_COLUMNS: &str = "site, visitor, ts, received_at, path, source, utm_source, utm_medium, utm_campaign, browser, browser_version, os, os_version, isp, ip, ip_prefix";
+/// Bind parameters per page view in SQLite's row-wise insert; 256 rows (the largest chunk) stay
+/// under its limit.
 const EVENT_PARAMS: usize = 16;
 /// Where page views are: just received, and moved for the visit pass. Retention covers both.
 const EVENT_TABLES: [&str; 2] = ["analytics_inbox", "analytics_events"];
@@ -307,6 +308,63 @@ macro_rules! insert_visits {
     }};
 }
 
+/// A group of up to 64 (what concurrent single-view requests make) is one statement of its exact
+/// size, atomic on its own, which saves the round trips of an explicit transaction; larger groups
+/// go in power-of-two chunks in one transaction.
+async fn insert_events_sqlite(pool: &sqlx::SqlitePool, events: &[EventRow]) -> Result<(), StoreError> {
+    const ONE_STATEMENT: usize = 64;
+    let insert = |chunk: &[EventRow]| {
+        let sql =
+            format!("INSERT INTO analytics_inbox ({EVENT_COLUMNS}) VALUES {}", placeholders(Engine::Sqlite, chunk.len(), EVENT_PARAMS));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for e in chunk {
+            query = bind_event!(query, e);
+        }
+        query
+    };
+    if events.len() <= ONE_STATEMENT {
+        insert(events).execute(pool).await?;
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    for chunk in power_of_two_chunks(events) {
+        insert(chunk).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Any number of rows as one statement of one array per column: a single prepared statement,
+/// whatever the group size, and no per-row parameters to parse.
+async fn insert_events_postgres(pool: &sqlx::PgPool, events: &[EventRow]) -> Result<(), StoreError> {
+    let text = |field: fn(&EventRow) -> &str| events.iter().map(field).collect::<Vec<&str>>();
+    let number = |field: fn(&EventRow) -> i64| events.iter().map(field).collect::<Vec<i64>>();
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO analytics_inbox ({EVENT_COLUMNS}) SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], \
+         $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+         $14::text[], $15::text[], $16::text[])"
+    )))
+    .bind(text(|e| &e.site))
+    .bind(number(|e| e.visitor))
+    .bind(number(|e| e.ts))
+    .bind(number(|e| e.received_at))
+    .bind(text(|e| &e.path))
+    .bind(text(|e| &e.source))
+    .bind(text(|e| &e.utm_source))
+    .bind(text(|e| &e.utm_medium))
+    .bind(text(|e| &e.utm_campaign))
+    .bind(text(|e| &e.browser))
+    .bind(text(|e| &e.browser_version))
+    .bind(text(|e| &e.os))
+    .bind(text(|e| &e.os_version))
+    .bind(text(|e| &e.isp))
+    .bind(events.iter().map(|e| e.ip.as_deref()).collect::<Vec<Option<&str>>>())
+    .bind(text(|e| &e.ip_prefix))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// `n` numbered parameters from `$first`, for an `IN (...)` list. (Numbered on both engines:
 /// SQLite would number anonymous `?` from 1 regardless of the `$N` before them.)
 fn list(first: usize, n: usize) -> String {
@@ -361,34 +419,15 @@ macro_rules! bind_range_and {
 }
 
 impl Store {
-    /// Stores page views in the inbox, all or none. A group of up to 64 (what concurrent
-    /// single-view requests make) is one statement of its exact size, atomic on its own, which
-    /// saves the round trips of an explicit transaction; larger groups go in power-of-two chunks.
+    /// Stores page views in the inbox, all or none, in one statement where the engine allows.
     pub async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError> {
-        const ONE_STATEMENT: usize = 64;
         if events.is_empty() {
             return Ok(());
         }
-        on_pool!(self, pool => {
-            let insert = |chunk: &[EventRow]| {
-                let sql = format!("INSERT INTO analytics_inbox ({EVENT_COLUMNS}) VALUES {}", placeholders(self.engine(), chunk.len(), EVENT_PARAMS));
-                let mut query = sqlx::query(AssertSqlSafe(sql));
-                for e in chunk {
-                    query = bind_event!(query, e);
-                }
-                query
-            };
-            if events.len() <= ONE_STATEMENT {
-                insert(events).execute(pool).await?;
-                return Ok(());
-            }
-            let mut tx = pool.begin().await?;
-            for chunk in power_of_two_chunks(events) {
-                insert(chunk).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        })
+        match self {
+            Store::Sqlite(pool) => insert_events_sqlite(pool, events).await,
+            Store::Postgres(pool) => insert_events_postgres(pool, events).await,
+        }
     }
 
     /// Moves up to `limit` of the oldest page views from the inbox into `analytics_events`, in
