@@ -8,6 +8,7 @@
 mod accounts;
 mod analytics;
 mod audit;
+mod billing;
 mod error;
 mod jobs;
 mod migrate;
@@ -25,6 +26,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use accounts::{AccountRow, ApiTokenRow, RememberRow, SessionRow};
 pub use analytics::{BreakdownRow, DayRow, Dimension, EventRow, Totals, VisitRow};
 pub use audit::{AuditAnchor, AuditRow, Chain};
+pub use billing::{BillingEventRow, InvoiceRow, SubscriptionRow};
 pub use error::StoreError;
 pub use jobs::{Job, JobCounts, JobStatus, NewJob};
 pub use migrate::{MIGRATIONS, Migration};

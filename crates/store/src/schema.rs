@@ -42,4 +42,14 @@ impl Store {
         }
         Ok(tables)
     }
+
+    /// Every value of one column as text (NULLs left out), for checks that scan everything
+    /// stored (no card number anywhere). `table` and `column` must come from [`Store::schema`].
+    pub async fn column_text(&self, table: &str, column: &str) -> Result<Vec<String>, StoreError> {
+        let sql = format!("SELECT CAST(\"{column}\" AS TEXT) AS v FROM \"{table}\" WHERE \"{column}\" IS NOT NULL");
+        crate::on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+            rows.iter().map(|r| r.try_get::<String, _>("v").map_err(StoreError::from)).collect()
+        })
+    }
 }
