@@ -59,9 +59,33 @@ pub fn period_before(now_ms: i64, period: &passme_policy::Period) -> i64 {
         .map_or(i64::MIN, |z| z.timestamp().as_millisecond())
 }
 
+/// The start (1 January, 00:00 UTC) of the financial year holding `ms`. PassMe's financial year
+/// is the calendar year, the Danish default. A record of year Y is kept until its year's end plus
+/// the period: it may go once `financial_year_start(period_before(now, period))` has passed it.
+pub fn financial_year_start(ms: i64) -> i64 {
+    jiff::Timestamp::from_millisecond(ms)
+        .ok()
+        .map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::UTC))
+        .and_then(|z| jiff::civil::date(z.year(), 1, 1).to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
+        .map_or(i64::MIN, |z| z.timestamp().as_millisecond())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_is_kept_five_years_after_its_financial_year_ends() {
+        let ms = |s: &str| s.parse::<jiff::Timestamp>().expect("timestamp").as_millisecond();
+        let five = passme_policy::Period::parse("P5Y").expect("period");
+        // An invoice of 3 March 2026 belongs to the year ending 31 December 2026: kept until the
+        // end of 2031, gone from 1 January 2032.
+        let invoice = ms("2026-03-03T12:00:00Z");
+        let cutoff = |now: &str| financial_year_start(period_before(ms(now), &five));
+        assert!(invoice >= cutoff("2031-12-31T23:59:59Z"), "still kept on the last day of 2031");
+        assert!(invoice < cutoff("2032-01-01T00:00:00Z"), "deletable from 2032");
+        assert_eq!(financial_year_start(ms("2026-07-01T00:00:00Z")), ms("2026-01-01T00:00:00Z"));
+    }
 
     #[test]
     fn periods_count_back_in_calendar_units() {

@@ -68,6 +68,69 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub mail: MailConfig,
     pub analytics: AnalyticsConfig,
+    pub billing: BillingConfig,
+}
+
+/// Subscriptions at the payment provider (Stripe's API). Billing is off until a secret key is
+/// set; then at least one webhook signing secret is required too.
+#[derive(Debug, Clone)]
+pub struct BillingConfig {
+    /// `sk_live_…` or `sk_test_…`; the prefix also says which events (live or test) to accept.
+    pub secret_key: Option<SecretString>,
+    /// Webhook signing secrets (`whsec_…`). Several are valid at once while one is rolled.
+    pub webhook_secrets: Vec<SecretString>,
+    /// The provider's API address: Stripe's, or a local emulator in tests.
+    pub api_base: String,
+    /// How long one provider request may take before it is retried.
+    pub request_timeout_ms: u64,
+    pub plans: Vec<PlanConfig>,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig {
+            secret_key: None,
+            webhook_secrets: Vec::new(),
+            api_base: "https://api.stripe.com".into(),
+            request_timeout_ms: 10_000,
+            plans: Vec::new(),
+        }
+    }
+}
+
+/// One plan of the catalogue, as the configuration file declares it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanConfig {
+    /// Our id, e.g. `pro-monthly`: what pages and the API name.
+    pub id: String,
+    pub name: PlanName,
+    /// The provider's price (or legacy plan) id, e.g. `price_1Q…`.
+    pub price: String,
+    /// `day`, `week`, `month` or `year`, as the provider bills it.
+    pub interval: String,
+    /// What the product may ask about (`GET /api/v1/entitlements`), e.g. `chat`, `priority`.
+    #[serde(default)]
+    pub entitlements: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanName {
+    pub da: String,
+    pub en: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileBilling {
+    api_base: Option<String>,
+    request_timeout_ms: Option<u64>,
+    /// Only paths: secret values do not belong in the configuration file.
+    secret_key_file: Option<PathBuf>,
+    webhook_secrets_file: Option<PathBuf>,
+    #[serde(default)]
+    plans: Vec<PlanConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +232,7 @@ struct FileConfig {
     mail: Option<FileMail>,
     #[serde(default)]
     analytics: Option<AnalyticsConfig>,
+    billing: Option<FileBilling>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -202,6 +266,7 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             mail: MailConfig::default(),
             analytics: AnalyticsConfig::default(),
+            billing: BillingConfig::default(),
         }
     }
 }
@@ -227,6 +292,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PASSME_MAIL__SMTP_URL_FILE", "file containing the SMTP URL"),
     ("PASSME_MAIL__FROM", "sender, e.g. PassMe AI <no-reply@passme.ai>"),
     ("PASSME_SECRETS__MASTER_KEY_FILE", "file containing the master key"),
+    ("PASSME_BILLING__SECRET_KEY", "the payment provider's secret API key (sk_live_… or sk_test_…); unset turns billing off"),
+    ("PASSME_BILLING__SECRET_KEY_FILE", "file containing the provider's secret API key"),
+    ("PASSME_BILLING__WEBHOOK_SECRETS", "comma-separated webhook signing secrets (whsec_…); two while one is rolled"),
+    ("PASSME_BILLING__WEBHOOK_SECRETS_FILE", "file containing the webhook signing secrets, one per line"),
+    ("PASSME_BILLING__API_BASE", "the provider's API address (default https://api.stripe.com)"),
 ];
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -294,6 +364,21 @@ impl Config {
             if let Some(path) = mail.smtp_url_file {
                 self.mail.smtp_url = Some(read_secret_file(&path, "mail.smtp_url_file")?);
             }
+        }
+        if let Some(billing) = f.billing {
+            if let Some(base) = billing.api_base {
+                self.billing.api_base = base;
+            }
+            if let Some(ms) = billing.request_timeout_ms {
+                self.billing.request_timeout_ms = ms;
+            }
+            if let Some(path) = billing.secret_key_file {
+                self.billing.secret_key = Some(read_secret_file(&path, "billing.secret_key_file")?);
+            }
+            if let Some(path) = billing.webhook_secrets_file {
+                self.billing.webhook_secrets = split_secrets(read_secret_file(&path, "billing.webhook_secrets_file")?.expose_secret());
+            }
+            self.billing.plans = billing.plans;
         }
         if let Some(path) = f.secrets.and_then(|s| s.master_key_file) {
             self.secrets.master_key = Some(read_secret_file(&path, "secrets.master_key_file")?);
@@ -367,6 +452,15 @@ impl Config {
         if let Some(v) = env("PASSME_MAIL__FROM") {
             self.mail.from = v;
         }
+        if let Some(v) = secret_from_env(env, "PASSME_BILLING__SECRET_KEY")? {
+            self.billing.secret_key = Some(v);
+        }
+        if let Some(v) = secret_from_env(env, "PASSME_BILLING__WEBHOOK_SECRETS")? {
+            self.billing.webhook_secrets = split_secrets(v.expose_secret());
+        }
+        if let Some(v) = env("PASSME_BILLING__API_BASE") {
+            self.billing.api_base = v;
+        }
         Ok(())
     }
 
@@ -392,6 +486,11 @@ fn read_secret_file(path: &Path, what: &'static str) -> Result<SecretString, Con
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::Read { path: format!("{} ({what})", path.display()), cause: e.to_string() })?;
     Ok(SecretString::from(text.trim().to_string()))
+}
+
+/// Secrets separated by commas or line breaks.
+fn split_secrets(text: &str) -> Vec<SecretString> {
+    text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(|s| SecretString::from(s.to_string())).collect()
 }
 
 /// `NAME` or `NAME_FILE`; both set is an error, since which one wins would be a guess.

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::CoreError;
 use crate::audit::{AuditEvent, AuditLog, ChainLog};
-use crate::clock::{SharedClock, period_before};
+use crate::clock::{SharedClock, financial_year_start, period_before};
 use crate::jobs::{EnqueueOptions, JobQueue};
 
 pub const JOB_KIND: &str = "platform.housekeeping";
@@ -44,6 +44,10 @@ pub const EXECUTED_FIELDS: &[(&str, Trigger, Action)] = &[
     ("tracking.client", Trigger::Collected, AGGREGATE),
     ("tracking.pages", Trigger::Collected, AGGREGATE),
     ("tracking.visitor_id", Trigger::Collected, AGGREGATE),
+    ("payment.customer_ref", Trigger::AccountClosed, DELETE),
+    ("payment.subscription", Trigger::SubscriptionEnded, DELETE),
+    ("payment.invoices", Trigger::FinancialYearEnd, DELETE),
+    ("payment.provider_events", Trigger::Collected, DELETE),
 ];
 
 #[derive(Debug, Clone)]
@@ -95,7 +99,11 @@ impl Housekeeping {
         let now = self.clock.now_ms();
         let mut outcomes = Vec::new();
         for rule in &self.rules {
-            let cutoff = period_before(now, &rule.period);
+            let cutoff = match rule.trigger {
+                // The period counts from the end of the financial year the record belongs to.
+                Trigger::FinancialYearEnd => financial_year_start(period_before(now, &rule.period)),
+                _ => period_before(now, &rule.period),
+            };
             let removed = match rule.field.as_str() {
                 "operations.job_payload" => self.store.purge_finished_jobs(cutoff).await?,
                 "compliance.audit_log" => self.audit.prune_before(cutoff).await?,
@@ -116,6 +124,10 @@ impl Housekeeping {
                 "tracking.ip_address" => self.store.truncate_event_ips(cutoff).await?,
                 // Aggregate: the daily rollups keep the counts; the rows go.
                 "tracking.network" | "tracking.client" | "tracking.pages" => self.store.purge_tracking_before(cutoff).await?,
+                "payment.customer_ref" => self.store.purge_closed_billing_customers(cutoff).await?,
+                "payment.subscription" => self.store.purge_ended_subscriptions(cutoff).await?,
+                "payment.invoices" => self.store.purge_invoices_issued_before(cutoff).await?,
+                "payment.provider_events" => self.store.purge_billing_events(cutoff).await?,
                 "tracking.visitor_id" => {
                     self.store.purge_tracking_before(cutoff).await? + self.store.erase_sketches_before(cutoff.div_euclid(DAY_MS)).await?
                 }

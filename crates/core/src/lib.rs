@@ -2,6 +2,7 @@
 //! database driver. One module per capability; the web layer calls these and renders.
 
 pub mod audit;
+pub mod cards;
 pub mod clock;
 pub mod config;
 pub mod consent;

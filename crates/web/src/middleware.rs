@@ -95,6 +95,61 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     response
 }
 
+/// Paths whose bodies are not scanned for card numbers: signed provider events, verified on
+/// their raw bytes, which carry no card data and must not be lost to a false match.
+const CARD_SCAN_EXEMPT: &[&str] = &["/webhooks/stripe"];
+
+/// Refuses any request that carries a card-like number or asks for a card field, in its query or
+/// body, before a handler (or a log line) sees it. PassMe never takes card details.
+pub async fn refuse_card_data(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if CARD_SCAN_EXEMPT.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let json = wants_json(request.uri().path(), request.headers());
+    let lang = crate::lang::choose(None, request.headers());
+    let refuse = |state: &AppState| {
+        let error = ApiError::bad_request(
+            "card_data_refused",
+            lang.pick(
+                "Det ligner et kortnummer. PassMe modtager aldrig kortoplysninger: du betaler på betalingsudbyderens egen side.",
+                "This looks like card data. PassMe never takes card details: you pay on the payment provider's own page.",
+            ),
+        );
+        if json { error.into_response() } else { crate::routes::pages::error_page(state, lang, &error) }
+    };
+    if request.uri().query().is_some_and(|q| form_carries_card(q.as_bytes())) {
+        return refuse(&state);
+    }
+    if request.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v == "0") || request.method() == axum::http::Method::GET {
+        return next.run(request).await;
+    }
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, state.body_limit).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    // JSON is recognised by its first byte too: the tracker sends it as text/plain.
+    let looks_like_json = bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| matches!(b, b'{' | b'['));
+    let carries_card = if content_type.starts_with("application/x-www-form-urlencoded") {
+        form_carries_card(&bytes)
+    } else if content_type.contains("json") || looks_like_json {
+        passme_core::cards::json_strings(&bytes).any(passme_core::cards::contains_card_number)
+    } else {
+        passme_core::cards::contains_card_number(&bytes)
+    };
+    if carries_card {
+        return refuse(&state);
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+/// A form or query string with a card-like number anywhere or a card field name.
+fn form_carries_card(form: &[u8]) -> bool {
+    passme_core::cards::contains_card_number(form)
+        || url::form_urlencoded::parse(form)
+            .any(|(name, value)| passme_core::cards::is_card_field(&name) || passme_core::cards::contains_card_number(value.as_bytes()))
+}
+
 fn security_headers(headers: &mut HeaderMap, behind_tls: bool) {
     let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
         headers.entry(name).or_insert(HeaderValue::from_static(value));
