@@ -72,6 +72,20 @@ enum Command {
     /// Service tracking maintenance.
     #[command(subcommand)]
     Analytics(AnalyticsCommand),
+    /// Subscriptions at the payment provider.
+    #[command(subcommand)]
+    Billing(BillingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BillingCommand {
+    /// Compare every subscription with the provider, repair drift (missed webhooks), check the
+    /// catalogue's prices, and print the report. Exits 1 when the catalogue has problems.
+    Reconcile {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +249,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         Command::Admin(AdminCommand::Create { email, role }) => admin_create(&config, &email, &role).await,
         Command::Geo(GeoCommand::Import { from, out }) => geo_import(&config, &from, out),
         Command::Analytics(AnalyticsCommand::Rebuild { site, from, to }) => analytics_rebuild(&config, &site, &from, &to).await,
+        Command::Billing(BillingCommand::Reconcile { json }) => billing_reconcile(&config, json).await,
     }
 }
 
@@ -448,4 +463,31 @@ async fn analytics_rebuild(config: &Config, site: &str, from: &str, to: &str) ->
     let visits = Rollups::new(store, clock::system()).rebuild(site, from_day, to_day).await.map_err(|e| e.to_string())?;
     println!("{site}: {visits} visits over {} day(s) rebuilt in {:.1} s", to_day - from_day + 1, started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
+}
+
+async fn billing_reconcile(config: &Config, json: bool) -> Result<ExitCode, String> {
+    let store = Store::connect(&store_options(config)).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let base_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+    let billing = passme_billing::Billing::from_config(&config.billing, store, clock::system(), &base_url)
+        .map_err(|e| e.to_string())?
+        .ok_or("billing is off: set PASSME_BILLING__SECRET_KEY (and the webhook secrets)")?;
+    let report = billing.reconcile().await.map_err(|e| format!("{} ({})", e, e.code()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else {
+        println!(
+            "checked {} subscription(s), repaired {}, {} at the provider belong to no account of ours",
+            report.checked,
+            report.repaired.len(),
+            report.foreign
+        );
+        for repair in &report.repaired {
+            println!("  repaired {}: {} -> {}", repair.subscription, repair.before.as_deref().unwrap_or("(missing)"), repair.after);
+        }
+        for problem in &report.catalogue_problems {
+            println!("  catalogue: {problem}");
+        }
+    }
+    Ok(if report.catalogue_problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -185,9 +185,10 @@ fn policy_commands_render_check_record_and_list_promises() {
     assert!(run(&["policy", "check", "--database"]).contains("every table and column is accounted for"));
     let promises = run(&["policy", "promises"]);
     assert!(promises.contains("security.audit_log  [platform]  proved by"), "{promises}");
-    assert!(promises.contains("retention.payment.invoices  [billing]  pending: capability billing not implemented yet"), "{promises}");
+    assert!(promises.contains("retention.payment.invoices  [billing]  proved by"), "{promises}");
+    assert!(promises.contains("retention.linked.tokens  [linking]  pending: capability linking not implemented yet"), "{promises}");
     let help = run(&["--help"]);
-    for command in ["serve", "migrate", "policy", "audit"] {
+    for command in ["serve", "migrate", "policy", "audit", "billing"] {
         assert!(help.contains(command), "{help}");
     }
 }
@@ -319,4 +320,180 @@ async fn assert_all_stored(store: &passme_store::Store, acked: &[String]) {
     let stored: std::collections::HashSet<&str> = rows.iter().map(|r| r.path.as_str()).collect();
     let lost: Vec<&String> = acked.iter().filter(|p| !stored.contains(p.as_str())).collect();
     assert!(lost.is_empty(), "{} of {} acknowledged page views were lost, e.g. {:?}", lost.len(), acked.len(), lost.first());
+}
+
+/// The card numbers the billing tests use, the declined ones included.
+const TEST_CARDS: &[&str] = &["4242424242424242", "4000000000000002", "4000000000000341"];
+
+/// `passme serve` with its standard error read continuously (debug logs would fill the pipe).
+fn start_logged(mut command: Command) -> (Child, String, std::sync::Arc<std::sync::Mutex<String>>) {
+    let mut child =
+        command.arg("serve").arg("--listen").arg("127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read the listening line");
+    let addr =
+        line.trim().strip_prefix("PassMe is listening on http://").unwrap_or_else(|| panic!("unexpected: {line:?}")).trim_end_matches('/');
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child.stderr.take().expect("stderr");
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().expect("log").push_str(&(line + "\n"));
+        }
+    });
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    (child, addr.to_string(), log)
+}
+
+/// A full billing run through the real binary (checkout, paid, declined and charge-declined
+/// cards at the provider, webhooks, card numbers pushed at PassMe's own endpoints), then every
+/// byte PassMe stored and logged is searched for the test card numbers: none may be there.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_card_number_reaches_the_database_or_the_logs_on_either_engine() {
+    proves!("security.no_card_data", "processor.stripe");
+    let sqlite_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(sqlite_dir.path().join("passme-data")).expect("data dir");
+    let sqlite = passme_store::Store::open_sqlite(&sqlite_dir.path().join("passme-data/passme.db"), 2).await.expect("sqlite");
+    sqlite.migrate().await.expect("migrate");
+    billing_run(sqlite_dir.path(), None, &sqlite).await;
+    sqlite.close().await;
+    let mut raw = Vec::new();
+    for entry in std::fs::read_dir(sqlite_dir.path().join("passme-data")).expect("data dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            raw.extend(std::fs::read(&path).expect("read"));
+        }
+    }
+    let raw = String::from_utf8_lossy(&raw);
+    for card in TEST_CARDS {
+        assert!(!raw.contains(card), "the SQLite files hold the card number {card}");
+    }
+    if let Some(db) = passme_testkit::postgres().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        billing_run(dir.path(), db.url.clone(), &db.store).await;
+    }
+}
+
+async fn billing_run(dir: &Path, database_url: Option<String>, store: &passme_store::Store) {
+    use passme_testkit::stripe::{self, LocalStripe, PRO_PRICE, ProviderFront};
+    let localstripe = LocalStripe::start().await;
+    let front = ProviderFront::start(&localstripe.url()).await;
+    std::fs::write(
+        dir.join("passme.toml"),
+        format!(
+            "[billing]\napi_base = \"{}\"\n\n[[billing.plans]]\nid = \"pro\"\nname = {{ da = \"Pro\", en = \"Pro\" }}\nprice = \"{PRO_PRICE}\"\ninterval = \"month\"\nentitlements = [\"chat\"]\n",
+            front.url()
+        ),
+    )
+    .expect("config");
+    let mut command = passme(dir);
+    command
+        .env("PASSME_SECRETS__MASTER_KEY", "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=")
+        .env("PASSME_BILLING__SECRET_KEY", stripe::SECRET_KEY)
+        .env("PASSME_BILLING__WEBHOOK_SECRETS", format!("whsec_old_one,{}", stripe::WEBHOOK_SECRET))
+        .env("PASSME_LOG", "debug");
+    if let Some(url) = &database_url {
+        command.env("PASSME_DATABASE_URL", url);
+    }
+    let (mut child, addr, log) = start_logged(command);
+    localstripe.register_webhook(&format!("http://{addr}/webhooks/stripe")).await;
+
+    // A member, signed in (the session is made in the same database the server reads).
+    let clock = passme_core::clock::system();
+    let accounts = passme_core::identity::accounts::Accounts::new(store.clone(), clock.clone());
+    let passme_core::identity::accounts::SignUp::Created { account_id } =
+        accounts.sign_up("card@example.test", secrecy::SecretString::from("korrekt hest batteri hæfteklamme")).await.expect("sign up")
+    else {
+        panic!("exists")
+    };
+    let sessions = passme_core::identity::sessions::Sessions::new(store.clone(), clock);
+    let (token, _) = sessions.issue(&account_id, "test", "127.0.0.1".parse().expect("ip")).await.expect("session");
+    let csrf_cookie = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCdE";
+    let cookie = format!("__Host-session={}; __Host-csrf={csrf_cookie}", secrecy::ExposeSecret::expose_secret(&token));
+    let csrf = passme_web::csrf::token(&[7; 32], csrf_cookie);
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let base = format!("http://{addr}");
+    let form = |body: String| {
+        http.post(format!("{base}/billing/checkout"))
+            .header("cookie", &cookie)
+            .header("origin", &base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    };
+
+    // Card numbers pushed at PassMe itself are refused, in every place they can come.
+    for card in TEST_CARDS {
+        let refused = form(format!("csrf={csrf}&plan=pro&note={card}")).send().await.expect("post");
+        assert_eq!(refused.status().as_u16(), 400);
+        let json = http
+            .post(format!("{base}/api/v1/signup"))
+            .json(&serde_json::json!({ "email": "x@example.test", "password": card }))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(json.status().as_u16(), 400);
+        let query = http.get(format!("{base}/billing?card={card}")).header("cookie", &cookie).send().await.expect("get");
+        assert_eq!(query.status().as_u16(), 400);
+    }
+
+    // Checkout: PassMe makes the customer and sends the browser to the provider.
+    let checkout = form(format!("csrf={csrf}&plan=pro")).send().await.expect("checkout");
+    assert_eq!(checkout.status().as_u16(), 303, "{}", checkout.text().await.unwrap_or_default());
+    let customer = store.billing_customer_of(&account_id).await.expect("read").expect("customer");
+    // At the provider, the card pages take the cards.
+    localstripe.subscribe_with_card(&customer, "4000000000000002", PRO_PRICE).await.expect_err("declined");
+    localstripe.subscribe_with_card(&customer, "4000000000000341", PRO_PRICE).await.expect("incomplete");
+    localstripe.subscribe_with_card(&customer, "4242424242424242", PRO_PRICE).await.expect("paid");
+
+    // The server's own worker applies the signed webhooks (its daily reconciliation may have
+    // got there first, at start-up; then the events find nothing newer to do).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let processed = "SELECT COUNT(*) AS n FROM billing_events WHERE event_type = 'customer.subscription.created' AND outcome IS NOT NULL";
+    while store.scalar_i64(processed).await.expect("count") < 2 {
+        assert!(Instant::now() < deadline, "the subscriptions' webhooks were not processed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    loop {
+        let granted: serde_json::Value = http
+            .get(format!("{base}/api/v1/entitlements"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("entitlements")
+            .json()
+            .await
+            .expect("json");
+        if granted["access"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "access never came: {granted}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let reconcile = passme(dir)
+        .env("PASSME_BILLING__SECRET_KEY", stripe::SECRET_KEY)
+        .env("PASSME_BILLING__WEBHOOK_SECRETS", stripe::WEBHOOK_SECRET)
+        .envs(database_url.iter().map(|url| ("PASSME_DATABASE_URL", url.as_str())))
+        .args(["billing", "reconcile"])
+        .output()
+        .expect("reconcile");
+    let report = String::from_utf8_lossy(&reconcile.stdout);
+    assert!(reconcile.status.success(), "{report}{}", String::from_utf8_lossy(&reconcile.stderr));
+    assert!(report.contains("checked 2 subscription(s), repaired 0"), "webhooks left nothing to repair: {report}");
+    assert!(terminate(&mut child).success());
+
+    // Every value in every table, and every log line.
+    let mut stored = String::new();
+    for table in store.schema().await.expect("schema") {
+        for column in &table.columns {
+            stored.extend(store.column_text(&table.name, column).await.expect("column").into_iter().map(|v| v + "\n"));
+        }
+    }
+    assert!(stored.contains(&customer), "the scan reads the stored data");
+    let log = log.lock().expect("log").clone();
+    assert!(log.contains("webhooks/stripe"), "the scan reads the server's log: {log}");
+    for card in TEST_CARDS {
+        assert!(!stored.contains(card), "the database holds the card number {card}");
+        assert!(!log.contains(card), "the log holds the card number {card}");
+    }
 }

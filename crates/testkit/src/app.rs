@@ -69,6 +69,7 @@ impl TestApp {
             trusted_proxies: Vec::new(),
             asn_table: None,
             event_queue: 20_000,
+            billing: None,
         }
     }
 
@@ -78,6 +79,38 @@ impl TestApp {
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
         TestResponse { status, headers, body }
+    }
+
+    /// Serves the router on a loopback port, for peers that call back (webhooks).
+    pub async fn serve(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = router(self.state.clone(), self.timeout).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        addr
+    }
+
+    /// Runs due background jobs of the app's capabilities (billing) until none is left; returns
+    /// what the passes did together.
+    pub async fn run_jobs(&self) -> passme_core::jobs::Pass {
+        let mut handlers = passme_core::jobs::Handlers::default();
+        if let Some(billing) = &self.state.billing {
+            billing.register(&mut handlers);
+        }
+        let worker = passme_core::jobs::Worker::new(self.state.store.clone(), self.state.clock.clone(), handlers);
+        let mut total = passme_core::jobs::Pass::default();
+        loop {
+            let pass = worker.run_once().await.expect("worker pass");
+            if pass.claimed() == 0 {
+                return total;
+            }
+            total.succeeded += pass.succeeded;
+            total.retried += pass.retried;
+            total.dead += pass.dead;
+            total.lost += pass.lost;
+        }
     }
 
     pub async fn get(&self, path: &str) -> TestResponse {
@@ -103,9 +136,16 @@ pub struct TestAppBuilder {
     trusted_proxies: Vec<std::net::IpAddr>,
     asn_table: Option<Arc<AsnTable>>,
     event_queue: usize,
+    billing: Option<Arc<passme_billing::Billing>>,
 }
 
 impl TestAppBuilder {
+    /// Billing through `billing` (see [`crate::stripe`]).
+    pub fn billing(mut self, billing: Arc<passme_billing::Billing>) -> Self {
+        self.billing = Some(billing);
+        self
+    }
+
     /// How many page views may wait for their group commit before the endpoint answers 503.
     pub fn event_queue(mut self, events: usize) -> Self {
         self.event_queue = events;
@@ -168,6 +208,7 @@ impl TestAppBuilder {
             behind_tls: self.behind_tls,
             body_limit: self.body_limit,
             trusted_proxies: Arc::new(self.trusted_proxies),
+            billing: self.billing,
         });
         TestApp { state, db: self.db, timeout: Duration::from_secs(30), outbox }
     }

@@ -5,6 +5,7 @@ pub mod app;
 pub mod asn;
 pub mod db;
 pub mod smtp;
+pub mod stripe;
 
 pub use app::{TestApp, TestResponse};
 pub use db::{TestDb, each_engine, for_each_engine, postgres, sqlite};

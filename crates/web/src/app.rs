@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use passme_analytics::event::Site;
 use passme_analytics::rollup::{self, Rollups};
 use passme_analytics::{Analytics, asn};
+use passme_billing::{Billing, BillingError};
 use passme_core::CoreError;
 use passme_core::audit::{AuditEvent, AuditLog};
 use passme_core::clock::{self, SharedClock};
@@ -31,8 +32,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::metrics::Metrics;
-use crate::middleware::{request_context, tag_route};
-use crate::routes::{account, analytics, api, consent, csp, health, openapi, pages, prefs, privacy, staff, tracking};
+use crate::middleware::{refuse_card_data, request_context, tag_route};
+use crate::routes::{account, analytics, api, billing, consent, csp, health, openapi, pages, prefs, privacy, staff, tracking};
 
 /// Everything a handler may need. Cloned several times per request (each middleware and the
 /// handler take it), so it is one shared pointer to [`Services`].
@@ -67,6 +68,8 @@ pub struct Services {
     pub body_limit: usize,
     pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
     pub analytics: Arc<Analytics>,
+    /// Subscriptions at the payment provider; `None` when no provider is configured.
+    pub billing: Option<Arc<Billing>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Core(#[from] CoreError),
+    #[error("{0}")]
+    Billing(#[from] BillingError),
     #[error("cannot listen on {addr}: {cause}")]
     Bind { addr: SocketAddr, cause: std::io::Error },
 }
@@ -133,6 +138,12 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/staff/audit", get(staff::audit))
         .route("/staff/analytics", get(analytics::dashboard))
         .route("/api/v1/analytics/report", get(analytics::report))
+        .route("/billing", get(billing::billing_page))
+        .route("/billing/checkout", post(billing::checkout))
+        .route("/billing/portal", post(billing::portal))
+        .route("/billing/cancel", post(billing::cancel))
+        .route("/api/v1/entitlements", get(billing::entitlements))
+        .route("/webhooks/stripe", post(billing::stripe_webhook).layer(DefaultBodyLimit::max(passme_billing::WEBHOOK_BODY_LIMIT)))
         .route("/t.js", get(tracking::script))
         .route("/api/v1/events", post(tracking::events).layer(DefaultBodyLimit::max(tracking::EVENTS_BODY_LIMIT)))
         .route("/api/v1/events/pixel.gif", get(tracking::pixel))
@@ -158,6 +169,7 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }))
         .layer(from_fn_with_state(state.clone(), crate::remember::resume_remembered))
+        .layer(from_fn_with_state(state.clone(), refuse_card_data))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(from_fn_with_state(state.clone(), request_context))
         .with_state(state)
@@ -215,7 +227,12 @@ impl Application {
             Analytics::load_asn(&asn_path),
             config.analytics.queue_events,
         );
+        let billing = Billing::from_config(&config.billing, store.clone(), clock.clone(), &base_url)?.map(Arc::new);
+        if let Some(billing) = &billing {
+            tracing::info!(api = %config.billing.api_base, plans = billing.catalogue().plans().len(), "billing is on");
+        }
         let state = AppState::new(Services {
+            billing,
             analytics: Arc::new(analytics),
             policy: Arc::new(policy),
             store,
@@ -275,6 +292,9 @@ impl Application {
             Err(e) => tracing::error!(error = %e, "housekeeping disabled"),
         }
         handlers.register(rollup::JOB_KIND, rollup::handler(Rollups::new(state.store.clone(), state.clock.clone())));
+        if let Some(billing) = &state.billing {
+            billing.register(&mut handlers);
+        }
         let poll = Duration::from_millis(self.config.jobs.poll_interval_ms);
         for _ in 0..self.config.jobs.workers {
             let worker = Worker {
@@ -285,6 +305,7 @@ impl Application {
         }
         let queue = JobQueue::new(state.store.clone(), state.clock.clone(), self.config.jobs.max_attempts);
         let clock = state.clock.clone();
+        let billing_on = state.billing.is_some();
         let mut stop = stop;
         tasks.push(tokio::spawn(async move {
             loop {
@@ -293,6 +314,9 @@ impl Application {
                 }
                 if let Err(e) = Rollups::schedule(&queue, clock.now_ms()).await {
                     tracing::warn!(error = %e, "could not schedule the analytics rollup");
+                }
+                if billing_on && let Err(e) = Billing::schedule_reconcile(&queue, clock.now_ms()).await {
+                    tracing::warn!(error = %e, "could not schedule billing reconciliation");
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(60)) => {}

@@ -37,6 +37,7 @@ pub struct Metrics {
     pub latency: Family<RouteLabels, Histogram>,
     pub jobs: Family<StatusLabels, Gauge>,
     pub csp_violations: Family<DirectiveLabels, Counter>,
+    pub billing_events: Family<StatusLabels, Counter>,
 }
 
 impl Metrics {
@@ -50,7 +51,18 @@ impl Metrics {
         registry.register("http_request_duration_seconds", "Time to answer HTTP requests", latency.clone());
         registry.register("jobs", "Background jobs by status", jobs.clone());
         registry.register("csp_violations", "Content-Security-Policy violations reported by browsers", csp_violations.clone());
-        Metrics { registry, requests, latency, jobs, csp_violations }
+        let billing_events = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "billing_webhook_deliveries",
+            "Payment provider webhook deliveries: accepted, duplicate, refused",
+            billing_events.clone(),
+        );
+        Metrics { registry, requests, latency, jobs, csp_violations, billing_events }
+    }
+
+    /// Counts one webhook delivery by outcome.
+    pub fn billing_events(&self, outcome: &str) {
+        self.billing_events.get_or_create(&StatusLabels { status: outcome.to_string() }).inc();
     }
 
     pub fn encode(&self) -> String {

@@ -22,6 +22,8 @@ const GET_ROUTES: &[&str] = &[
     "/email-confirm?token=x",
     "/account",
     "/preferences",
+    "/billing",
+    "/api/v1/entitlements",
     "/staff/audit",
     "/privacy.json",
     "/healthz",
@@ -110,8 +112,8 @@ async fn with_cookies_refused_every_page_renders() {
     for path in GET_ROUTES.iter().filter(|p| !p.contains("no-such")) {
         let response = app.send(get_with_cookie(path, None)).await;
         let expected = match *path {
-            "/account" | "/staff/audit" => 303,
-            "/api/v1/me" | "/api/v1/sessions" | "/api/v1/preferences" => 401,
+            "/account" | "/staff/audit" | "/billing" => 303,
+            "/api/v1/me" | "/api/v1/sessions" | "/api/v1/preferences" | "/api/v1/entitlements" => 401,
             _ => 200,
         };
         assert_eq!(response.status.as_u16(), expected, "{path}");

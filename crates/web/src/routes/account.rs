@@ -1069,6 +1069,13 @@ pub async fn close(
     };
     match Accounts::new(state.store.clone(), state.clock.clone()).close(&session.account_id, SecretString::from(input.current)).await {
         Ok(()) => {
+            if state.billing.is_some() {
+                // Paying for a closed account makes no sense: its subscriptions end at the provider.
+                let queue = passme_core::jobs::JobQueue::new(state.store.clone(), state.clock.clone(), 8);
+                if let Err(e) = passme_billing::Billing::schedule_account_closed(&queue, &session.account_id).await {
+                    tracing::error!(error = %e, code = e.code(), "could not queue ending the closed account's subscriptions");
+                }
+            }
             let mut response = notice(
                 &state,
                 &ctx,

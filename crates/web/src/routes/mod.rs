@@ -3,6 +3,7 @@
 pub mod account;
 pub mod analytics;
 pub mod api;
+pub mod billing;
 pub mod consent;
 pub mod csp;
 pub mod health;

@@ -28,6 +28,7 @@ use utoipa::OpenApi;
         crate::routes::api::put_consent,
         crate::routes::tracking::events,
         crate::routes::analytics::report,
+        crate::routes::billing::entitlements,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth)
