@@ -72,6 +72,33 @@ impl<'de> Visitor<'de> for NoDuplicateKeysVisitor {
 }
 
 impl Event {
+    /// The event with its object cut down to the fields PassMe reads, or why it cannot be used.
+    /// Only this is queued: the provider's objects also carry names, e-mail and postal addresses,
+    /// which PassMe has no use for and does not keep, even for the life of a job.
+    pub fn minimised(&self) -> Result<Value, String> {
+        use crate::provider::{Invoice, Subscription};
+        let object = match self.kind.as_str() {
+            kind if kind.starts_with("customer.subscription.") => {
+                Subscription::from_object(&self.object).map_err(|e| e.to_string())?.to_object()
+            }
+            kind if kind.starts_with("invoice.") => Invoice::from_object(&self.object).map_err(|e| e.to_string())?.to_object(),
+            _ => {
+                let keep = ["id", "object", "mode", "customer", "client_reference_id", "subscription"];
+                let mut out = serde_json::Map::new();
+                for name in keep {
+                    if let Some(value) = self.object.get(name) {
+                        let id = value.get("id").cloned().unwrap_or_else(|| value.clone());
+                        out.insert(name.to_string(), id);
+                    }
+                }
+                Value::Object(out)
+            }
+        };
+        Ok(serde_json::json!({
+            "id": self.id, "type": self.kind, "created": self.created, "livemode": self.livemode, "data": { "object": object },
+        }))
+    }
+
     /// Parses a delivered body. The error says what is wrong, for the 400 answer.
     pub fn parse(body: &[u8]) -> Result<Event, String> {
         serde_json::from_slice::<NoDuplicateKeys>(body).map_err(|e| format!("not acceptable JSON: {e}"))?;

@@ -215,7 +215,11 @@ impl Billing {
         if let Some(customer) = self.store.billing_customer_of(account_id).await? {
             return Ok(customer);
         }
-        let account = self.store.account(account_id).await?.ok_or(BillingError::NoSubscription)?;
+        let account = self
+            .store
+            .account(account_id)
+            .await?
+            .ok_or_else(|| CoreError::Invalid { code: "account_unknown", message: "no such account".into() })?;
         let key = format!("passme-customer-{account_id}");
         let customer = self.provider.create_customer(account_id, &account.email, &key).await?;
         match self.store.insert_billing_customer(account_id, &customer, self.clock.now_ms()).await {
@@ -291,34 +295,35 @@ impl Billing {
     pub async fn receive(&self, signature_header: Option<&str>, body: &[u8]) -> Result<Received, WebhookError> {
         signature::verify(signature_header, body, &self.webhook_secrets, self.now_secs())?;
         let event = Event::parse(body).map_err(WebhookError::Body)?;
-        let payload = std::str::from_utf8(body).map_err(|_| WebhookError::Body("not UTF-8".into()))?;
         let now = self.clock.now_ms();
-        // An event of a type we do not handle is recorded as such and its body dropped: customer
-        // and payment method events carry details we have no use for.
-        let handled = handles(&event.kind);
+        // Only a handled event's minimised form is queued. Any other is recorded with its outcome
+        // and its body dropped.
+        let minimised =
+            if handles(&event.kind) { event.minimised().map_err(|e| format!("ignored: {e}")) } else { Err(IGNORED_TYPE.into()) };
         let row = BillingEventRow {
             event_id: event.id.clone(),
             event_type: event.kind.clone(),
             created: event.created,
             received_at: now,
-            outcome: (!handled).then(|| IGNORED_TYPE.to_string()),
+            outcome: minimised.as_ref().err().cloned(),
         };
-        let job = NewJob {
+        let job = minimised.ok().map(|payload| NewJob {
             id: format!("billing-event-{}", event.id),
             queue: passme_core::jobs::DEFAULT_QUEUE.into(),
             kind: EVENT_JOB.into(),
             payload: payload.to_string(),
             max_attempts: 12,
             run_at: now,
-        };
-        let new = self.store.record_billing_event(&row, handled.then_some(&job)).await?;
+        });
+        let new = self.store.record_billing_event(&row, job.as_ref()).await?;
         Ok(Received { event_id: event.id, duplicate: !new })
     }
 
     /// Applies a stored event (the job's payload) and records the outcome. An error means "try
     /// again later" (the provider did not answer); everything else is an outcome.
     pub async fn process(&self, payload: &str) -> Result<String, BillingError> {
-        let event = Event::parse(payload.as_bytes()).map_err(|message| BillingError::Config { message })?;
+        let event = Event::parse(payload.as_bytes())
+            .map_err(|message| BillingError::Core(CoreError::Invalid { code: "billing_event_unreadable", message }))?;
         let outcome = self.apply(&event).await?;
         self.store.set_billing_event_outcome(&event.id, &outcome).await?;
         if outcome.starts_with("ignored") {

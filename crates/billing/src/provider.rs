@@ -139,7 +139,27 @@ impl Subscription {
     }
 }
 
+impl Subscription {
+    /// The object again, holding only what PassMe reads, in the shape [`Subscription::from_object`]
+    /// reads.
+    pub fn to_object(&self) -> Value {
+        serde_json::json!({
+            "id": self.id, "object": "subscription", "customer": self.customer, "status": self.status,
+            "current_period_end": self.current_period_end, "cancel_at_period_end": self.cancel_at_period_end,
+            "items": { "data": [ { "price": { "id": self.price } } ] },
+        })
+    }
+}
+
 impl Invoice {
+    /// The object again, holding only what PassMe keeps.
+    pub fn to_object(&self) -> Value {
+        serde_json::json!({
+            "id": self.id, "object": "invoice", "customer": self.customer, "subscription": self.subscription, "number": self.number,
+            "total": self.amount, "currency": self.currency, "created": self.created, "status": self.status,
+        })
+    }
+
     pub fn from_object(object: &Value) -> Result<Invoice, ProviderError> {
         let subscription = object
             .get("subscription")

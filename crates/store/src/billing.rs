@@ -153,10 +153,7 @@ impl Store {
                 tx.commit().await?;
                 return Ok(true);
             };
-            sqlx::query(
-                "INSERT INTO jobs (id, queue, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7)",
-            )
+            sqlx::query(crate::jobs::INSERT_JOB)
             .bind(&job.id)
             .bind(&job.queue)
             .bind(&job.kind)

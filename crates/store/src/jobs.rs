@@ -69,6 +69,10 @@ pub struct JobCounts {
     pub dead: i64,
 }
 
+/// A new queued job: id, queue, kind, payload, max attempts, run at, now.
+pub(crate) const INSERT_JOB: &str = "INSERT INTO jobs (id, queue, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7)";
+
 const JOB_COLUMNS: &str = "id, queue, kind, payload, status, attempts, max_attempts, run_at, locked_by, last_error";
 
 macro_rules! job_from_row {
@@ -94,10 +98,7 @@ impl Store {
     /// deterministic id idempotent.
     pub async fn enqueue_job(&self, job: &NewJob, now: i64) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO jobs (id, queue, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7)",
-            )
+            sqlx::query(INSERT_JOB)
             .bind(&job.id)
             .bind(&job.queue)
             .bind(&job.kind)

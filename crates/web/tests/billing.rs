@@ -177,6 +177,10 @@ async fn a_card_subscription_at_the_provider_grants_access_through_signed_webhoo
         assert_eq!((invoices[0].status.as_str(), invoices[0].amount, invoices[0].currency.as_str()), ("paid", 1500, "eur"));
         let page = browse(&app, &ann, "/billing?lang=en").await.text();
         assert!(page.contains("Pro (monthly)") && page.contains("Active") && page.contains("15.00 EUR"), "{page}");
+        // Only the fields PassMe reads were queued: not the address the provider's objects carry.
+        assert!(count(&app, "jobs").await > 0);
+        let leaked = app.state.store.scalar_i64("SELECT COUNT(*) AS n FROM jobs WHERE payload LIKE '%ann@example.test%'").await.expect("n");
+        assert_eq!(leaked, 0, "{engine}: an e-mail address in a queued event");
         assert!(browse(&app, &ann, "/billing?lang=da").await.text().contains("15,00 EUR"));
 
         // Cancelled at the provider (by support, or the portal): the deletion event ends access.
@@ -455,6 +459,12 @@ async fn forged_references_and_foreign_events_are_ignored() {
             event(&app, "evt_other", "radar.early_fraud_warning.created", T0, json!({ "id": "issfr_1" })).await,
             "ignored: type not handled"
         );
+        // A handled type whose object lacks what we read (here the price): recorded, never queued.
+        let jobs_before = count(&app, "jobs").await;
+        let broken = json!({ "id": "sub_b", "object": "subscription", "customer": eve_customer, "status": "active" });
+        let outcome = event(&app, "evt_broken", "customer.subscription.created", T0, broken).await;
+        assert!(outcome.starts_with("ignored: ") && outcome.contains("price"), "{outcome}");
+        assert_eq!(count(&app, "jobs").await, jobs_before);
         assert_eq!(entitlements(&app, &eve).await["access"], false);
     }
 }
@@ -525,7 +535,8 @@ async fn a_webhook_flood_is_verified_first_and_every_genuine_event_is_kept_once(
     for i in 0..400 {
         let app = app.clone();
         deliveries.spawn(async move {
-            let (body, signature) = signed(&format!("evt_flood_{i}"), "invoice.created", T0, json!({ "id": format!("in_{i}") }));
+            let (body, signature) =
+                signed(&format!("evt_flood_{i}"), "invoice.created", T0, invoice_object(&format!("in_{i}"), "cus_x", "sub_x", "draft", 1));
             // Every other delivery is a forgery of the same event.
             let forged = format!("t={},v1={}", jiff::Timestamp::now().as_second(), "0".repeat(64));
             let genuine = deliver(&app, &body, &signature).await.status.as_u16();

@@ -172,7 +172,7 @@ fn check_csrf(state: &AppState, lang: Lang, headers: &HeaderMap, token: &str) ->
     super::csrf_refusal(state, lang, headers, token, ("cookies_required", explanation))
 }
 
-fn form_invalid(state: &AppState, lang: Lang) -> Response {
+pub(crate) fn form_invalid(state: &AppState, lang: Lang) -> Response {
     error_page(
         state,
         lang,

@@ -9,7 +9,7 @@ use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use passme_billing::{Billing, BillingError, ProviderError, Status, Summary, WebhookError};
+use passme_billing::{BillingError, ProviderError, Status, Summary, WebhookError};
 use passme_core::identity::api_tokens::SCOPE_ME_READ;
 use passme_policy::Lang;
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ use crate::app::AppState;
 use crate::context::PageContext;
 use crate::csrf;
 use crate::error::ApiError;
-use crate::routes::account::current_session;
+use crate::routes::account::{current_session, form_invalid};
 use crate::routes::api::caller;
 use crate::routes::pages::{Chrome, error_page, page};
 
@@ -278,36 +278,54 @@ fn billing_error(e: BillingError, lang: Lang) -> ApiError {
     }
 }
 
+/// The billing page's forms: subscribe (`plan`), manage, cancel (or, with `resume`, take that back).
 #[derive(Debug, Deserialize)]
-pub struct CheckoutInput {
+pub struct BillingForm {
     csrf: String,
-    plan: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
+    plan: Option<String>,
     resume: Option<String>,
 }
 
-/// The signed-in account and the configured billing for a form post, or the page refusing it.
-async fn form_guard<'a>(state: &'a AppState, lang: Lang, headers: &HeaderMap, csrf_token: &str) -> Result<(String, &'a Billing), Response> {
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Checkout,
+    Portal,
+    Cancel,
+}
+
+/// Checks the form (CSRF, signed in, billing on), does `action`, and sends the browser on: to
+/// the provider's hosted page, or back to the billing page.
+async fn act(
+    state: &AppState,
+    lang: Lang,
+    headers: &HeaderMap,
+    form: Result<Form<BillingForm>, FormRejection>,
+    action: Action,
+) -> Response {
+    let Ok(Form(input)) = form else { return form_invalid(state, lang) };
     let explanation = lang.pick(
         "Abonnementer kræver log-in og dermed én nødvendig cookie; din browser afviser cookies.",
         "Subscriptions need you signed in, which takes one necessary cookie; your browser refuses cookies.",
     );
-    if let Some(refused) = super::csrf_refusal(state, lang, headers, csrf_token, ("cookies_required", explanation)) {
-        return Err(refused);
+    if let Some(refused) = super::csrf_refusal(state, lang, headers, &input.csrf, ("cookies_required", explanation)) {
+        return refused;
     }
     let Some(session) = current_session(state, headers).await else {
-        return Err(Redirect::to("/login?next=/billing").into_response());
+        return Redirect::to("/login?next=/billing").into_response();
     };
-    let billing = state.billing.as_deref().ok_or_else(|| error_page(state, lang, &billing_error(BillingError::NotConfigured, lang)))?;
-    Ok((session.account_id, billing))
-}
-
-fn form_invalid(state: &AppState, lang: Lang) -> Response {
-    error_page(state, lang, &ApiError::bad_request("form_invalid", lang.pick("Formularen var ufuldstændig.", "The form was incomplete.")))
+    let Some(billing) = state.billing.as_deref() else {
+        return error_page(state, lang, &billing_error(BillingError::NotConfigured, lang));
+    };
+    let account = &session.account_id;
+    let next = match action {
+        Action::Checkout => billing.start_checkout(account, input.plan.as_deref().unwrap_or_default(), lang).await,
+        Action::Portal => billing.open_portal(account).await,
+        Action::Cancel => billing.set_cancel_at_period_end(account, input.resume.is_none()).await.map(|()| "/billing".to_string()),
+    };
+    match next {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(e) => error_page(state, lang, &billing_error(e, lang)),
+    }
 }
 
 /// Starts a checkout for the signed-in account and sends the browser to the provider's page.
@@ -315,18 +333,9 @@ pub async fn checkout(
     State(state): State<AppState>,
     ctx: PageContext,
     headers: HeaderMap,
-    form: Result<Form<CheckoutInput>, FormRejection>,
+    form: Result<Form<BillingForm>, FormRejection>,
 ) -> Response {
-    let lang = ctx.lang;
-    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
-    let (account_id, billing) = match form_guard(&state, lang, &headers, &input.csrf).await {
-        Ok(guarded) => guarded,
-        Err(response) => return response,
-    };
-    match billing.start_checkout(&account_id, &input.plan, lang).await {
-        Ok(url) => Redirect::to(&url).into_response(),
-        Err(e) => error_page(&state, lang, &billing_error(e, lang)),
-    }
+    act(&state, ctx.lang, &headers, form, Action::Checkout).await
 }
 
 /// Sends the browser to the provider's billing portal.
@@ -334,18 +343,9 @@ pub async fn portal(
     State(state): State<AppState>,
     ctx: PageContext,
     headers: HeaderMap,
-    form: Result<Form<CsrfOnly>, FormRejection>,
+    form: Result<Form<BillingForm>, FormRejection>,
 ) -> Response {
-    let lang = ctx.lang;
-    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
-    let (account_id, billing) = match form_guard(&state, lang, &headers, &input.csrf).await {
-        Ok(guarded) => guarded,
-        Err(response) => return response,
-    };
-    match billing.open_portal(&account_id).await {
-        Ok(url) => Redirect::to(&url).into_response(),
-        Err(e) => error_page(&state, lang, &billing_error(e, lang)),
-    }
+    act(&state, ctx.lang, &headers, form, Action::Portal).await
 }
 
 /// Cancels at the end of the period, or (with `resume`) takes that back.
@@ -353,18 +353,9 @@ pub async fn cancel(
     State(state): State<AppState>,
     ctx: PageContext,
     headers: HeaderMap,
-    form: Result<Form<CsrfOnly>, FormRejection>,
+    form: Result<Form<BillingForm>, FormRejection>,
 ) -> Response {
-    let lang = ctx.lang;
-    let Ok(Form(input)) = form else { return form_invalid(&state, lang) };
-    let (account_id, billing) = match form_guard(&state, lang, &headers, &input.csrf).await {
-        Ok(guarded) => guarded,
-        Err(response) => return response,
-    };
-    match billing.set_cancel_at_period_end(&account_id, input.resume.is_none()).await {
-        Ok(()) => Redirect::to("/billing").into_response(),
-        Err(e) => error_page(&state, lang, &billing_error(e, lang)),
-    }
+    act(&state, ctx.lang, &headers, form, Action::Cancel).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
