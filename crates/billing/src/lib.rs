@@ -203,6 +203,11 @@ impl Billing {
         &self.catalogue
     }
 
+    /// Whether this is the provider's live mode (an `sk_live_` key): only its events are taken.
+    pub fn livemode(&self) -> bool {
+        self.livemode
+    }
+
     fn now_secs(&self) -> i64 {
         self.clock.now_ms().div_euclid(1000)
     }

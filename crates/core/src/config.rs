@@ -643,6 +643,31 @@ mod tests {
     }
 
     #[test]
+    fn billing_comes_from_the_file_and_its_secrets_from_files_or_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secrets = dir.path().join("webhook-secrets");
+        std::fs::write(&secrets, "whsec_old\nwhsec_new\n").expect("write");
+        let file = dir.path().join("passme.toml");
+        let text = format!(
+            "[billing]\napi_base = \"http://127.0.0.1:8420\"\nwebhook_secrets_file = \"{}\"\n[[billing.plans]]\nid = \"pro\"\n\
+             name = {{ da = \"Pro\", en = \"Pro\" }}\nprice = \"price_1\"\ninterval = \"month\"\nentitlements = [\"chat\"]\n",
+            secrets.display()
+        );
+        std::fs::write(&file, text).expect("write");
+        let config = Config::load(Some(&file), &env_of(&[("PASSME_BILLING__SECRET_KEY", "sk_test_x")])).expect("load");
+        assert_eq!(config.billing.api_base, "http://127.0.0.1:8420");
+        assert_eq!(config.billing.secret_key.as_ref().map(|k| k.expose_secret().to_string()).as_deref(), Some("sk_test_x"));
+        let webhook: Vec<&str> = config.billing.webhook_secrets.iter().map(|s| s.expose_secret()).collect();
+        assert_eq!(webhook, ["whsec_old", "whsec_new"]);
+        assert_eq!(config.billing.plans[0].entitlements, ["chat"]);
+        let from_env = Config::load(None, &env_of(&[("PASSME_BILLING__WEBHOOK_SECRETS", "whsec_a, whsec_b")])).expect("load");
+        assert_eq!(from_env.billing.webhook_secrets.len(), 2);
+        assert!(from_env.billing.secret_key.is_none(), "billing stays off without a key");
+        std::fs::write(&file, "[billing]\nsecret_key = \"sk_live_in_the_file\"\n").expect("write");
+        assert!(Config::load(Some(&file), &env_of(&[])).is_err(), "secret values are refused in the file");
+    }
+
+    #[test]
     fn malformed_keys_and_ambiguous_secrets_are_refused() {
         let config = Config { secrets: SecretsConfig { master_key: Some(SecretString::from("c2hvcnQ=")) }, ..Config::default() };
         assert!(matches!(Secrets::resolve(&config), Err(ConfigError::BadKey(_))));

@@ -294,11 +294,14 @@ async fn checkout_and_portal_are_the_providers_pages_and_access_waits_for_the_si
         assert_eq!((e["access"].clone(), e["payment_problem"].clone()), (json!(true), json!(true)));
         assert!(browse(&app, &cy, "/billing?lang=en").await.text().contains("Your latest payment failed"));
         assert!(browse(&app, &cy, "/billing?lang=da").await.text().contains("Din seneste betaling mislykkedes"));
+        let account_page = browse(&app, &cy, "/account?lang=en").await.text();
+        assert!(account_page.contains("Your latest payment failed"), "the account page shows it too: {account_page}");
         let paid = invoice_object("in_renewal", &customer, &sub_id, "paid", 12000);
         assert_eq!(event(&app, "evt_inv_paid", "invoice.paid", T0 + 200, paid).await, "applied");
         let active = subscription_object(&sub_id, &customer, TEAM_PRICE, "active", T0 + 86_400 * 365, false);
         assert_eq!(event(&app, "evt_upd_2", "customer.subscription.updated", T0 + 200, active).await, "applied");
         assert_eq!(entitlements(&app, &cy).await["payment_problem"], false);
+        assert!(!browse(&app, &cy, "/account?lang=en").await.text().contains("payment failed"));
 
         // Cancel at the end of the period: asked of the provider, with a key.
         let cancel = submit(&app, &cy, "/billing/cancel", &format!("csrf={}", csrf())).await;

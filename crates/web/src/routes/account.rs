@@ -104,6 +104,10 @@ struct AccountPage {
     csrf: String,
     privacy_link: &'static str,
     cookies_link: &'static str,
+    billing_heading: &'static str,
+    billing_link: &'static str,
+    /// A failed payment: shown here too, where the user looks first.
+    payment_alert: Option<&'static str>,
     change_heading: &'static str,
     current_label: &'static str,
     new_label: &'static str,
@@ -538,6 +542,17 @@ fn when(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
 }
 
+/// The failed-payment notice, when billing is on and the account's latest payment failed.
+async fn payment_alert(state: &AppState, account_id: &str, lang: Lang) -> Option<&'static str> {
+    let summary = state.billing.as_ref()?.summary(account_id).await.ok()?;
+    summary.payment_problem.then(|| {
+        lang.pick(
+            "Din seneste betaling mislykkedes. Se dit abonnement for at opdatere betalingskortet.",
+            "Your latest payment failed. See your subscription to update your payment card.",
+        )
+    })
+}
+
 pub async fn account(State(state): State<AppState>, ctx: PageContext, headers: HeaderMap) -> Response {
     let lang = ctx.lang;
     let Some(session) = current_session(&state, &headers).await else {
@@ -576,6 +591,9 @@ pub async fn account(State(state): State<AppState>, ctx: PageContext, headers: H
         csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
         privacy_link: lang.pick("Privatlivspolitik", "Privacy policy"),
         cookies_link: lang.pick("Cookie-indstillinger", "Cookie settings"),
+        billing_heading: lang.pick("Abonnement", "Subscription"),
+        billing_link: lang.pick("Se og administrer dit abonnement", "See and manage your subscription"),
+        payment_alert: payment_alert(&state, &account.id, lang).await,
         change_heading: lang.pick("Skift adgangskode", "Change password"),
         current_label: lang.pick("Nuværende adgangskode", "Current password"),
         new_label: lang.pick("Ny adgangskode", "New password"),
