@@ -215,7 +215,9 @@ impl Billing {
     // ---- the user's side ----
 
     /// The account's customer at the provider, created on first need. The idempotency key is
-    /// the account's, so concurrent or retried calls get the same customer.
+    /// the account's, so concurrent or retried calls get the same customer; one made earlier
+    /// whose answer never reached us (the provider keeps keys only a day) is found by its
+    /// metadata first.
     pub async fn ensure_customer(&self, account_id: &str) -> Result<String, BillingError> {
         if let Some(customer) = self.store.billing_customer_of(account_id).await? {
             return Ok(customer);
@@ -225,8 +227,10 @@ impl Billing {
             .account(account_id)
             .await?
             .ok_or_else(|| CoreError::Invalid { code: "account_unknown", message: "no such account".into() })?;
-        let key = format!("passme-customer-{account_id}");
-        let customer = self.provider.create_customer(account_id, &account.email, &key).await?;
+        let customer = match self.provider.find_customer(account_id, &account.email).await? {
+            Some(earlier) => earlier,
+            None => self.provider.create_customer(account_id, &account.email, &format!("passme-customer-{account_id}")).await?,
+        };
         match self.store.insert_billing_customer(account_id, &customer, self.clock.now_ms()).await {
             Ok(()) => Ok(customer),
             Err(StoreError::Conflict) => self.store.billing_customer_of(account_id).await?.ok_or(BillingError::NoSubscription),
@@ -350,6 +354,10 @@ impl Billing {
                 Err(e) => Ok(format!("ignored: {e}")),
             },
             kind if kind.starts_with("checkout.session.") => self.apply_checkout(event).await,
+            "customer.deleted" => {
+                let customer = event.object.get("id").and_then(Value::as_str).unwrap_or_default();
+                Ok(if self.store.unbind_billing_customer(customer).await? { "applied".into() } else { "ignored: unknown customer".into() })
+            }
             _ => self.apply_invoice(event).await,
         }
     }
@@ -609,7 +617,7 @@ const IGNORED_TYPE: &str = "ignored: type not handled";
 /// The event types that change what PassMe keeps.
 fn handles(kind: &str) -> bool {
     kind.starts_with("customer.subscription.")
-        || matches!(kind, "checkout.session.completed" | "checkout.session.async_payment_succeeded")
+        || matches!(kind, "checkout.session.completed" | "checkout.session.async_payment_succeeded" | "customer.deleted")
         || (kind.starts_with("invoice.") && !matches!(kind, "invoice.deleted" | "invoice.upcoming"))
 }
 

@@ -75,6 +75,8 @@ pub struct Price {
 /// A payment provider. Every creating call carries an idempotency key, so a retry (ours, or a
 /// user's double click) never creates a second customer or subscription.
 pub trait BillingProvider: Send + Sync + std::fmt::Debug {
+    /// The customer made earlier for this account (its metadata names it), if any.
+    fn find_customer<'a>(&'a self, account_id: &'a str, email: &'a str) -> ProviderFuture<'a, Option<String>>;
     fn create_customer<'a>(&'a self, account_id: &'a str, email: &'a str, idempotency_key: &'a str) -> ProviderFuture<'a, String>;
     fn create_checkout_session<'a>(&'a self, request: &'a CheckoutRequest) -> ProviderFuture<'a, HostedSession>;
     fn create_portal_session<'a>(

@@ -141,6 +141,20 @@ fn id_segment(id: &str) -> Result<&str, ProviderError> {
 }
 
 impl BillingProvider for StripeClient {
+    fn find_customer<'a>(&'a self, account_id: &'a str, email: &'a str) -> ProviderFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let query =
+                url::form_urlencoded::Serializer::new(String::new()).append_pair("email", email).append_pair("limit", "100").finish();
+            let Some(page) = self.get(&format!("/v1/customers?{query}")).await? else { return Ok(None) };
+            let data = page.get("data").and_then(Value::as_array).ok_or_else(|| ProviderError::Malformed("list without data".into()))?;
+            Ok(data
+                .iter()
+                .find(|c| c.pointer("/metadata/passme_account").and_then(Value::as_str) == Some(account_id))
+                .and_then(|c| c.get("id").and_then(Value::as_str))
+                .map(str::to_string))
+        })
+    }
+
     fn create_customer<'a>(&'a self, account_id: &'a str, email: &'a str, idempotency_key: &'a str) -> ProviderFuture<'a, String> {
         Box::pin(async move {
             let customer =

@@ -129,6 +129,16 @@ impl Store {
         })
     }
 
+    /// Forgets a customer the provider deleted, so the account's next checkout makes a new one.
+    pub async fn unbind_billing_customer(&self, customer_id: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool => Ok(sqlx::query("DELETE FROM billing_customers WHERE customer_id = $1")
+            .bind(customer_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            > 0))
+    }
+
     /// Records a provider event and queues its processing (if any), in one transaction. False
     /// (and nothing queued) when the event id was already recorded: a duplicate delivery.
     pub async fn record_billing_event(&self, event: &BillingEventRow, job: Option<&NewJob>) -> Result<bool, StoreError> {

@@ -159,7 +159,8 @@ impl Recorded {
     }
 }
 
-/// A fault for the next request whose path starts with the prefix; each is used once.
+/// A fault for the next request whose `METHOD path` starts with the prefix (e.g.
+/// `POST /v1/customers`); each is used once.
 #[derive(Debug, Clone)]
 pub enum Fault {
     /// Answer 500 without passing the request on (the provider failed before acting).
@@ -251,7 +252,8 @@ async fn handle(State(front): State<Arc<Front>>, request: Request) -> Response {
     }
     let fault = {
         let mut faults = front.faults.lock().expect("lock");
-        faults.iter().position(|f| path.starts_with(f.prefix())).map(|i| faults.remove(i))
+        let line = format!("{method} {path}");
+        faults.iter().position(|f| line.starts_with(f.prefix())).map(|i| faults.remove(i))
     };
     if let Some(Fault::Fail { .. }) = fault {
         return answer(500, json!({ "error": { "type": "api_error", "message": "injected failure" } }));

@@ -481,22 +481,32 @@ async fn provider_failures_are_retried_with_the_same_key_and_never_duplicate_a_c
 
         // The provider created the customer but the answer was lost (500): the retry carries the
         // same key and gets the stored answer, not a second customer.
-        front.inject(Fault::FailAfter { path_prefix: "/v1/customers".into() });
+        front.inject(Fault::FailAfter { path_prefix: "POST /v1/customers".into() });
         // Then checkout fails outright once before succeeding.
-        front.inject(Fault::Fail { path_prefix: "/v1/checkout/sessions".into() });
+        front.inject(Fault::Fail { path_prefix: "POST /v1/checkout/sessions".into() });
         let redirect = submit(&app, &fay, "/billing/checkout", &format!("csrf={}&plan=pro", csrf())).await;
         assert_eq!(redirect.status.as_u16(), 303, "{engine}: {}", redirect.text());
         let attempts = front.requests_to("POST", "/v1/customers");
         assert_eq!(attempts.len(), 2, "{engine}");
         assert_eq!(attempts[0].idempotency_key, attempts[1].idempotency_key);
         assert_eq!(stripe.customers().await.len(), 1, "{engine}: one customer at the provider");
+        assert_eq!(front.requests_to("GET", "/v1/customers?email=fay%40example.test").len(), 1, "looked for first");
         let sessions = front.requests_to("POST", "/v1/checkout/sessions");
         assert_eq!(sessions.len(), 2);
         assert_eq!(sessions[0].idempotency_key, sessions[1].idempotency_key);
 
+        // A customer the provider made for an account whose answer never arrived, longer ago
+        // than the provider keeps idempotency keys: found by its metadata, not made twice.
+        let lee = member(&app, "lee@example.test").await;
+        let earlier = stripe.post("/v1/customers", &[("email", "lee@example.test"), ("metadata[passme_account]", &lee.id)]).await;
+        let creations = front.requests_to("POST", "/v1/customers").len();
+        let found = app.state.billing.clone().expect("billing").ensure_customer(&lee.id).await.expect("customer");
+        assert_eq!(Some(found.as_str()), earlier["id"].as_str(), "{engine}");
+        assert_eq!(front.requests_to("POST", "/v1/customers").len(), creations, "no second customer");
+
         // A provider that keeps failing: a clear 503, nothing half-stored.
         for _ in 0..4 {
-            front.inject(Fault::Fail { path_prefix: "/v1/billing_portal".into() });
+            front.inject(Fault::Fail { path_prefix: "POST /v1/billing_portal".into() });
         }
         let portal = submit(&app, &fay, "/billing/portal", &format!("csrf={}", csrf())).await;
         assert_eq!(portal.status.as_u16(), 503, "{}", portal.text());
@@ -520,7 +530,7 @@ async fn provider_failures_are_retried_with_the_same_key_and_never_duplicate_a_c
     );
     let app = TestApp::builder(db).billing(Arc::new(billing)).build();
     let gus = member(&app, "gus@example.test").await;
-    front.inject(Fault::Delay { path_prefix: "/v1/customers".into(), ms: 600 });
+    front.inject(Fault::Delay { path_prefix: "POST /v1/customers".into(), ms: 600 });
     app.state.billing.clone().expect("billing").ensure_customer(&gus.id).await.expect("customer after a timeout");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let attempts = front.requests_to("POST", "/v1/customers");
@@ -675,6 +685,12 @@ async fn closing_an_account_ends_its_subscription_at_the_provider() {
         assert_eq!(front.requests_to("DELETE", "/v1/subscriptions/").len(), 1, "the provider is told");
         let subscriptions = app.state.store.billing_subscriptions_of(&kim.id).await.expect("read");
         assert_eq!(subscriptions[0].status, "canceled");
+        // The provider deletes the customer too: the binding goes, a later checkout makes a new one.
+        let deleted = json!({ "id": customer, "object": "customer", "deleted": true, "email": "kim@example.test" });
+        assert_eq!(event(&app, "evt_customer_deleted", "customer.deleted", T0, deleted).await, "applied");
+        assert_eq!(app.state.store.billing_customer_of(&kim.id).await.expect("read"), None);
+        let leaked = app.state.store.scalar_i64("SELECT COUNT(*) AS n FROM jobs WHERE payload LIKE '%kim@example.test%'").await.expect("n");
+        assert_eq!(leaked, 0, "the minimised event keeps the id only");
         let at_provider = stripe.get(&format!("/v1/subscriptions/{}", subscriptions[0].subscription_id)).await;
         assert_eq!(at_provider["status"], "canceled");
     }
