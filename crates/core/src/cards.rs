@@ -53,12 +53,18 @@ pub fn find_all(text: &[u8]) -> Vec<Range<usize>> {
             continue;
         }
         // A run: digits, each optionally followed by one separator when a digit follows it.
+        // Requests pass through here (a hot path): the run's digits go to a buffer on the stack;
+        // a run longer than any card only needs counting.
         let start = i;
-        let mut digits = Vec::with_capacity(MAX_DIGITS + 1);
+        let mut digits = [0u8; MAX_DIGITS];
+        let mut count = 0;
         let mut end = i;
         let mut j = i;
         while j < text.len() && text[j].is_ascii_digit() {
-            digits.push(text[j]);
+            if let Some(slot) = digits.get_mut(count) {
+                *slot = text[j];
+            }
+            count += 1;
             j += 1;
             end = j;
             let sep = separator_len(text, j);
@@ -67,7 +73,7 @@ pub fn find_all(text: &[u8]) -> Vec<Range<usize>> {
             }
         }
         let glued_after = text.get(end).is_some_and(u8::is_ascii_alphabetic);
-        if (MIN_DIGITS..=MAX_DIGITS).contains(&digits.len()) && !glued_after && luhn_valid(&digits) {
+        if (MIN_DIGITS..=MAX_DIGITS).contains(&count) && !glued_after && luhn_valid(&digits[..count]) {
             found.push(start..end);
         }
         i = end.max(i + 1);

@@ -105,20 +105,8 @@ pub async fn refuse_card_data(State(state): State<AppState>, request: Request, n
     if CARD_SCAN_EXEMPT.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let json = wants_json(request.uri().path(), request.headers());
-    let lang = crate::lang::choose(None, request.headers());
-    let refuse = |state: &AppState| {
-        let error = ApiError::bad_request(
-            "card_data_refused",
-            lang.pick(
-                "Det ligner et kortnummer. PassMe modtager aldrig kortoplysninger: du betaler på betalingsudbyderens egen side.",
-                "This looks like card data. PassMe never takes card details: you pay on the payment provider's own page.",
-            ),
-        );
-        if json { error.into_response() } else { crate::routes::pages::error_page(state, lang, &error) }
-    };
     if request.uri().query().is_some_and(|q| form_carries_card(q.as_bytes())) {
-        return refuse(&state);
+        return card_data_refused(&state, request.uri().path(), request.headers());
     }
     if request.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v == "0") || request.method() == axum::http::Method::GET {
         return next.run(request).await;
@@ -138,9 +126,22 @@ pub async fn refuse_card_data(State(state): State<AppState>, request: Request, n
         passme_core::cards::contains_card_number(&bytes)
     };
     if carries_card {
-        return refuse(&state);
+        return card_data_refused(&state, parts.uri.path(), &parts.headers);
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+/// The refusal, as JSON or as a page like every other error of this path.
+fn card_data_refused(state: &AppState, path: &str, headers: &HeaderMap) -> Response {
+    let lang = crate::lang::choose(None, headers);
+    let error = ApiError::bad_request(
+        "card_data_refused",
+        lang.pick(
+            "Det ligner et kortnummer. PassMe modtager aldrig kortoplysninger: du betaler på betalingsudbyderens egen side.",
+            "This looks like card data. PassMe never takes card details: you pay on the payment provider's own page.",
+        ),
+    );
+    if wants_json(path, headers) { error.into_response() } else { crate::routes::pages::error_page(state, lang, &error) }
 }
 
 /// A form or query string with a card-like number anywhere or a card field name.
