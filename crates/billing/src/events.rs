@@ -17,6 +17,31 @@ pub struct Event {
     pub object: Value,
 }
 
+/// The kinds of event that change what PassMe keeps; every other type is recorded and ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// `customer.subscription.*`
+    Subscription,
+    /// `checkout.session.completed` and `.async_payment_succeeded`
+    Checkout,
+    /// `invoice.*` except `invoice.deleted` and `invoice.upcoming` (a draft's removal, a preview)
+    Invoice,
+    CustomerDeleted,
+}
+
+impl Handled {
+    pub fn of(kind: &str) -> Option<Handled> {
+        match kind {
+            k if k.starts_with("customer.subscription.") => Some(Handled::Subscription),
+            "checkout.session.completed" | "checkout.session.async_payment_succeeded" => Some(Handled::Checkout),
+            "invoice.deleted" | "invoice.upcoming" => None,
+            k if k.starts_with("invoice.") => Some(Handled::Invoice),
+            "customer.deleted" => Some(Handled::CustomerDeleted),
+            _ => None,
+        }
+    }
+}
+
 /// Accepts any JSON but refuses an object with a repeated key, at any depth.
 struct NoDuplicateKeys;
 
@@ -72,17 +97,19 @@ impl<'de> Visitor<'de> for NoDuplicateKeysVisitor {
 }
 
 impl Event {
-    /// The event with its object cut down to the fields PassMe reads, or why it cannot be used.
-    /// Only this is queued: the provider's objects also carry names, e-mail and postal addresses,
-    /// which PassMe has no use for and does not keep, even for the life of a job.
-    pub fn minimised(&self) -> Result<Value, String> {
+    pub fn handled(&self) -> Option<Handled> {
+        Handled::of(&self.kind)
+    }
+
+    /// The event of a handled kind with its object cut down to the fields PassMe reads, or why
+    /// it cannot be used. Only this is queued: the provider's objects also carry names, e-mail and
+    /// postal addresses, which PassMe has no use for and does not keep, even for the life of a job.
+    pub fn minimised(&self, kind: Handled) -> Result<Value, String> {
         use crate::provider::{Invoice, Subscription};
-        let object = match self.kind.as_str() {
-            kind if kind.starts_with("customer.subscription.") => {
-                Subscription::from_object(&self.object).map_err(|e| e.to_string())?.to_object()
-            }
-            kind if kind.starts_with("invoice.") => Invoice::from_object(&self.object).map_err(|e| e.to_string())?.to_object(),
-            _ => {
+        let object = match kind {
+            Handled::Subscription => Subscription::from_object(&self.object).map_err(|e| e.to_string())?.to_object(),
+            Handled::Invoice => Invoice::from_object(&self.object).map_err(|e| e.to_string())?.to_object(),
+            Handled::Checkout | Handled::CustomerDeleted => {
                 let keep = ["id", "object", "mode", "customer", "client_reference_id", "subscription"];
                 let mut out = serde_json::Map::new();
                 for name in keep {
@@ -116,6 +143,18 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_types_that_change_what_we_keep_are_handled() {
+        let handled = |k: &str| Handled::of(k);
+        assert_eq!(handled("customer.subscription.paused"), Some(Handled::Subscription));
+        assert_eq!(handled("checkout.session.completed"), Some(Handled::Checkout));
+        assert_eq!(handled("checkout.session.expired"), None);
+        assert_eq!(handled("invoice.payment_failed"), Some(Handled::Invoice));
+        assert_eq!((handled("invoice.deleted"), handled("invoice.upcoming")), (None, None));
+        assert_eq!(handled("customer.deleted"), Some(Handled::CustomerDeleted));
+        assert_eq!((handled("customer.updated"), handled("payment_method.attached")), (None, None));
+    }
 
     #[test]
     fn a_well_formed_event_parses() {

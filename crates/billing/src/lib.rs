@@ -30,7 +30,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 pub use catalogue::{Catalogue, Plan, Status};
-use events::Event;
+use events::{Event, Handled};
 pub use provider::{BillingProvider, CheckoutRequest, HostedSession, ProviderError, Subscription};
 use signature::SignatureError;
 pub use stripe::StripeClient;
@@ -242,7 +242,7 @@ impl Billing {
     /// provider's page to send the user to. Access follows from the provider's events only.
     pub async fn start_checkout(&self, account_id: &str, plan_id: &str, lang: passme_policy::Lang) -> Result<String, BillingError> {
         let plan = self.catalogue.plan(plan_id).ok_or_else(|| BillingError::UnknownPlan(plan_id.chars().take(64).collect()))?;
-        if self.summary(account_id).await?.access {
+        if self.current_subscription(account_id).await?.is_some_and(|s| Status::parse(&s.status).grants_access()) {
             return Err(BillingError::AlreadySubscribed);
         }
         let customer = self.ensure_customer(account_id).await?;
@@ -272,22 +272,28 @@ impl Billing {
     /// Cancels at the end of the paid period (or takes the cancellation back). The provider's
     /// answer is stored at once; its event follows.
     pub async fn set_cancel_at_period_end(&self, account_id: &str, cancel: bool) -> Result<(), BillingError> {
-        let current = self.summary(account_id).await?.subscription.filter(|s| Status::parse(&s.status).grants_access());
+        let current = self.current_subscription(account_id).await?.filter(|s| Status::parse(&s.status).grants_access());
         let current = current.ok_or(BillingError::NoSubscription)?;
         let updated = self.provider.set_cancel_at_period_end(&current.subscription_id, cancel, &random_key("cancel")).await?;
         self.store_fetched(&updated, Some(account_id.to_string()), current.state_at.max(self.now_secs())).await?;
         Ok(())
     }
 
-    pub async fn summary(&self, account_id: &str) -> Result<Summary, BillingError> {
+    /// The subscription that counts for an account: one granting access, else one not yet
+    /// ended, else the newest.
+    async fn current_subscription(&self, account_id: &str) -> Result<Option<SubscriptionRow>, BillingError> {
         let subscriptions = self.store.billing_subscriptions_of(account_id).await?;
-        let invoices = self.store.billing_invoices_of(account_id, 24).await?;
-        let current = subscriptions
+        Ok(subscriptions
             .iter()
             .find(|s| Status::parse(&s.status).grants_access())
             .or_else(|| subscriptions.iter().find(|s| s.ended_at.is_none()))
             .or(subscriptions.first())
-            .cloned();
+            .cloned())
+    }
+
+    pub async fn summary(&self, account_id: &str) -> Result<Summary, BillingError> {
+        let current = self.current_subscription(account_id).await?;
+        let invoices = self.store.billing_invoices_of(account_id, 24).await?;
         let status = current.as_ref().map(|s| Status::parse(&s.status));
         let access = status.as_ref().is_some_and(Status::grants_access);
         let plan = current.as_ref().and_then(|s| self.catalogue.by_price(&s.price_id)).cloned();
@@ -307,8 +313,10 @@ impl Billing {
         let now = self.clock.now_ms();
         // Only a handled event's minimised form is queued. Any other is recorded with its outcome
         // and its body dropped.
-        let minimised =
-            if handles(&event.kind) { event.minimised().map_err(|e| format!("ignored: {e}")) } else { Err(IGNORED_TYPE.into()) };
+        let minimised = match event.handled() {
+            Some(kind) => event.minimised(kind).map_err(|e| format!("ignored: {e}")),
+            None => Err(IGNORED_TYPE.into()),
+        };
         let row = BillingEventRow {
             event_id: event.id.clone(),
             event_type: event.kind.clone(),
@@ -347,18 +355,18 @@ impl Billing {
         if event.livemode != self.livemode {
             return Ok("ignored: livemode does not match our key".into());
         }
-        match event.kind.as_str() {
-            kind if !handles(kind) => Ok(IGNORED_TYPE.into()),
-            kind if kind.starts_with("customer.subscription.") => match Subscription::from_object(&event.object) {
+        match event.handled() {
+            None => Ok(IGNORED_TYPE.into()),
+            Some(Handled::Subscription) => match Subscription::from_object(&event.object) {
                 Ok(subscription) => self.apply_subscription(subscription, event, false).await,
                 Err(e) => Ok(format!("ignored: {e}")),
             },
-            kind if kind.starts_with("checkout.session.") => self.apply_checkout(event).await,
-            "customer.deleted" => {
+            Some(Handled::Checkout) => self.apply_checkout(event).await,
+            Some(Handled::Invoice) => self.apply_invoice(event).await,
+            Some(Handled::CustomerDeleted) => {
                 let customer = event.object.get("id").and_then(Value::as_str).unwrap_or_default();
                 Ok(if self.store.unbind_billing_customer(customer).await? { "applied".into() } else { "ignored: unknown customer".into() })
             }
-            _ => self.apply_invoice(event).await,
         }
     }
 
@@ -613,13 +621,6 @@ impl Billing {
 }
 
 const IGNORED_TYPE: &str = "ignored: type not handled";
-
-/// The event types that change what PassMe keeps.
-fn handles(kind: &str) -> bool {
-    kind.starts_with("customer.subscription.")
-        || matches!(kind, "checkout.session.completed" | "checkout.session.async_payment_succeeded" | "customer.deleted")
-        || (kind.starts_with("invoice.") && !matches!(kind, "invoice.deleted" | "invoice.upcoming"))
-}
 
 fn random_key(purpose: &str) -> String {
     format!("passme-{purpose}-{}", hex::encode(rand::random::<[u8; 16]>()))

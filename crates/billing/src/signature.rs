@@ -33,13 +33,18 @@ impl SignatureError {
     }
 }
 
-/// The `v1` signature of `body` signed at `t` with `secret`, as the provider computes it.
-pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+/// HMAC-SHA256 over `"{t}.{body}"` keyed with the whole secret, ready to finish or compare.
+fn mac(secret: &str, t: i64, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    mac
+}
+
+/// The `v1` signature of `body` signed at `t` with `secret`, as the provider computes it.
+pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+    hex::encode(mac(secret, t, body).finalize().into_bytes())
 }
 
 /// A whole header value for `body`, one `v1` per secret: what the provider sends.
@@ -76,10 +81,7 @@ pub fn verify(header: Option<&str>, body: &[u8], secrets: &[SecretString], now_s
         return Err(SignatureError::Expired);
     }
     for secret in secrets {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC takes keys of any length");
-        mac.update(t.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
+        let mac = mac(secret.expose_secret(), t, body);
         // Only lowercase hex of the full length can match; `verify_slice` compares in constant time.
         for candidate in &candidates {
             let Ok(bytes) = hex::decode(candidate) else { continue };

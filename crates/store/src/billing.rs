@@ -163,14 +163,7 @@ impl Store {
                 tx.commit().await?;
                 return Ok(true);
             };
-            sqlx::query(crate::jobs::INSERT_JOB)
-            .bind(&job.id)
-            .bind(&job.queue)
-            .bind(&job.kind)
-            .bind(&job.payload)
-            .bind(job.max_attempts)
-            .bind(job.run_at)
-            .bind(event.received_at)
+            crate::jobs::insert_job!(job, event.received_at)
             .execute(&mut *tx)
             .await
             .map_err(crate::error::conflict_or)?;

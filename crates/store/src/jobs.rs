@@ -69,9 +69,25 @@ pub struct JobCounts {
     pub dead: i64,
 }
 
-/// A new queued job: id, queue, kind, payload, max attempts, run at, now.
-pub(crate) const INSERT_JOB: &str = "INSERT INTO jobs (id, queue, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7)";
+/// The query that stores `$job` (a [`NewJob`]) as queued at `$now`, ready to execute on a pool
+/// or inside a transaction of either engine.
+macro_rules! insert_job {
+    ($job:expr, $now:expr) => {{
+        let job: &$crate::jobs::NewJob = $job;
+        sqlx::query(
+            "INSERT INTO jobs (id, queue, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7)",
+        )
+        .bind(&job.id)
+        .bind(&job.queue)
+        .bind(&job.kind)
+        .bind(&job.payload)
+        .bind(job.max_attempts)
+        .bind(job.run_at)
+        .bind($now)
+    }};
+}
+pub(crate) use insert_job;
 
 const JOB_COLUMNS: &str = "id, queue, kind, payload, status, attempts, max_attempts, run_at, locked_by, last_error";
 
@@ -98,14 +114,7 @@ impl Store {
     /// deterministic id idempotent.
     pub async fn enqueue_job(&self, job: &NewJob, now: i64) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            sqlx::query(INSERT_JOB)
-            .bind(&job.id)
-            .bind(&job.queue)
-            .bind(&job.kind)
-            .bind(&job.payload)
-            .bind(job.max_attempts)
-            .bind(job.run_at)
-            .bind(now)
+            insert_job!(job, now)
             .execute(pool)
             .await
             .map_err(crate::error::conflict_or)?;

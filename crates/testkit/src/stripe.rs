@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -185,7 +186,7 @@ struct Front {
     recorded: Mutex<Vec<Recorded>>,
     faults: Mutex<Vec<Fault>>,
     replay: Mutex<HashMap<String, (u16, Value)>>,
-    sessions: Mutex<u64>,
+    sessions: AtomicU64,
 }
 
 /// The recording, fault-injecting proxy in front of localstripe.
@@ -202,7 +203,7 @@ impl ProviderFront {
             recorded: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
             replay: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(0),
+            sessions: AtomicU64::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -280,11 +281,7 @@ fn answer(status: u16, value: Value) -> Response {
 /// What the provider answers: the emulator's own answer, or ours for what it lacks.
 async fn respond(front: &Front, method: &Method, path: &str, headers: &HeaderMap, body: &Bytes, form: &[(String, String)]) -> (u16, Value) {
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
-    let next = || {
-        let mut n = front.sessions.lock().expect("lock");
-        *n += 1;
-        *n
-    };
+    let next = || front.sessions.fetch_add(1, Ordering::Relaxed) + 1;
     match (method.as_str(), path) {
         ("POST", "/v1/checkout/sessions") => {
             let id = format!("cs_test_{}", next());
