@@ -29,8 +29,12 @@ fn main() {
     for dir in &crate_dirs {
         for sub in ["src", "tests"] {
             let path = dir.join(sub);
-            println!("cargo:rerun-if-changed={}", path.display());
-            rust_files(&path, &mut files);
+            // A watched path that does not exist is always stale: cargo would rerun this script,
+            // and rebuild the binary, on every call.
+            if path.is_dir() {
+                println!("cargo:rerun-if-changed={}", path.display());
+                rust_files(&path, &mut files);
+            }
         }
     }
     files.sort();
