@@ -20,7 +20,7 @@ pub enum Template {
     AlreadyRegistered { login_link: String },
     /// A single-use link to choose a new password.
     PasswordReset { link: String },
-    /// A copied "remember me" cookie was used; every remembered sign-in has been ended.
+    /// A copied "remember me" cookie was used; every remembered sign-in and every session ended.
     RememberTheft { reset_link: String },
     /// Sent to a new address to confirm an e-mail change.
     ConfirmNewAddress { link: String },
@@ -38,7 +38,7 @@ impl Template {
                 lang.pick("Du har allerede en konto hos PassMe AI", "You already have an account at PassMe AI")
             }
             Template::PasswordReset { .. } => lang.pick("Vælg en ny adgangskode hos PassMe AI", "Choose a new password at PassMe AI"),
-            Template::RememberTheft { .. } => lang.pick("Vi har logget dine huskede enheder ud", "We signed out your remembered devices"),
+            Template::RememberTheft { .. } => lang.pick("Vi har logget dig ud overalt", "We signed you out everywhere"),
             Template::ConfirmNewAddress { .. } => {
                 lang.pick("Bekræft din nye e-mailadresse hos PassMe AI", "Confirm your new e-mail address at PassMe AI")
             }
@@ -63,8 +63,8 @@ impl Template {
             Template::RememberTheft { reset_link } => format!(
                 "{}\n\n{reset_link}\n",
                 lang.pick(
-                    "En gammel kopi af din \"husk mig\"-cookie blev brugt. For en sikkerheds skyld har vi afsluttet alle huskede log-ins. Var det ikke dig, så vælg en ny adgangskode:",
-                    "An old copy of your \"remember me\" cookie was used. To be safe we have ended every remembered sign-in. If it was not you, choose a new password:",
+                    "En gammel kopi af din \"husk mig\"-cookie blev brugt, så nogen kan have kopieret den. For en sikkerheds skyld har vi logget dig ud på alle enheder og afsluttet alle huskede log-ins, også dem der blev startet med kopien. Log ind igen med din adgangskode. Var det ikke dig, så vælg en ny adgangskode:",
+                    "An old copy of your \"remember me\" cookie was used, so someone may have copied it. To be safe we have signed you out on every device and ended every remembered sign-in, including any started with the copy. Sign in again with your password. If it was not you, choose a new password:",
                 ),
             ),
             Template::ConfirmNewAddress { link } => format!(

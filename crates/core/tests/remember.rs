@@ -110,3 +110,59 @@ async fn a_password_change_ends_every_series() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn inside_the_grace_window_the_old_cookie_works_once_only() {
+    for_each_engine(|store| async move {
+        let (clock, _, remember, account) = setup(&store).await;
+        let shared = remember.start(&account).await.expect("start");
+        rotated(remember.resume(&shared).await.expect("resume"));
+        clock.advance(GRACE_MS / 2);
+        assert!(matches!(remember.resume(&shared).await.expect("resume"), Resume::Resumed { new_cookie: None, .. }), "once");
+        for _ in 0..3 {
+            assert_eq!(remember.resume(&shared).await.expect("resume"), Resume::Refused, "spent: no further session");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uses_racing_for_one_rotation_sign_in_twice_at_most() {
+    for_each_engine(|store| async move {
+        let (_, _, remember, account) = setup(&store).await;
+        let cookie = remember.start(&account).await.expect("start");
+        let mut racing = tokio::task::JoinSet::new();
+        for _ in 0..6 {
+            let (remember, cookie) = (remember.clone(), cookie.clone());
+            racing.spawn(async move { remember.resume(&cookie).await.expect("resume") });
+        }
+        let outcomes: Vec<Resume> = racing.join_all().await;
+        let signed_in = outcomes.iter().filter(|o| matches!(o, Resume::Resumed { .. })).count();
+        let rotations = outcomes.iter().filter(|o| matches!(o, Resume::Resumed { new_cookie: Some(_), .. })).count();
+        assert_eq!(rotations, 1, "{outcomes:?}");
+        assert!(signed_in <= 2, "the rotation plus at most one grace use: {outcomes:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn theft_ends_every_session_of_the_account_including_the_thiefs() {
+    for_each_engine(|store| async move {
+        let (clock, _, remember, account) = setup(&store).await;
+        let shared: SharedClock = Arc::new(clock.clone());
+        let sessions = passme_core::identity::sessions::Sessions::new(store.clone(), shared);
+        let ip: std::net::IpAddr = "203.0.113.9".parse().expect("ip");
+        let stolen = remember.start(&account).await.expect("start");
+        // The thief resumes first and holds a session minted from the stolen cookie.
+        let thiefs = rotated(remember.resume(&stolen).await.expect("resume"));
+        let (thief_session, _) = sessions.issue_with(&account, "thief", ip, true).await.expect("session");
+        let (owner_session, _) = sessions.issue(&account, "owner", ip).await.expect("session");
+        clock.advance(GRACE_MS + 1);
+        // The owner's browser still holds the cookie the thief rotated away.
+        assert_eq!(remember.resume(&stolen).await.expect("resume"), Resume::Stolen { account_id: account.clone() });
+        assert!(sessions.resolve(&thief_session).await.expect("resolve").is_none(), "the thief's session ended");
+        assert!(sessions.resolve(&owner_session).await.expect("resolve").is_none(), "every session ended: the mail says so");
+        assert_eq!(remember.resume(&s(&thiefs)).await.expect("resume"), Resume::Invalid, "the series is gone");
+    })
+    .await;
+}

@@ -388,7 +388,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query(
-                "UPDATE remember_series SET prev_validator_hash = validator_hash, prev_valid_until = $1, validator_hash = $2, last_used_at = $3 \
+                "UPDATE remember_series SET prev_validator_hash = validator_hash, prev_valid_until = $1, prev_used_at = NULL, validator_hash = $2, last_used_at = $3 \
                  WHERE selector = $4 AND validator_hash = $5",
             )
             .bind(grace_until)
@@ -396,6 +396,24 @@ impl Store {
             .bind(now)
             .bind(selector)
             .bind(expected)
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// Spends the one grace use of the previous validator `presented` (compare-and-set: of two
+    /// racing uses only one succeeds). False when it is not the previous validator, its grace
+    /// window has passed, or its use is already spent.
+    pub async fn use_remember_grace(&self, selector: &str, presented: &str, now: i64) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query(
+                "UPDATE remember_series SET prev_used_at = $1, last_used_at = $1 \
+                 WHERE selector = $2 AND prev_validator_hash = $3 AND prev_valid_until >= $1 AND prev_used_at IS NULL",
+            )
+            .bind(now)
+            .bind(selector)
+            .bind(presented)
             .execute(pool)
             .await?;
             Ok(r.rows_affected() == 1)

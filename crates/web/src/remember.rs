@@ -78,6 +78,8 @@ pub async fn resume_remembered(State(state): State<AppState>, mut request: Reque
             }
         }
         Ok(Resume::Invalid) => set_cookies.extend(cookies::delete(remember::COOKIE)),
+        // Left alone: the browser may already hold the rotated cookie another tab received.
+        Ok(Resume::Refused) => {}
         Err(e) => tracing::warn!(error = %e, code = e.code(), "remember-me resume failed"),
     }
     let mut response = next.run(request).await;

@@ -397,7 +397,46 @@ async fn remember_me_resumes_rotates_and_catches_a_replayed_cookie() {
     browser.cookies.retain(|(n, _)| n != "__Host-session");
     assert_eq!(browser.get("/account").await.header("location"), Some("/login?next=/account"), "the whole series is revoked");
     let mails = sink.wait_for(2);
-    assert!(mails.iter().any(|m| m.subject == "Vi har logget dine huskede enheder ud"), "the owner is told");
+    assert!(mails.iter().any(|m| m.subject == "Vi har logget dig ud overalt"), "the owner is told");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thief_who_resumed_first_loses_the_session_when_the_theft_is_found() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    signed_in(&app, &sink, "ola@example.com", 0).await;
+    let mut owner = Browser::new(&app);
+    with_preferences(&mut owner);
+    let csrf = owner.token("/login").await;
+    owner.post("/login", &[("csrf", &csrf), ("email", "ola@example.com"), ("password", PASSWORD), ("remember", "on")]).await;
+    let copied = owner.cookie("__Host-remember").expect("remember cookie");
+
+    // The copy is used first: the thief gets a session (and the rotated cookie).
+    let mut thief = Browser::new(&app);
+    thief.cookies.push(("__Host-remember".into(), copied.clone()));
+    assert_eq!(thief.get("/account").await.status.as_u16(), 200, "the copy works before the owner comes back");
+    assert!(thief.cookie("__Host-session").is_some());
+
+    // Inside the grace window the same copy mints one more session, never more.
+    let mut second = Browser::new(&app);
+    second.cookies.push(("__Host-remember".into(), copied.clone()));
+    assert_eq!(second.get("/account").await.status.as_u16(), 200, "the one grace use (a second tab)");
+    for _ in 0..3 {
+        let mut again = Browser::new(&app);
+        again.cookies.push(("__Host-remember".into(), copied.clone()));
+        assert_eq!(again.get("/account").await.header("location"), Some("/login?next=/account"), "spent");
+        assert_eq!(again.cookie("__Host-remember").as_deref(), Some(copied.as_str()), "a refused grace use leaves the cookie alone");
+    }
+
+    // After the grace window the owner's browser presents the old cookie: theft.
+    app.state.store.execute_script("UPDATE remember_series SET prev_valid_until = 0").await.expect("end the grace window");
+    owner.cookies.retain(|(n, _)| n != "__Host-session");
+    assert_eq!(owner.get("/account").await.header("location"), Some("/login?next=/account"));
+    assert_eq!(thief.get("/account").await.header("location"), Some("/login?next=/account"), "the thief's session ended too");
+    assert_eq!(second.get("/account").await.header("location"), Some("/login?next=/account"));
+    let mails = sink.wait_for(2);
+    let warning = mails.iter().find(|m| m.subject == "Vi har logget dig ud overalt").expect("the owner is told");
+    assert!(warning.body.contains("logget dig ud på alle enheder"), "{}", warning.body);
 }
 
 #[tokio::test]

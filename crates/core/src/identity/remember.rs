@@ -2,8 +2,10 @@
 //! validator stored only as SHA-256 — rotated at every use.
 //!
 //! A validator replaced less than a minute ago still works once more (two tabs resuming at the
-//! same moment; the browser already holds the new cookie). Any other stale or wrong validator for
-//! a known selector means the cookie was copied: the whole series is revoked and the owner told.
+//! same moment; the browser already holds the new cookie), and only once: every further use inside
+//! that minute is refused quietly. Any other stale or wrong validator for a known selector means
+//! the cookie was copied: the account's every series and every session end (the thief's, minted
+//! from the copy, among them) and the owner is told.
 
 use base64::Engine as _;
 use passme_store::{RememberRow, Store};
@@ -23,7 +25,11 @@ pub const GRACE_MS: i64 = 60_000;
 pub enum Resume {
     /// Sign the account in (marked remembered); set the new cookie value when there is one.
     Resumed { account_id: String, new_cookie: Option<String> },
-    /// A copied cookie was replayed: the series is gone; tell the owner.
+    /// The previous validator inside its grace window, whose one use is already spent: no
+    /// sign-in, and the cookie stays as it is (the browser may hold the new one by now).
+    Refused,
+    /// A copied cookie was replayed: every series and session of the account ended; tell the
+    /// owner.
     Stolen { account_id: String },
     /// Malformed, unknown or expired: ignore it (and clear it).
     Invalid,
@@ -76,27 +82,44 @@ impl Remember {
         let presented = token_hash(validator);
         if presented == row.validator_hash {
             let next = new_token();
-            let rotated = self.store.rotate_remember(selector, &row.validator_hash, &token_hash(&next), now + GRACE_MS, now).await?;
-            // Losing the race means another tab rotated it a moment ago: that is the grace case.
-            let new_cookie = rotated.then(|| format!("{selector}.{next}"));
-            return Ok(Resume::Resumed { account_id: row.account_id, new_cookie });
+            if self.store.rotate_remember(selector, &row.validator_hash, &token_hash(&next), now + GRACE_MS, now).await? {
+                return Ok(Resume::Resumed { account_id: row.account_id, new_cookie: Some(format!("{selector}.{next}")) });
+            }
+            // Another request rotated it a moment ago: this one is the grace use, if still unspent.
+            return self.grace(selector, &presented, row.account_id, now).await;
         }
         let in_grace =
             row.prev_validator_hash.as_deref() == Some(presented.as_str()) && row.prev_valid_until.is_some_and(|until| now <= until);
         if in_grace {
-            return Ok(Resume::Resumed { account_id: row.account_id, new_cookie: None });
+            return self.grace(selector, &presented, row.account_id, now).await;
         }
-        self.store.delete_remember_of(&row.account_id).await?;
-        let subject = format!("account:{}", row.account_id);
+        self.stolen(row.account_id, now).await
+    }
+
+    /// The one use of a just-replaced validator: a sign-in without a new cookie, or a refusal once
+    /// it is spent.
+    async fn grace(&self, selector: &str, presented: &str, account_id: String, now: i64) -> Result<Resume, CoreError> {
+        Ok(if self.store.use_remember_grace(selector, presented, now).await? {
+            Resume::Resumed { account_id, new_cookie: None }
+        } else {
+            Resume::Refused
+        })
+    }
+
+    /// A copied cookie: ends every series and every session of the account, whoever holds them.
+    async fn stolen(&self, account_id: String, now: i64) -> Result<Resume, CoreError> {
+        let series = self.store.delete_remember_of(&account_id).await?;
+        let sessions = self.store.revoke_sessions_of(&account_id, None, now).await?;
+        let subject = format!("account:{account_id}");
         self.audit
             .record(AuditEvent {
                 actor: "system",
                 action: "remember.theft_detected",
                 subject: &subject,
-                details: json!({ "series_revoked": true }),
+                details: json!({ "series_revoked": series, "sessions_ended": sessions }),
             })
             .await?;
-        Ok(Resume::Stolen { account_id: row.account_id })
+        Ok(Resume::Stolen { account_id })
     }
 
     /// Ends the series of this cookie (sign-out).
