@@ -129,6 +129,14 @@ pub fn validate(index: usize, event: &EventIn, sites: &[Site], now_ms: i64) -> R
     if [&view.utm_source, &view.utm_medium, &view.utm_campaign].iter().any(|v| v.chars().any(char::is_control)) {
         return Err(refuse(index, "control_characters", "utm parameters may not hold control characters"));
     }
+    // What is stored is checked as stored, decoded: the page may also come from a pixel's Referer
+    // header, which the request scan does not read.
+    if [&view.path, &view.utm_source, &view.utm_medium, &view.utm_campaign]
+        .iter()
+        .any(|v| passme_core::cards::carries_card_number(v.as_bytes()))
+    {
+        return Err(refuse(index, "card_data_refused", "this looks like card data; PassMe never takes card details"));
+    }
     Ok(Ok(view))
 }
 

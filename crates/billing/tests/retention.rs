@@ -13,7 +13,7 @@ use passme_store::{BillingEventRow, InvoiceRow, NewJob, SubscriptionRow};
 use passme_testkit::for_each_engine;
 use secrecy::SecretString;
 
-const PASSWORD: &str = "korrekt hest batteri hæfteklamme";
+use passme_testkit::PASSWORD;
 const DAY: i64 = 86_400_000;
 
 fn ms(text: &str) -> i64 {

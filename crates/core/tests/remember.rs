@@ -9,7 +9,7 @@ use passme_core::identity::remember::{GRACE_MS, LIFETIME_MS, Remember, Resume};
 use passme_testkit::for_each_engine;
 use secrecy::{ExposeSecret, SecretString};
 
-const PASSWORD: &str = "korrekt hest batteri hæfteklamme";
+use passme_testkit::PASSWORD;
 
 fn s(v: &str) -> SecretString {
     SecretString::from(v.to_string())

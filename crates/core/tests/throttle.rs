@@ -80,7 +80,7 @@ async fn one_user_from_many_addresses_cannot_lock_the_user_out_of_their_own_netw
         let (_, shared, throttle) = setup(&store);
         let accounts = Accounts::new(store.clone(), shared.clone());
         let SignUp::Created { account_id } =
-            accounts.sign_up("ola@example.com", SecretString::from("korrekt hest batteri hæfteklamme".to_string())).await.expect("sign up")
+            accounts.sign_up("ola@example.com", SecretString::from(passme_testkit::PASSWORD)).await.expect("sign up")
         else {
             panic!("new account");
         };

@@ -403,7 +403,7 @@ async fn billing_run(dir: &Path, database_url: Option<String>, store: &passme_st
     let clock = passme_core::clock::system();
     let accounts = passme_core::identity::accounts::Accounts::new(store.clone(), clock.clone());
     let passme_core::identity::accounts::SignUp::Created { account_id } =
-        accounts.sign_up("card@example.test", secrecy::SecretString::from("korrekt hest batteri hæfteklamme")).await.expect("sign up")
+        accounts.sign_up("card@example.test", secrecy::SecretString::from(passme_testkit::PASSWORD)).await.expect("sign up")
     else {
         panic!("exists")
     };

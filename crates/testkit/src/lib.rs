@@ -3,10 +3,12 @@
 
 pub mod app;
 pub mod asn;
+pub mod browser;
 pub mod db;
 pub mod smtp;
 pub mod stripe;
 
 pub use app::{TestApp, TestResponse};
+pub use browser::PASSWORD;
 pub use db::{TestDb, each_engine, for_each_engine, postgres, sqlite};
 pub use smtp::SmtpSink;

@@ -70,8 +70,8 @@ impl FromRequestParts<AppState> for PageContext {
             }
             None => Prefs::default(),
         };
-        let query_lang = parts.uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")));
-        let lang = query_lang.and_then(Lang::parse).or(prefs.lang).unwrap_or_else(|| lang::choose(None, &parts.headers));
+        let lang =
+            lang::query_param(parts.uri.query()).and_then(Lang::parse).or(prefs.lang).unwrap_or_else(|| lang::choose(None, &parts.headers));
         let existing = cookies::single(&parts.headers, csrf::COOKIE).filter(|v| well_formed_csrf(v)).map(str::to_string);
         let new_csrf = existing.is_none();
         let csrf_cookie = existing.unwrap_or_else(csrf::new_cookie_value);

@@ -8,6 +8,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use passme_core::cards;
 use tracing::Instrument;
 
 use crate::app::AppState;
@@ -46,14 +47,17 @@ pub async fn tag_route(request: Request, next: Next) -> Response {
     response
 }
 
-/// Whether a failed request should be answered as JSON (API clients) or as a page (browsers).
+/// Whether a failed request should be answered as JSON (API clients, and anything that sent JSON)
+/// or as a page (browsers).
 fn wants_json(path: &str, headers: &HeaderMap) -> bool {
     let api_path = path.starts_with("/api/")
         || path.starts_with("/webhooks/")
         || path.ends_with(".json")
         || matches!(path, "/healthz" | "/readyz" | "/metrics");
+    let sent_json =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.to_ascii_lowercase().contains("json"));
     let browser = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
-    api_path || !browser
+    api_path || sent_json || !browser
 }
 
 pub async fn request_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -63,7 +67,7 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     let method = request.method().to_string();
     let path = request.uri().path().to_string();
     let json = wants_json(&path, request.headers());
-    let lang = crate::lang::choose(None, request.headers());
+    let lang = crate::lang::of_request(request.uri(), request.headers());
     let span = tracing::info_span!("request", request_id = %id, method = %method);
 
     let too_large = request
@@ -99,14 +103,16 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
 /// their raw bytes, which carry no card data and must not be lost to a false match.
 const CARD_SCAN_EXEMPT: &[&str] = &["/webhooks/stripe"];
 
-/// Refuses any request that carries a card-like number or asks for a card field, in its query or
-/// body, before a handler (or a log line) sees it. PassMe never takes card details.
+/// Refuses any request that carries a card number or asks for a card field, in its query or
+/// body, before a handler (or a log line) sees it. Values are scanned as the handler will read
+/// them: form fields and queries decoded (repeatedly, for double encodings), JSON strings with
+/// their escapes resolved. PassMe never takes card details.
 pub async fn refuse_card_data(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if CARD_SCAN_EXEMPT.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    if request.uri().query().is_some_and(|q| form_carries_card(q.as_bytes())) {
-        return card_data_refused(&state, request.uri().path(), request.headers());
+    if request.uri().query().is_some_and(|q| cards::form_carries_card(q.as_bytes())) {
+        return card_data_refused(&state, request.uri(), request.headers());
     }
     if request.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v == "0") || request.method() == axum::http::Method::GET {
         return next.run(request).await;
@@ -119,21 +125,22 @@ pub async fn refuse_card_data(State(state): State<AppState>, request: Request, n
     // JSON is recognised by its first byte too: the tracker sends it as text/plain.
     let looks_like_json = bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| matches!(b, b'{' | b'['));
     let carries_card = if content_type.starts_with("application/x-www-form-urlencoded") {
-        form_carries_card(&bytes)
+        cards::form_carries_card(&bytes)
     } else if content_type.contains("json") || looks_like_json {
-        passme_core::cards::json_strings(&bytes).any(passme_core::cards::contains_card_number)
+        cards::json_carries_card(&bytes)
     } else {
-        passme_core::cards::contains_card_number(&bytes)
+        cards::carries_card_number(&bytes)
     };
     if carries_card {
-        return card_data_refused(&state, parts.uri.path(), &parts.headers);
+        return card_data_refused(&state, &parts.uri, &parts.headers);
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
 
-/// The refusal, as JSON or as a page like every other error of this path.
-fn card_data_refused(state: &AppState, path: &str, headers: &HeaderMap) -> Response {
-    let lang = crate::lang::choose(None, headers);
+/// The refusal in the request's language, as JSON or as a page like every other error of this
+/// path.
+fn card_data_refused(state: &AppState, uri: &axum::http::Uri, headers: &HeaderMap) -> Response {
+    let lang = crate::lang::of_request(uri, headers);
     let error = ApiError::bad_request(
         "card_data_refused",
         lang.pick(
@@ -141,14 +148,7 @@ fn card_data_refused(state: &AppState, path: &str, headers: &HeaderMap) -> Respo
             "This looks like card data. PassMe never takes card details: you pay on the payment provider's own page.",
         ),
     );
-    if wants_json(path, headers) { error.into_response() } else { crate::routes::pages::error_page(state, lang, &error) }
-}
-
-/// A form or query string with a card-like number anywhere or a card field name.
-fn form_carries_card(form: &[u8]) -> bool {
-    passme_core::cards::contains_card_number(form)
-        || url::form_urlencoded::parse(form)
-            .any(|(name, value)| passme_core::cards::is_card_field(&name) || passme_core::cards::contains_card_number(value.as_bytes()))
+    if wants_json(uri.path(), headers) { error.into_response() } else { crate::routes::pages::error_page(state, lang, &error) }
 }
 
 fn security_headers(headers: &mut HeaderMap, behind_tls: bool) {

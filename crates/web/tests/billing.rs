@@ -12,11 +12,10 @@ use passme_core::identity::accounts::{Accounts, SignUp};
 use passme_core::identity::sessions::Sessions;
 use passme_policy::proves;
 use passme_testkit::stripe::{self, Fault, LocalStripe, PRO_PRICE, ProviderFront, TEAM_PRICE, signed};
-use passme_testkit::{TestApp, TestDb, TestResponse, each_engine, sqlite};
+use passme_testkit::{PASSWORD, TestApp, TestDb, TestResponse, each_engine, sqlite};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "korrekt hest batteri hæfteklamme";
 const CSRF_COOKIE: &str = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCdE";
 const T0: i64 = 1_795_000_000;
 

