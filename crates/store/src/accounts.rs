@@ -569,6 +569,14 @@ impl Store {
         })
     }
 
+    /// Revokes every live token of an account; returns how many.
+    pub async fn revoke_api_tokens_of(&self, account_id: &str, now: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL").bind(now).bind(account_id).execute(pool).await?;
+            Ok(r.rows_affected())
+        })
+    }
+
     /// Revokes one of an account's tokens; false when it is not that account's.
     pub async fn revoke_api_token(&self, account_id: &str, id: &str, now: i64) -> Result<bool, StoreError> {
         on_pool!(self, pool => {

@@ -155,6 +155,10 @@ fn security_headers(headers: &mut HeaderMap, behind_tls: bool) {
     let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
         headers.entry(name).or_insert(HeaderValue::from_static(value));
     };
+    // Nothing is stored by browsers or proxies unless its handler says it may be (the script and
+    // the stylesheet do): pages carry the visitor's CSRF token and consent state, signed-in pages
+    // and API answers personal data.
+    set(headers, "cache-control", "no-store");
     set(headers, "content-security-policy", CSP);
     set(headers, "x-content-type-options", "nosniff");
     set(headers, "referrer-policy", "same-origin");

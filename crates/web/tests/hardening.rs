@@ -4,7 +4,8 @@
 
 use axum::body::Body;
 use axum::http::Request;
-use passme_testkit::{TestApp, TestResponse, sqlite};
+use passme_testkit::browser::{Browser, PASSWORD, signed_in};
+use passme_testkit::{SmtpSink, TestApp, TestResponse, sqlite};
 use serde_json::json;
 
 const CARD: &str = "4242424242424242";
@@ -131,4 +132,64 @@ async fn the_card_refusal_speaks_the_requests_language_and_format() {
         .await;
     assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")), "{:?}", page.headers);
     assert!(page.text().contains("This looks like card data"));
+}
+
+/// Makes a personal access token on the account page; returns it.
+async fn new_token(browser: &mut Browser<'_>, name: &str) -> String {
+    let csrf = browser.token("/account").await;
+    let page = browser.post("/account/tokens", &[("csrf", &csrf), ("name", name)]).await.text();
+    page.split("pm_")
+        .nth(1)
+        .map(|rest| format!("pm_{}", rest.split(['<', '"', ' ']).next().unwrap_or_default()))
+        .expect("a token on the page")
+}
+
+async fn me_with(app: &TestApp, token: &str) -> u16 {
+    let request = Request::get("/api/v1/me").header("authorization", format!("Bearer {token}")).body(Body::empty()).expect("request");
+    app.send(request).await.status.as_u16()
+}
+
+#[tokio::test]
+async fn personal_access_tokens_end_with_a_password_change_and_a_reset() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut browser = signed_in(&app, &sink, "ola@example.com", 0).await;
+    let first = new_token(&mut browser, "product").await;
+    assert_eq!(me_with(&app, &first).await, 200);
+    let csrf = browser.token("/account").await;
+    let changed =
+        browser.post("/account/password", &[("csrf", &csrf), ("current", PASSWORD), ("password", "et helt nyt og langt kodeord")]).await;
+    assert_eq!(changed.status.as_u16(), 303, "{}", changed.text());
+    assert_eq!(me_with(&app, &first).await, 401, "a token made under the old password ends with it");
+
+    let page = browser.get("/account").await.text();
+    assert!(page.contains("Når du skifter eller nulstiller din adgangskode, tilbagekaldes de alle."), "the account page says so");
+    let second = new_token(&mut browser, "product again").await;
+    assert_eq!(me_with(&app, &second).await, 200);
+    let accounts = passme_core::identity::accounts::Accounts::new(app.state.store.clone(), app.state.clock.clone());
+    let (_, link) = accounts.request_reset("ola@example.com").await.expect("request").expect("an account");
+    assert!(accounts.reset_password(&link, secrecy::SecretString::from("og endnu et nyt langt kodeord")).await.expect("reset"));
+    assert_eq!(me_with(&app, &second).await, 401, "a reset ends every token");
+}
+
+#[tokio::test]
+async fn signed_in_pages_and_api_answers_are_never_cached() {
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut browser = signed_in(&app, &sink, "ola@example.com", 0).await;
+    for path in [
+        "/account",
+        "/staff/audit",
+        "/staff/analytics",
+        "/billing",
+        "/preferences",
+        "/api/v1/me",
+        "/api/v1/sessions",
+        "/api/v1/preferences",
+        "/",
+    ] {
+        let response = browser.get(path).await;
+        assert_eq!(response.header("cache-control"), Some("no-store"), "{path}: {}", response.status);
+    }
+    assert_eq!(app.get("/t.js").await.header("cache-control"), Some("public, max-age=3600"), "assets say so themselves");
 }

@@ -161,7 +161,8 @@ impl Accounts {
     }
 
     /// Stores a new password and ends what the old one opened: every session but `keep`, every
-    /// remember-me series. Audited under `action`. Returns how many sessions ended.
+    /// remember-me series and every personal access token (a token made by whoever knew the old
+    /// password must not outlive it). Audited under `action`. Returns how many sessions ended.
     async fn replace_password(
         &self,
         account_id: &str,
@@ -174,8 +175,16 @@ impl Accounts {
         self.store.set_password_hash(account_id, &hash, now).await?;
         let ended = self.store.revoke_sessions_of(account_id, keep, now).await?;
         self.store.delete_remember_of(account_id).await?;
+        let tokens = self.store.revoke_api_tokens_of(account_id, now).await?;
         let subject = format!("account:{account_id}");
-        self.audit.record(AuditEvent { actor: &subject, action, subject: &subject, details: json!({ "sessions_ended": ended }) }).await?;
+        self.audit
+            .record(AuditEvent {
+                actor: &subject,
+                action,
+                subject: &subject,
+                details: json!({ "sessions_ended": ended, "tokens_revoked": tokens }),
+            })
+            .await?;
         Ok(ended)
     }
 
@@ -245,9 +254,7 @@ impl Accounts {
         self.store.close_account(account_id, now).await?;
         self.store.revoke_sessions_of(account_id, None, now).await?;
         self.store.delete_remember_of(account_id).await?;
-        for token in self.store.api_tokens_of(account_id).await? {
-            self.store.revoke_api_token(account_id, &token.id, now).await?;
-        }
+        self.store.revoke_api_tokens_of(account_id, now).await?;
         let subject = format!("account:{account_id}");
         self.audit.record(AuditEvent { actor: &subject, action: "account.closed", subject: &subject, details: json!({}) }).await?;
         Ok(())

@@ -614,8 +614,8 @@ pub async fn account(State(state): State<AppState>, ctx: PageContext, headers: H
         email_submit: lang.pick("Send bekræftelse til den nye adresse", "Send a confirmation to the new address"),
         tokens_heading: lang.pick("API-nøgler", "API tokens"),
         tokens_intro: lang.pick(
-            "Personlige adgangsnøgler lader et program læse, hvem du er (GET /api/v1/me). De vises kun én gang og kan tilbagekaldes her.",
-            "Personal access tokens let a program read who you are (GET /api/v1/me). They are shown once and can be revoked here.",
+            "Personlige adgangsnøgler lader et program læse, hvem du er (GET /api/v1/me). De vises kun én gang og kan tilbagekaldes her. Når du skifter eller nulstiller din adgangskode, tilbagekaldes de alle.",
+            "Personal access tokens let a program read who you are (GET /api/v1/me). They are shown once and can be revoked here. Changing or resetting your password revokes them all.",
         ),
         tokens: ApiTokens::new(state.store.clone(), state.clock.clone())
             .list(&account.id)
@@ -765,9 +765,10 @@ fn reset_page(state: &AppState, ctx: &PageContext, token: &str, error: Option<St
     FormPage {
         chrome: Chrome::new(state, ctx, lang.pick("Ny adgangskode", "New password"), "/reset", true),
         heading: lang.pick("Vælg en ny adgangskode", "Choose a new password"),
-        intro: Some(
-            lang.pick("Alle dine sessioner afsluttes, når adgangskoden er skiftet.", "All your sessions end when the password is changed."),
-        ),
+        intro: Some(lang.pick(
+            "Alle dine sessioner og API-nøgler afsluttes, når adgangskoden er skiftet.",
+            "All your sessions and API tokens end when the password is changed.",
+        )),
         error,
         action: "/reset",
         csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
@@ -920,9 +921,7 @@ pub async fn create_token(
                 token: token.expose_secret().to_string(),
                 back: lang.pick("Tilbage til din konto", "Back to your account"),
             };
-            let mut response = page(&ctx, &state, false, &body);
-            response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-            response
+            page(&ctx, &state, false, &body)
         }
         Err(e) => error_page(&state, lang, &ApiError::from(e)),
     }
