@@ -69,6 +69,14 @@ pub struct Config {
     pub mail: MailConfig,
     pub analytics: AnalyticsConfig,
     pub billing: BillingConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Who may read `/metrics`: whoever presents the token. Without one the endpoint is open in
+/// development (a local server) and closed in production.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    pub token: Option<SecretString>,
 }
 
 /// Subscriptions at the payment provider (Stripe's API). Billing is off until a secret key is
@@ -183,11 +191,22 @@ pub struct HttpConfig {
     /// Peers whose `X-Forwarded-For` is believed (a load balancer in front). Anyone else's is
     /// ignored, so a client cannot choose the address it is throttled under.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A request's headers must arrive whole within this time of its first byte.
+    pub header_timeout_secs: u64,
+    /// A kept-alive connection with no request is closed after this long. Keep it above the idle
+    /// timeout of a load balancer in front (commonly 60 s), so the balancer closes first.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { body_limit: 1024 * 1024, request_timeout_secs: 30, trusted_proxies: Vec::new() }
+        HttpConfig {
+            body_limit: 1024 * 1024,
+            request_timeout_secs: 30,
+            trusted_proxies: Vec::new(),
+            header_timeout_secs: 10,
+            idle_timeout_secs: 75,
+        }
     }
 }
 
@@ -233,6 +252,14 @@ struct FileConfig {
     #[serde(default)]
     analytics: Option<AnalyticsConfig>,
     billing: Option<FileBilling>,
+    metrics: Option<FileMetrics>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    /// Only a path: the token is a secret.
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -267,6 +294,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             analytics: AnalyticsConfig::default(),
             billing: BillingConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -285,6 +313,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PASSME_LOG", "log filter, e.g. info or passme_web=debug"),
     ("PASSME_HTTP__BODY_LIMIT", "largest request body in bytes (default 1048576)"),
     ("PASSME_HTTP__TRUSTED_PROXIES", "comma-separated proxy IPs whose X-Forwarded-For is believed (default: none)"),
+    ("PASSME_HTTP__HEADER_TIMEOUT_SECS", "seconds a request's headers may take to arrive (default 10)"),
+    ("PASSME_HTTP__IDLE_TIMEOUT_SECS", "seconds a kept-alive connection may wait for its next request (default 75)"),
+    ("PASSME_METRICS__TOKEN", "bearer token that /metrics requires (unset: open in development, closed in production)"),
+    ("PASSME_METRICS__TOKEN_FILE", "file containing the metrics token"),
     ("PASSME_ANALYTICS__ASN_TABLE", "the ISP table written by `passme geo import` (default <data dir>/asn.pmasn)"),
     ("PASSME_JOBS__WORKERS", "background worker tasks in this process (default 1; 0 for none)"),
     ("PASSME_SECRETS__MASTER_KEY", "32 random bytes, base64: the key secrets at rest are derived from"),
@@ -380,6 +412,9 @@ impl Config {
             }
             self.billing.plans = billing.plans;
         }
+        if let Some(path) = f.metrics.and_then(|m| m.token_file) {
+            self.metrics.token = Some(read_secret_file(&path, "metrics.token_file")?);
+        }
         if let Some(path) = f.secrets.and_then(|s| s.master_key_file) {
             self.secrets.master_key = Some(read_secret_file(&path, "secrets.master_key_file")?);
         }
@@ -436,6 +471,15 @@ impl Config {
                 .filter(|s| !s.trim().is_empty())
                 .map(|s| parse("PASSME_HTTP__TRUSTED_PROXIES", s))
                 .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = env("PASSME_HTTP__HEADER_TIMEOUT_SECS") {
+            self.http.header_timeout_secs = parse("PASSME_HTTP__HEADER_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("PASSME_HTTP__IDLE_TIMEOUT_SECS") {
+            self.http.idle_timeout_secs = parse("PASSME_HTTP__IDLE_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = secret_from_env(env, "PASSME_METRICS__TOKEN")? {
+            self.metrics.token = Some(v);
         }
         if let Some(v) = env("PASSME_ANALYTICS__ASN_TABLE") {
             self.analytics.asn_table = Some(PathBuf::from(v));
@@ -665,6 +709,24 @@ mod tests {
         assert!(from_env.billing.secret_key.is_none(), "billing stays off without a key");
         std::fs::write(&file, "[billing]\nsecret_key = \"sk_live_in_the_file\"\n").expect("write");
         assert!(Config::load(Some(&file), &env_of(&[])).is_err(), "secret values are refused in the file");
+    }
+
+    #[test]
+    fn the_metrics_token_and_connection_timeouts_come_from_file_or_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("metrics-token");
+        std::fs::write(&token, "scrape-me\n").expect("write");
+        let file = dir.path().join("passme.toml");
+        std::fs::write(&file, format!("[http]\nheader_timeout_secs = 5\n\n[metrics]\ntoken_file = \"{}\"\n", token.display()))
+            .expect("write");
+        let config = Config::load(Some(&file), &env_of(&[("PASSME_HTTP__IDLE_TIMEOUT_SECS", "90")])).expect("load");
+        assert_eq!(config.metrics.token.as_ref().map(|t| t.expose_secret().to_string()).as_deref(), Some("scrape-me"));
+        assert_eq!((config.http.header_timeout_secs, config.http.idle_timeout_secs), (5, 90));
+        let from_env = Config::load(None, &env_of(&[("PASSME_METRICS__TOKEN", "t0k3n")])).expect("load");
+        assert_eq!(from_env.metrics.token.as_ref().map(|t| t.expose_secret().to_string()).as_deref(), Some("t0k3n"));
+        assert_eq!((from_env.http.header_timeout_secs, from_env.http.idle_timeout_secs), (10, 75), "the defaults");
+        std::fs::write(&file, "[metrics]\ntoken = \"in-the-file\"\n").expect("write");
+        assert!(Config::load(Some(&file), &env_of(&[])).is_err(), "the token itself is refused in the file");
     }
 
     #[test]

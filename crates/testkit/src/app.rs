@@ -13,7 +13,7 @@ use passme_analytics::event::Site;
 use passme_core::clock::{self, SharedClock};
 use passme_core::config::Secrets;
 use passme_core::mail::Mailer;
-use passme_web::metrics::Metrics;
+use passme_web::metrics::{Metrics, MetricsAccess};
 use passme_web::{AppState, Services, router};
 use tower::ServiceExt;
 
@@ -70,6 +70,7 @@ impl TestApp {
             asn_table: None,
             event_queue: 20_000,
             billing: None,
+            metrics_access: MetricsAccess::Open,
         }
     }
 
@@ -137,9 +138,16 @@ pub struct TestAppBuilder {
     asn_table: Option<Arc<AsnTable>>,
     event_queue: usize,
     billing: Option<Arc<passme_billing::Billing>>,
+    metrics_access: MetricsAccess,
 }
 
 impl TestAppBuilder {
+    /// Who may read `/metrics` (open by default, as in development).
+    pub fn metrics_access(mut self, access: MetricsAccess) -> Self {
+        self.metrics_access = access;
+        self
+    }
+
     /// Billing through `billing` (see [`crate::stripe`]).
     pub fn billing(mut self, billing: Arc<passme_billing::Billing>) -> Self {
         self.billing = Some(billing);
@@ -201,6 +209,7 @@ impl TestAppBuilder {
             policy: Arc::new(passme_policy::builtin().clone()),
             store: self.db.store.clone(),
             metrics: Arc::new(Metrics::new()),
+            metrics_access: self.metrics_access,
             secrets: Arc::new(Secrets::from_key([7; 32])),
             clock: self.clock,
             mailer: Arc::new(mailer),

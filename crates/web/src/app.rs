@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, MetricsAccess};
 use crate::middleware::{refuse_card_data, request_context, tag_route};
 use crate::routes::{account, analytics, api, billing, consent, csp, health, openapi, pages, prefs, privacy, staff, tracking};
 
@@ -59,6 +59,7 @@ pub struct Services {
     pub policy: Arc<Policy>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub metrics_access: MetricsAccess,
     pub secrets: Arc<Secrets>,
     pub clock: SharedClock,
     pub mailer: Arc<Mailer>,
@@ -227,6 +228,9 @@ impl Application {
             Analytics::load_asn(&asn_path),
             config.analytics.queue_events,
         );
+        if matches!(MetricsAccess::from_config(&config), MetricsAccess::Closed) {
+            tracing::warn!("/metrics is closed: set PASSME_METRICS__TOKEN (or _FILE) for a scraper to read it");
+        }
         let billing = Billing::from_config(&config.billing, store.clone(), clock.clone(), &base_url)?.map(Arc::new);
         if let Some(billing) = &billing {
             tracing::info!(api = %config.billing.api_base, plans = billing.catalogue().plans().len(), "billing is on");
@@ -237,6 +241,7 @@ impl Application {
             policy: Arc::new(policy),
             store,
             metrics: Arc::new(Metrics::new()),
+            metrics_access: MetricsAccess::from_config(&config),
             secrets: Arc::new(secrets),
             clock,
             mailer: Arc::new(mailer),

@@ -7,12 +7,32 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// Every label takes its value from a fixed set, so no request can add a series: the method from
+/// the standard ones (anything else is `other`), the route from the router's patterns (anything
+/// unmatched is `unmatched`), the status from the three-digit codes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub method: String,
+    pub method: &'static str,
     /// The matched route pattern, never the raw path (which may carry ids or tokens).
     pub route: String,
     pub status: u16,
+}
+
+/// The method as a metrics label: one of the standard methods, or `other`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN.iter().find(|(known, _)| known == method).map_or("other", |(_, label)| label)
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -27,7 +47,52 @@ pub struct StatusLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DirectiveLabels {
-    pub directive: String,
+    /// One of [`CSP_DIRECTIVES`], or `other`: reports come from anyone.
+    pub directive: &'static str,
+}
+
+/// The CSP directives a report can name (CSP level 3), as metrics label values.
+pub const CSP_DIRECTIVES: &[&str] = &[
+    "base-uri",
+    "child-src",
+    "connect-src",
+    "default-src",
+    "font-src",
+    "form-action",
+    "frame-ancestors",
+    "frame-src",
+    "img-src",
+    "manifest-src",
+    "media-src",
+    "object-src",
+    "script-src",
+    "script-src-attr",
+    "script-src-elem",
+    "style-src",
+    "style-src-attr",
+    "style-src-elem",
+    "worker-src",
+];
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone)]
+pub enum MetricsAccess {
+    /// Anyone: development, where the server listens on loopback.
+    Open,
+    /// Whoever sends `Authorization: Bearer <token>`.
+    Token(secrecy::SecretString),
+    /// Nobody: production without a configured token.
+    Closed,
+}
+
+impl MetricsAccess {
+    pub fn from_config(config: &passme_core::config::Config) -> MetricsAccess {
+        match &config.metrics.token {
+            Some(token) => MetricsAccess::Token(token.clone()),
+            None if config.is_production() => MetricsAccess::Closed,
+            None => MetricsAccess::Open,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -60,9 +125,15 @@ impl Metrics {
         Metrics { registry, requests, latency, jobs, csp_violations, billing_events }
     }
 
-    /// Counts one webhook delivery by outcome.
+    /// Counts one webhook delivery by outcome (the billing crate's fixed outcome names).
     pub fn billing_events(&self, outcome: &str) {
         self.billing_events.get_or_create(&StatusLabels { status: outcome.to_string() }).inc();
+    }
+
+    /// Counts one request.
+    pub fn request(&self, method: &axum::http::Method, route: &str, status: u16, seconds: f64) {
+        self.requests.get_or_create(&RequestLabels { method: method_label(method), route: route.to_string(), status }).inc();
+        self.latency.get_or_create(&RouteLabels { route: route.to_string() }).observe(seconds);
     }
 
     pub fn encode(&self) -> String {

@@ -13,7 +13,6 @@ use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::metrics::{RequestLabels, RouteLabels};
 
 /// The request's id, from a well-formed `X-Request-Id` or freshly generated.
 #[derive(Debug, Clone)]
@@ -64,11 +63,11 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     let started = Instant::now();
     let id = incoming_request_id(request.headers()).unwrap_or_else(new_request_id);
     request.extensions_mut().insert(RequestId(id.clone()));
-    let method = request.method().to_string();
+    let method = request.method().clone();
     let path = request.uri().path().to_string();
     let json = wants_json(&path, request.headers());
     let lang = crate::lang::of_request(request.uri(), request.headers());
-    let span = tracing::info_span!("request", request_id = %id, method = %method);
+    let span = tracing::info_span!("request", request_id = %id, method = crate::metrics::method_label(&method));
 
     let too_large = request
         .headers()
@@ -92,8 +91,7 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         response.headers_mut().insert("x-request-id", value);
     }
     let elapsed = started.elapsed();
-    state.metrics.requests.get_or_create(&RequestLabels { method: method.clone(), route: route.clone(), status: status.as_u16() }).inc();
-    state.metrics.latency.get_or_create(&RouteLabels { route: route.clone() }).observe(elapsed.as_secs_f64());
+    state.metrics.request(&method, &route, status.as_u16(), elapsed.as_secs_f64());
     // The route pattern only: raw paths and query strings may carry tokens or personal data.
     tracing::info!(parent: &span, %route, status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
     response

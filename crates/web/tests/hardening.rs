@@ -193,3 +193,47 @@ async fn signed_in_pages_and_api_answers_are_never_cached() {
     }
     assert_eq!(app.get("/t.js").await.header("cache-control"), Some("public, max-age=3600"), "assets say so themselves");
 }
+
+#[tokio::test]
+async fn metrics_labels_are_bounded_whatever_the_requests() {
+    let app = TestApp::new(sqlite().await);
+    for i in 0..300 {
+        let method = format!("X{}{i}", "Y".repeat(200));
+        let request = Request::builder().method(method.as_str()).uri(format!("/no/such/{i}")).body(Body::empty()).expect("request");
+        app.send(request).await;
+        let report = json!({ "csp-report": { "violated-directive": format!("made-up-{}", "a".repeat(i % 40)), "blocked-uri": "https://x.example/" } });
+        app.post("/api/v1/csp-reports", "application/csp-report", report.to_string()).await;
+    }
+    let metrics = app.get("/metrics").await.text();
+    assert!(metrics.len() < 20_000, "{} bytes after 300 hostile requests", metrics.len());
+    assert!(
+        metrics.contains(r#"method="other",route="unmatched",status="405""#)
+            || metrics.contains(r#"method="other",route="unmatched",status="404""#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"directive="other""#) && !metrics.contains("made-up"), "{metrics}");
+    assert!(!metrics.contains("YYYY"));
+}
+
+#[tokio::test]
+async fn metrics_need_the_token_when_one_is_set_and_are_closed_in_production_without() {
+    use passme_web::metrics::MetricsAccess;
+    let token = "m3tr1cs-t0ken-for-the-scraper";
+    let app = TestApp::builder(sqlite().await).metrics_access(MetricsAccess::Token(secrecy::SecretString::from(token))).build();
+    let ask = |auth: Option<String>| {
+        let mut request = Request::get("/metrics");
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        app.send(request.body(Body::empty()).expect("request"))
+    };
+    let none = ask(None).await;
+    assert_eq!((none.status.as_u16(), none.error_code()), (401, "metrics_token_required".into()));
+    assert_eq!(ask(Some("Bearer wrong".into())).await.status.as_u16(), 401);
+    assert_eq!(ask(Some(format!("Basic {token}"))).await.status.as_u16(), 401);
+    let granted = ask(Some(format!("Bearer {token}"))).await;
+    assert_eq!(granted.status.as_u16(), 200);
+    assert!(granted.text().contains("passme_http_requests_total"));
+    let closed = TestApp::builder(sqlite().await).metrics_access(MetricsAccess::Closed).build();
+    assert_eq!(closed.get("/metrics").await.status.as_u16(), 404);
+}

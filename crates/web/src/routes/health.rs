@@ -2,14 +2,15 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::metrics::StatusLabels;
+use crate::metrics::{MetricsAccess, StatusLabels};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -46,13 +47,38 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
     }
 }
 
-/// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus metrics in the OpenMetrics text format. With a configured token
+/// (`PASSME_METRICS__TOKEN`) only a scraper presenting it may read them; without one they are
+/// open in development and closed (404) in production.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])), responses(
+    (status = 200, description = "OpenMetrics text format", content_type = "application/openmetrics-text"),
+    (status = 401, description = "The metrics token is missing or wrong", body = crate::error::ErrorBody),
+    (status = 404, description = "Metrics are closed (production without a token)", body = crate::error::ErrorBody),
+))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    match &state.metrics_access {
+        MetricsAccess::Open => {}
+        MetricsAccess::Closed => return Err(ApiError::not_found()),
+        MetricsAccess::Token(token) => {
+            let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+            if !presented.is_some_and(|p| constant_time_eq(p.trim().as_bytes(), token.expose_secret().as_bytes())) {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "metrics_token_required",
+                    "Send the metrics token: Authorization: Bearer …",
+                ));
+            }
+        }
+    }
     if let Ok(counts) = state.store.job_counts().await {
         for (status, n) in [("queued", counts.queued), ("running", counts.running), ("done", counts.done), ("dead", counts.dead)] {
             state.metrics.jobs.get_or_create(&StatusLabels { status: status.into() }).set(n);
         }
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode()))
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
