@@ -93,10 +93,11 @@ impl TestApp {
         addr
     }
 
-    /// Runs due background jobs of the app's capabilities (billing) until none is left; returns
-    /// what the passes did together.
+    /// Runs due background jobs of the app's capabilities (account mail, billing) until none is
+    /// left; returns what the passes did together.
     pub async fn run_jobs(&self) -> passme_core::jobs::Pass {
         let mut handlers = passme_core::jobs::Handlers::default();
+        handlers.register(passme_core::identity::account_mail::JOB_KIND, self.state.account_mailer().handler());
         if let Some(billing) = &self.state.billing {
             billing.register(&mut handlers);
         }
@@ -211,6 +212,7 @@ impl TestAppBuilder {
             metrics: Arc::new(Metrics::new()),
             metrics_access: self.metrics_access,
             secrets: Arc::new(Secrets::from_key([7; 32])),
+            jobs: passme_core::jobs::JobQueue::new(self.db.store.clone(), self.clock.clone(), 8),
             clock: self.clock,
             mailer: Arc::new(mailer),
             base_url: "http://passme.test".into(),

@@ -15,11 +15,18 @@ use sqlx::{Executor, PgPool};
 
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// A test database; PostgreSQL ones are dropped on drop.
+/// A test database; PostgreSQL ones are dropped when the last clone is. Clones share the
+/// database, as several instances of the service share one in production.
+#[derive(Clone)]
 pub struct TestDb {
     pub store: Store,
     /// What to put in `PASSME_DATABASE_URL` to reach this database from another process.
     pub url: Option<String>,
+    _cleanup: std::sync::Arc<Cleanup>,
+}
+
+/// Removes the database when the last clone of its [`TestDb`] is gone.
+struct Cleanup {
     _dir: Option<tempfile::TempDir>,
     pg_name: Option<(String, String)>,
 }
@@ -34,7 +41,7 @@ impl TestDb {
     }
 }
 
-impl Drop for TestDb {
+impl Drop for Cleanup {
     fn drop(&mut self) {
         let Some((admin_url, name)) = self.pg_name.take() else {
             return;
@@ -63,7 +70,7 @@ pub async fn sqlite() -> TestDb {
     let store = Store::connect(&options).await.expect("open SQLite");
     store.migrate().await.expect("migrate SQLite");
     let url = format!("sqlite://{}", dir.path().join("passme.db").display());
-    TestDb { store, url: Some(url), _dir: Some(dir), pg_name: None }
+    TestDb { store, url: Some(url), _cleanup: std::sync::Arc::new(Cleanup { _dir: Some(dir), pg_name: None }) }
 }
 
 fn in_ci() -> bool {
@@ -124,7 +131,7 @@ pub async fn postgres_at(admin_url: &str, ci: bool) -> Option<TestDb> {
     let url = with_database(&admin_url, &name);
     let options = StoreOptions { database_url: Some(SecretString::from(url.clone())), data_dir: std::env::temp_dir(), max_connections: 8 };
     let store = Store::connect(&options).await.expect("connect to test database");
-    Some(TestDb { store, url: Some(url), _dir: None, pg_name: Some((admin_url, name)) })
+    Some(TestDb { store, url: Some(url), _cleanup: std::sync::Arc::new(Cleanup { _dir: None, pg_name: Some((admin_url, name)) }) })
 }
 
 /// Creates the migrated template once per migration set. Concurrent test processes serialise on

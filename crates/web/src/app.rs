@@ -22,6 +22,8 @@ use passme_core::audit::{AuditEvent, AuditLog};
 use passme_core::clock::{self, SharedClock};
 use passme_core::config::{Config, ConfigError, Secrets};
 use passme_core::housekeeping::{self, Housekeeping};
+use passme_core::identity::account_mail::{self, AccountMailer};
+use passme_core::identity::accounts::Accounts;
 use passme_core::jobs::{Handlers, JobQueue, Worker};
 use passme_core::mail::Mailer;
 use passme_policy::{Policy, PolicyError};
@@ -46,6 +48,13 @@ impl AppState {
     }
 }
 
+impl Services {
+    /// Sends the account mail the job queue holds.
+    pub fn account_mailer(&self) -> AccountMailer {
+        AccountMailer::new(Accounts::new(self.store.clone(), self.clock.clone()), self.mailer.clone(), self.base_url.clone())
+    }
+}
+
 impl std::ops::Deref for AppState {
     type Target = Services;
 
@@ -62,6 +71,8 @@ pub struct Services {
     pub metrics_access: MetricsAccess,
     pub secrets: Arc<Secrets>,
     pub clock: SharedClock,
+    /// The durable job queue, with the configured attempts per job.
+    pub jobs: JobQueue,
     pub mailer: Arc<Mailer>,
     /// Where people reach us, for links in e-mails: the public URL, or this server's address.
     pub base_url: String,
@@ -235,7 +246,9 @@ impl Application {
         if let Some(billing) = &billing {
             tracing::info!(api = %config.billing.api_base, plans = billing.catalogue().plans().len(), "billing is on");
         }
+        let jobs = JobQueue::new(store.clone(), clock.clone(), config.jobs.max_attempts);
         let state = AppState::new(Services {
+            jobs,
             billing,
             analytics: Arc::new(analytics),
             policy: Arc::new(policy),
@@ -297,6 +310,7 @@ impl Application {
             Err(e) => tracing::error!(error = %e, "housekeeping disabled"),
         }
         handlers.register(rollup::JOB_KIND, rollup::handler(Rollups::new(state.store.clone(), state.clock.clone())));
+        handlers.register(account_mail::JOB_KIND, state.account_mailer().handler());
         if let Some(billing) = &state.billing {
             billing.register(&mut handlers);
         }
@@ -308,7 +322,7 @@ impl Application {
             };
             tasks.push(tokio::spawn(worker.run(poll, stop.clone())));
         }
-        let queue = JobQueue::new(state.store.clone(), state.clock.clone(), self.config.jobs.max_attempts);
+        let queue = state.jobs.clone();
         let clock = state.clock.clone();
         let billing_on = state.billing.is_some();
         let mut stop = stop;

@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::http::Request;
 use passme_testkit::browser::{Browser, PASSWORD, signed_in};
-use passme_testkit::{SmtpSink, TestApp, TestResponse, sqlite};
+use passme_testkit::{SmtpSink, TestApp, TestResponse, each_engine, sqlite};
 use serde_json::json;
 
 const CARD: &str = "4242424242424242";
@@ -236,4 +236,92 @@ async fn metrics_need_the_token_when_one_is_set_and_are_closed_in_production_wit
     assert!(granted.text().contains("passme_http_requests_total"));
     let closed = TestApp::builder(sqlite().await).metrics_access(MetricsAccess::Closed).build();
     assert_eq!(closed.get("/metrics").await.status.as_u16(), 404);
+}
+
+async fn account_mail_jobs(app: &TestApp) -> i64 {
+    app.state.store.scalar_i64("SELECT COUNT(*) AS n FROM jobs WHERE kind = 'account.mail'").await.expect("count")
+}
+
+#[tokio::test]
+async fn mail_floods_are_limited_per_address_and_network_across_instances_without_telling() {
+    for db in each_engine().await {
+        let sink = SmtpSink::start();
+        // Two instances of the service on one database, taking turns.
+        let apps = [TestApp::builder(db.clone()).smtp(sink.url()).build(), TestApp::builder(db).smtp(sink.url()).build()];
+        signed_in(&apps[0], &sink, "ola@example.com", 0).await;
+        let mut browsers = [Browser::from(&apps[0], "198.51.100.7"), Browser::from(&apps[1], "198.51.100.7")];
+        let mut answers = std::collections::BTreeSet::new();
+        for i in 0..25 {
+            let browser = &mut browsers[i % 2];
+            let csrf = browser.token("/reset-request").await;
+            let response = browser.post("/reset-request", &[("csrf", &csrf), ("email", "ola@example.com")]).await;
+            answers.insert((response.status.as_u16(), response.text().replace(&csrf, "")));
+        }
+        assert_eq!(answers.len(), 1, "every answer is the same, limited or not");
+        apps[0].run_jobs().await;
+        let resets = sink.wait_for(1).iter().filter(|m| m.subject == "Vælg en ny adgangskode hos PassMe AI").count();
+        assert_eq!(resets, 3, "25 requests for one address from one network: 3 mails ({})", apps[0].db.engine_name());
+
+        // Sign-ups with a taken address: the owner hears about it three times, not ten.
+        for i in 0..10 {
+            let browser = &mut browsers[i % 2];
+            let csrf = browser.token("/signup").await;
+            let response = browser.post("/signup", &[("csrf", &csrf), ("email", "ola@example.com"), ("password", PASSWORD)]).await;
+            assert_eq!(response.status.as_u16(), 200);
+        }
+        // (Mails for one address from this network were used up above.)
+        let already = sink.messages().iter().filter(|m| m.subject == "Du har allerede en konto hos PassMe AI").count();
+        assert_eq!(already, 0, "the pair's budget is spent");
+        let mut other = Browser::from(&apps[1], "203.0.113.50");
+        for _ in 0..10 {
+            let csrf = other.token("/signup").await;
+            other.post("/signup", &[("csrf", &csrf), ("email", "ola@example.com"), ("password", PASSWORD)]).await;
+        }
+        let already = sink.wait_for(1).iter().filter(|m| m.subject == "Du har allerede en konto hos PassMe AI").count();
+        assert_eq!(already, 3, "ten sign-ups with a taken address from another network: 3 mails");
+
+        // One network asking for many addresses: 30 an hour, then nothing, for any address.
+        let jobs_before = account_mail_jobs(&apps[0]).await;
+        let mut sender = Browser::from(&apps[0], "192.0.2.99");
+        for i in 0..40 {
+            let csrf = sender.token("/reset-request").await;
+            sender.post("/reset-request", &[("csrf", &csrf), ("email", &format!("person{i}@example.com"))]).await;
+        }
+        assert_eq!(account_mail_jobs(&apps[0]).await - jobs_before, 30, "one network: 30 an hour");
+
+        // One address from many networks: 10 an hour.
+        let jobs_before = account_mail_jobs(&apps[0]).await;
+        for i in 0..15 {
+            let mut browser = Browser::from(&apps[i % 2], &format!("203.0.113.{}", 100 + i));
+            let csrf = browser.token("/reset-request").await;
+            browser.post("/reset-request", &[("csrf", &csrf), ("email", "target@example.com")]).await;
+        }
+        assert_eq!(account_mail_jobs(&apps[0]).await - jobs_before, 10, "one address: 10 an hour");
+    }
+}
+
+#[tokio::test]
+async fn a_reset_request_does_the_same_work_for_known_and_unknown_addresses() {
+    for db in each_engine().await {
+        let sink = SmtpSink::start();
+        let app = TestApp::builder(db).smtp(sink.url()).build();
+        signed_in(&app, &sink, "ola@example.com", 0).await;
+        let tokens_before = app.state.store.scalar_i64("SELECT COUNT(*) AS n FROM account_tokens").await.expect("n");
+        let mut known = Browser::from(&app, "198.51.100.1");
+        let mut unknown = Browser::from(&app, "198.51.100.2");
+        let csrf = known.token("/reset-request").await;
+        let a = known.post("/reset-request", &[("csrf", &csrf), ("email", "ola@example.com")]).await;
+        let csrf2 = unknown.token("/reset-request").await;
+        let b = unknown.post("/reset-request", &[("csrf", &csrf2), ("email", "nobody@example.com")]).await;
+        assert_eq!((a.status, a.text().replace(&csrf, "")), (b.status, b.text().replace(&csrf2, "")));
+        // The answer came before any lookup's consequence: one queued job each, no link minted.
+        assert_eq!(account_mail_jobs(&app).await, 2);
+        let tokens_now = app.state.store.scalar_i64("SELECT COUNT(*) AS n FROM account_tokens").await.expect("n");
+        assert_eq!(tokens_now, tokens_before, "no reset link exists before the worker runs");
+        let payloads = app.state.store.column_text("jobs", "payload").await.expect("payloads");
+        assert!(payloads.iter().all(|p| !p.contains("token")), "a job holds no secret: {payloads:?}");
+        assert_eq!(app.run_jobs().await.succeeded, 2);
+        let resets = sink.wait_for(2).iter().filter(|m| m.subject == "Vælg en ny adgangskode hos PassMe AI").count();
+        assert_eq!(resets, 1, "the worker mails the known address only");
+    }
 }

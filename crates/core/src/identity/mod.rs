@@ -1,9 +1,11 @@
 //! Identity: accounts, passwords and server-side sessions. Building blocks of issue 3; the HTTP
 //! flows (sign-up, log-in, remember-me, consent) build on these.
 
+pub mod account_mail;
 pub mod accounts;
 pub mod api_tokens;
 pub mod email;
+pub mod mail_limits;
 pub mod password;
 pub mod remember;
 pub mod sessions;

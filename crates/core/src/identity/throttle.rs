@@ -46,7 +46,31 @@ pub enum Verdict {
 pub struct LoginThrottle {
     store: Store,
     clock: SharedClock,
-    key: [u8; 32],
+    keys: CounterKeys,
+}
+
+/// Names the counters of the shared throttle table: an HMAC of a rule name and its parts under a
+/// key derived from the master key, so the table holds neither addresses nor networks, and all
+/// instances of the service count under the same names.
+#[derive(Clone)]
+pub(crate) struct CounterKeys([u8; 32]);
+
+impl CounterKeys {
+    pub(crate) fn new(master_key: &[u8; 32]) -> CounterKeys {
+        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(master_key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        derive.update(b"passme/throttle/v1");
+        CounterKeys(derive.finalize().into_bytes().into())
+    }
+
+    pub(crate) fn key(&self, rule: &str, parts: &[&str]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(rule.as_bytes());
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
 }
 
 impl std::fmt::Debug for LoginThrottle {
@@ -57,7 +81,7 @@ impl std::fmt::Debug for LoginThrottle {
 
 /// The network of an address as throttling sees it: the IPv4 address itself, or the IPv6 /48
 /// (one subscriber typically holds a whole IPv6 prefix and could rotate addresses within it).
-fn network(ip: IpAddr) -> String {
+pub(crate) fn network(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(_) => truncate_ip(ip),
@@ -71,19 +95,11 @@ fn delay_ms(rule: &Rule, failures: i64) -> i64 {
 
 impl LoginThrottle {
     pub fn new(store: Store, clock: SharedClock, master_key: &[u8; 32]) -> LoginThrottle {
-        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(master_key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-        derive.update(b"passme/throttle/v1");
-        LoginThrottle { store, clock, key: derive.finalize().into_bytes().into() }
+        LoginThrottle { store, clock, keys: CounterKeys::new(master_key) }
     }
 
     fn key(&self, rule: &Rule, parts: &[&str]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-        mac.update(rule.name.as_bytes());
-        for part in parts {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part.as_bytes());
-        }
-        hex::encode(mac.finalize().into_bytes())
+        self.keys.key(rule.name, parts)
     }
 
     async fn known_network(&self, email_key: &str, ip: IpAddr) -> Result<bool, CoreError> {

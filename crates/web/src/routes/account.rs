@@ -8,9 +8,11 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use passme_core::identity::account_mail;
 use passme_core::identity::accounts::{Accounts, SignUp, VERIFY, VERIFY_TTL_MS};
 use passme_core::identity::api_tokens::{ApiTokens, SCOPE_ANALYTICS_READ, SCOPE_ME_READ};
 use passme_core::identity::email;
+use passme_core::identity::mail_limits::MailLimits;
 use passme_core::identity::remember::{self, Remember};
 use passme_core::identity::sessions::{ActiveSession, Sessions};
 use passme_core::identity::staff::Staff;
@@ -230,7 +232,7 @@ pub async fn signup(
     if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
         return refused;
     }
-    match register(&state, lang, &input.email, SecretString::from(input.password)).await {
+    match register(&state, lang, &input.email, SecretString::from(input.password), ctx.client_ip).await {
         Ok(()) => {}
         Err(e) if is_input_problem(&e) => {
             let mut response = page(&ctx, &state, true, &signup_page(&state, &ctx, &input.email, Some(e.to_string())));
@@ -251,6 +253,11 @@ pub async fn signup(
     page(&ctx, &state, false, &notice)
 }
 
+/// The account-mail limits, counted in the shared database.
+fn mail_limits(state: &AppState) -> MailLimits {
+    MailLimits::new(state.store.clone(), state.clock.clone(), state.secrets.master_key())
+}
+
 /// A problem with what the visitor typed (shown next to the form), as opposed to a failure.
 pub fn is_input_problem(e: &passme_core::CoreError) -> bool {
     matches!(e.code(), "password_weak" | "password_too_short" | "password_too_long" | "email_invalid")
@@ -259,8 +266,19 @@ pub fn is_input_problem(e: &passme_core::CoreError) -> bool {
 /// Sign-up as the form and the JSON API share it: create the account and mail the verification
 /// link — or, for an address that has an account, tell its owner instead. The caller answers
 /// alike in both cases.
-pub async fn register(state: &AppState, lang: Lang, address: &str, password: SecretString) -> Result<(), passme_core::CoreError> {
+pub async fn register(
+    state: &AppState,
+    lang: Lang,
+    address: &str,
+    password: SecretString,
+    ip: std::net::IpAddr,
+) -> Result<(), passme_core::CoreError> {
     let to = email::validate(address)?;
+    // Over the mail limits nothing happens, and the answer is the same: a flood of sign-ups
+    // neither fills a mailbox nor tells which addresses have accounts.
+    if !mail_limits(state).allow(&email::key(&to), ip).await? {
+        return Ok(());
+    }
     let accounts = Accounts::new(state.store.clone(), state.clock.clone());
     let mail = match accounts.sign_up(&to, password).await? {
         SignUp::Created { account_id } => {
@@ -735,26 +753,17 @@ pub async fn reset_request(
     if let Some(refused) = check_csrf(&state, lang, &headers, &input.csrf) {
         return refused;
     }
-    let accounts = Accounts::new(state.store.clone(), state.clock.clone());
-    match accounts.request_reset(&input.email).await {
-        Ok(Some((address, token))) => {
-            // Sent off the response path: answering takes as long whether or not a mail goes out.
-            let mailer = state.mailer.clone();
-            let link = format!("{}/reset?token={}&lang={}", state.base_url, token.expose_secret(), lang.code());
-            tokio::spawn(async move {
-                let _ = mailer.send(&address, lang, &Mail::PasswordReset { link }).await;
-            });
-        }
-        Ok(None) => {}
-        Err(e) => return error_page(&state, lang, &ApiError::from(e)),
+    // Queued, not sent here: the answer and its timing are the same for every address.
+    if let Err(e) = account_mail::request_password_reset(&mail_limits(&state), &state.jobs, &input.email, lang, ctx.client_ip).await {
+        return error_page(&state, lang, &ApiError::from(e));
     }
     notice(
         &state,
         &ctx,
         lang.pick("Tjek din e-mail", "Check your e-mail"),
         lang.pick(
-            "Har adressen en konto, har vi sendt et link til at vælge en ny adgangskode.",
-            "If the address has an account, we have sent a link to choose a new password.",
+            "Har adressen en konto, sender vi et link til at vælge en ny adgangskode. Vi sender højst nogle få i timen til samme adresse.",
+            "If the address has an account, we are sending a link to choose a new password. We send at most a few an hour to one address.",
         ),
         ("/login", lang.pick("Til log-in", "Go to sign-in")),
     )
@@ -984,8 +993,14 @@ pub async fn request_email_change(
         Err(e) => return error_page(&state, lang, &ApiError::from(e)),
     };
     let link = format!("{}/email-confirm?token={}&lang={}", state.base_url, token.expose_secret(), lang.code());
-    if let Err(e) = state.mailer.send(input.email.trim(), lang, &Mail::ConfirmNewAddress { link }).await {
-        return error_page(&state, lang, &ApiError::from(e));
+    match mail_limits(&state).allow(&email::key(&input.email), ctx.client_ip).await {
+        Ok(true) => {
+            if let Err(e) = state.mailer.send(input.email.trim(), lang, &Mail::ConfirmNewAddress { link }).await {
+                return error_page(&state, lang, &ApiError::from(e));
+            }
+        }
+        Ok(false) => {}
+        Err(e) => return error_page(&state, lang, &ApiError::from(e)),
     }
     notice(
         &state,
@@ -1088,8 +1103,7 @@ pub async fn close(
         Ok(()) => {
             if state.billing.is_some() {
                 // Paying for a closed account makes no sense: its subscriptions end at the provider.
-                let queue = passme_core::jobs::JobQueue::new(state.store.clone(), state.clock.clone(), 8);
-                if let Err(e) = passme_billing::Billing::schedule_account_closed(&queue, &session.account_id).await {
+                if let Err(e) = passme_billing::Billing::schedule_account_closed(&state.jobs, &session.account_id).await {
                     tracing::error!(error = %e, code = e.code(), "could not queue ending the closed account's subscriptions");
                 }
             }

@@ -341,7 +341,7 @@ fn refuse_cross_origin(headers: &HeaderMap) -> Option<Response> {
     (status = 400, description = "Invalid address or weak password", body = crate::error::ErrorBody),
     (status = 403, description = "Cross-origin request", body = crate::error::ErrorBody),
 ))]
-pub async fn signup(State(state): State<AppState>, request: Request) -> Response {
+pub async fn signup(State(state): State<AppState>, ctx: PageContext, request: Request) -> Response {
     if let Some(refused) = refuse_cross_origin(request.headers()) {
         return refused;
     }
@@ -350,7 +350,7 @@ pub async fn signup(State(state): State<AppState>, request: Request) -> Response
         Err(e) => return e.into_response(),
     };
     let lang = body.language.as_deref().and_then(Lang::parse).unwrap_or(Lang::Da);
-    match register(&state, lang, &body.email, SecretString::from(body.password)).await {
+    match register(&state, lang, &body.email, SecretString::from(body.password), ctx.client_ip).await {
         Ok(()) => (StatusCode::ACCEPTED, Json(Accepted { status: "check_email" })).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
