@@ -62,6 +62,9 @@ impl StripeClient {
         idempotency_key: Option<&str>,
     ) -> Result<Option<Value>, ProviderError> {
         let url = format!("{}{path}", self.base);
+        // Errors and logs name the path without its query: a lookup's query carries the
+        // customer's e-mail address.
+        let path = path.split('?').next().unwrap_or_default();
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
         let mut last_problem = String::new();
         for attempt in 0..ATTEMPTS {

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod mail;
 pub mod net;
 pub mod prefs;
+pub mod redact;
 
 pub use error::CoreError;
 

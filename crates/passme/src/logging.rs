@@ -1,8 +1,8 @@
 //! Structured logs: human-readable text by default, JSON with `--log-format json`. Secrets never
 //! reach the log: they are typed (`SecretString`) and have no `Display`; request logs carry the
 //! route pattern, never raw paths or query strings. As a last line of defence every line passes
-//! through [`passme_core::cards::redact`], so a card-like number that slipped into an error
-//! message is masked before it is written.
+//! through [`passme_core::redact::redact_line`], so a card number, an e-mail address, a full IP
+//! address or a token that slipped into an error message is masked before it is written.
 
 use std::io::Write;
 
@@ -19,7 +19,7 @@ pub fn init(format: LogFormat, filter: &str) {
     };
 }
 
-/// Standard error, with card-like numbers masked. The formatter writes each event whole, so a
+/// Standard error, with personal data and secrets masked. The formatter writes each event whole, so a
 /// number is never split across two writes.
 struct RedactingStderr;
 
@@ -31,13 +31,13 @@ impl<'a> MakeWriter<'a> for RedactingStderr {
     }
 }
 
-/// A writer that masks card-like numbers before passing text on.
+/// A writer that masks personal data and secrets before passing text on.
 struct Redacting<W: Write>(W);
 
 impl<W: Write> Write for Redacting<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        self.0.write_all(passme_core::cards::redact(&text).as_bytes())?;
+        self.0.write_all(passme_core::redact::redact_line(&text).as_bytes())?;
         Ok(buf.len())
     }
 
@@ -51,10 +51,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn card_numbers_are_masked_before_a_log_line_is_written() {
+    fn card_numbers_and_addresses_are_masked_before_a_log_line_is_written() {
         let mut out = Redacting(Vec::new());
-        writeln!(out, "provider said: card 4242 4242 4242 4242 declined, order 12345").expect("write");
+        writeln!(out, "provider said: card 4242 4242 4242 4242 declined for kim@example.com, order 12345").expect("write");
         let written = String::from_utf8(out.0).expect("utf-8");
-        assert_eq!(written, format!("provider said: card {} declined, order 12345\n", passme_core::cards::MASK));
+        assert_eq!(
+            written,
+            format!("provider said: card {} declined for {}, order 12345\n", passme_core::cards::MASK, passme_core::redact::EMAIL_MASK)
+        );
     }
 }

@@ -497,3 +497,79 @@ async fn billing_run(dir: &Path, database_url: Option<String>, store: &passme_st
         assert!(!log.contains(card), "the log holds the card number {card}");
     }
 }
+
+/// The probe's finding: a failed lookup at the payment provider logged the customer's e-mail
+/// address in its query string. Requests that carry addresses, client IPs and tokens go through
+/// the real binary at debug level; none of them may reach the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_carry_no_email_address_full_ip_or_token_even_when_the_provider_fails() {
+    proves!("security.no_secrets_in_logs");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("passme-data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let store = passme_store::Store::open_sqlite(&data.join("passme.db"), 2).await.expect("sqlite");
+    store.migrate().await.expect("migrate");
+    // A provider nobody answers for: every call fails after its retries.
+    std::fs::write(
+        dir.path().join("passme.toml"),
+        "[billing]\napi_base = \"http://127.0.0.1:1\"\n\n[[billing.plans]]\nid = \"pro\"\nname = { da = \"Pro\", en = \"Pro\" }\nprice = \"price_x\"\ninterval = \"month\"\nentitlements = [\"chat\"]\n",
+    )
+    .expect("config");
+    let mut command = passme(dir.path());
+    command
+        .env("PASSME_SECRETS__MASTER_KEY", "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=")
+        .env("PASSME_BILLING__SECRET_KEY", "sk_test_51LogsMustNeverShowThisKey")
+        .env("PASSME_BILLING__WEBHOOK_SECRETS", "whsec_LogsMustNeverShowThisSecret")
+        .env("PASSME_HTTP__TRUSTED_PROXIES", "127.0.0.1")
+        .env("PASSME_LOG", "debug");
+    let (mut child, addr, log) = start_logged(command);
+
+    let clock = passme_core::clock::system();
+    let email = "kim.victim@example.com";
+    let accounts = passme_core::identity::accounts::Accounts::new(store.clone(), clock.clone());
+    let passme_core::identity::accounts::SignUp::Created { account_id } =
+        accounts.sign_up(email, secrecy::SecretString::from(passme_testkit::PASSWORD)).await.expect("sign up")
+    else {
+        panic!("exists")
+    };
+    let sessions = passme_core::identity::sessions::Sessions::new(store.clone(), clock);
+    let (token, _) = sessions.issue(&account_id, "test", "203.0.113.77".parse().expect("ip")).await.expect("session");
+    let session = secrecy::ExposeSecret::expose_secret(&token).to_string();
+    let csrf_cookie = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCdE";
+    let cookie = format!("__Host-session={session}; __Host-csrf={csrf_cookie}");
+    let csrf = passme_web::csrf::token(&[7; 32], csrf_cookie);
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let base = format!("http://{addr}");
+    let client_ip = "203.0.113.77";
+
+    let checkout = http
+        .post(format!("{base}/billing/checkout"))
+        .header("cookie", &cookie)
+        .header("origin", &base)
+        .header("x-forwarded-for", client_ip)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&plan=pro"))
+        .send()
+        .await
+        .expect("checkout");
+    assert_eq!(checkout.status().as_u16(), 503, "the provider is down");
+    let mailed_link = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_XyZ12";
+    for path in [format!("/reset?token={mailed_link}&email={email}"), format!("/verify?token={mailed_link}")] {
+        http.get(format!("{base}{path}")).header("x-forwarded-for", client_ip).send().await.expect("get");
+    }
+    http.get(format!("{base}/api/v1/me")).header("authorization", format!("Bearer pm_{mailed_link}")).send().await.expect("me");
+    http.post(format!("{base}/api/v1/login"))
+        .header("origin", &base)
+        .header("x-forwarded-for", client_ip)
+        .json(&serde_json::json!({ "email": email, "password": "wrong password here" }))
+        .send()
+        .await
+        .expect("login");
+    assert!(terminate(&mut child).success());
+
+    let log = log.lock().expect("log").clone();
+    assert!(log.contains("payment provider request failed"), "the provider's failure is logged: {log}");
+    for personal in [email, "kim.victim", client_ip, &session, mailed_link, "LogsMustNeverShowThis"] {
+        assert!(!log.contains(personal), "the log holds {personal}:\n{log}");
+    }
+}
