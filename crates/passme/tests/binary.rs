@@ -573,3 +573,38 @@ async fn logs_carry_no_email_address_full_ip_or_token_even_when_the_provider_fai
         assert!(!log.contains(personal), "the log holds {personal}:\n{log}");
     }
 }
+
+/// The probe's finding: idle and header-trickling connections stayed open indefinitely. The
+/// configured timeouts close both; a normal request on a fresh connection still works.
+#[test]
+fn idle_and_trickling_connections_are_closed_by_the_configured_timeouts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = passme(dir.path());
+    command.env("PASSME_HTTP__HEADER_TIMEOUT_SECS", "1").env("PASSME_HTTP__IDLE_TIMEOUT_SECS", "2");
+    let (mut child, addr) = start(command);
+    let open_for = |mut stream: TcpStream, trickle: bool| {
+        let started = Instant::now();
+        stream.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        let mut buf = [0u8; 64];
+        while started.elapsed() < Duration::from_secs(15) {
+            if trickle && stream.write_all(b"X").is_err() {
+                break;
+            }
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        started.elapsed()
+    };
+    let idle = open_for(TcpStream::connect(&addr).expect("connect"), false);
+    assert!(idle >= Duration::from_millis(1_800) && idle < Duration::from_secs(6), "an idle connection closed after {idle:?}");
+    let mut trickling = TcpStream::connect(&addr).expect("connect");
+    trickling.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").expect("write");
+    let trickle = open_for(trickling, true);
+    assert!(trickle < Duration::from_secs(5), "a header trickle was cut after {trickle:?}");
+    assert_eq!(get(&addr, "/healthz").0, 200);
+    assert!(terminate(&mut child).success());
+}

@@ -86,10 +86,8 @@ impl TestApp {
     pub async fn serve(&self) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = router(self.state.clone(), self.timeout).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let app = router(self.state.clone(), self.timeout);
+        tokio::spawn(passme_web::serve::serve(listener, app, passme_web::serve::ConnectionTimeouts::default(), std::future::pending()));
         addr
     }
 

@@ -36,6 +36,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::metrics::{Metrics, MetricsAccess};
 use crate::middleware::{refuse_card_data, request_context, tag_route};
 use crate::routes::{account, analytics, api, billing, consent, csp, health, openapi, pages, prefs, privacy, staff, tracking};
+use crate::serve::ConnectionTimeouts;
 
 /// Everything a handler may need. Cloned several times per request (each middleware and the
 /// handler take it), so it is one shared pointer to [`Services`].
@@ -288,8 +289,7 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = self.spawn_background(stop_rx);
         let app = router_with(self.state.clone(), Duration::from_secs(self.config.http.request_timeout_secs), extra);
-        let served =
-            axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await;
+        let served = crate::serve::serve(self.listener, app, ConnectionTimeouts::from_config(&self.config.http), shutdown).await;
         let _ = stop_tx.send(true);
         for task in background {
             let _ = task.await;

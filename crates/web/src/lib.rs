@@ -13,5 +13,6 @@ pub mod middleware;
 pub mod redirect;
 pub mod remember;
 pub mod routes;
+pub mod serve;
 
 pub use app::{AppState, Application, Services, StartError, router};
