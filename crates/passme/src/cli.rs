@@ -420,14 +420,33 @@ async fn admin_create(config: &Config, email: &str, role: &str) -> Result<ExitCo
     store.set_email_verified(&account_id, clock.now_ms()).await.map_err(|e| e.to_string())?;
     Staff::new(store.clone(), clock.clone()).grant(&account_id, role, "operator").await.map_err(|e| e.to_string())?;
     let token = accounts.issue_token(&account_id, RESET, RESET_TTL_MS).await.map_err(|e| e.to_string())?;
-    let base = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+    let (base, source) = link_base(config, &store).await?;
     println!("{email} holds the role {}.", role.id());
     println!(
         "Set its password within an hour: {}/reset?token={}",
         base.trim_end_matches('/'),
         secrecy::ExposeSecret::expose_secret(&token)
     );
+    println!("(The link's address is {source}.)");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the links an operator command prints should point, and why there: the configured public
+/// URL; else the address a running server on this database registered; else the listen address
+/// of the configuration.
+async fn link_base(config: &Config, store: &Store) -> Result<(String, String), String> {
+    if let Some(url) = &config.public_url {
+        return Ok((url.clone(), "the configured public URL (public_url, PASSME_PUBLIC_URL)".into()));
+    }
+    let missed = i64::try_from((passme_web::app::HEARTBEAT * passme_web::app::HEARTBEATS_MISSED).as_millis()).unwrap_or(i64::MAX);
+    let running = store.live_instances(clock::system().now_ms() - missed).await.map_err(|e| e.to_string())?;
+    if let Some(server) = running.first() {
+        return Ok((server.base_url.clone(), "that of the server running on this database; set PASSME_PUBLIC_URL to choose it".into()));
+    }
+    Ok((
+        format!("http://{}", config.listen),
+        format!("the listen address {} (no server is running on this database, and no public URL is set)", config.listen),
+    ))
 }
 
 fn geo_import(config: &Config, from: &std::path::Path, out: Option<std::path::PathBuf>) -> Result<ExitCode, String> {

@@ -235,6 +235,7 @@ fn admin_create_makes_the_first_admin_and_prints_a_one_hour_link() {
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("Boss@Example.com holds the role admin."), "{stdout}");
     assert!(stdout.contains("http://127.0.0.1:8080/reset?token="), "{stdout}");
+    assert!(stdout.contains("the listen address 127.0.0.1:8080 (no server is running"), "says where the address comes from: {stdout}");
     let again =
         passme(dir.path()).args(["admin", "create", "--email", "boss@example.com", "--role", "privacy_officer"]).output().expect("run");
     assert!(again.status.success(), "the same account, a second role");
@@ -242,6 +243,27 @@ fn admin_create_makes_the_first_admin_and_prints_a_one_hour_link() {
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown role"));
     let verify = passme(dir.path()).args(["audit", "verify"]).output().expect("verify");
     assert!(verify.status.success(), "role grants are in an intact audit log");
+}
+
+/// The probe's finding: `admin create` printed a link to port 8080 for a server on another port.
+#[test]
+fn admin_links_point_at_the_running_server_or_the_public_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, addr) = start(passme(dir.path()));
+    let output = passme(dir.path()).args(["admin", "create", "--email", "boss@example.com"]).output().expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("http://{addr}/reset?token=")), "the running server's address, {addr}: {stdout}");
+    assert!(stdout.contains("that of the server running on this database"), "{stdout}");
+    let public = passme(dir.path())
+        .env("PASSME_PUBLIC_URL", "https://passme.example")
+        .args(["admin", "create", "--email", "boss@example.com"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&public.stdout);
+    assert!(stdout.contains("https://passme.example/reset?token=") && stdout.contains("the configured public URL"), "{stdout}");
+    assert!(terminate(&mut child).success());
+    let after = passme(dir.path()).args(["admin", "create", "--email", "boss@example.com"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&after.stdout).contains("no server is running"), "a stopped server leaves the registry");
 }
 
 /// Posts one page view over a fresh connection; true when the server acknowledged it (202).

@@ -10,6 +10,7 @@ mod analytics;
 mod audit;
 mod billing;
 mod error;
+mod instances;
 mod jobs;
 mod migrate;
 mod schema;
@@ -28,6 +29,7 @@ pub use analytics::{BreakdownRow, DayRow, Dimension, EventRow, Totals, VisitRow}
 pub use audit::{AuditAnchor, AuditRow, Chain};
 pub use billing::{BillingEventRow, InvoiceRow, SubscriptionRow};
 pub use error::StoreError;
+pub use instances::InstanceRow;
 pub use jobs::{Job, JobCounts, JobStatus, NewJob};
 pub use migrate::{MIGRATIONS, Migration};
 pub use schema::TableSchema;

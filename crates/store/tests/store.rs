@@ -84,3 +84,25 @@ async fn data_survives_reconnecting() {
         reopened.close().await;
     }
 }
+
+#[tokio::test]
+async fn running_servers_register_refresh_and_leave_on_both_engines() {
+    for_each_engine(|store| async move {
+        let row = |id: &str, heartbeat_at: i64| passme_store::InstanceRow {
+            id: id.into(),
+            version: "0.1.0".into(),
+            base_url: format!("http://127.0.0.1:{}", 9000 + heartbeat_at % 100),
+            started_at: 1_000,
+            heartbeat_at,
+        };
+        store.heartbeat_instance(&row("a", 1_000)).await.expect("register");
+        store.heartbeat_instance(&row("b", 1_500)).await.expect("register");
+        store.heartbeat_instance(&row("a", 2_000)).await.expect("heartbeat");
+        let live = store.live_instances(1_200).await.expect("live");
+        assert_eq!(live.iter().map(|r| (r.id.as_str(), r.heartbeat_at)).collect::<Vec<_>>(), [("a", 2_000), ("b", 1_500)]);
+        assert_eq!(live[0].base_url, "http://127.0.0.1:9000", "a heartbeat keeps the registered address");
+        store.remove_instance("a", 1_600).await.expect("remove");
+        assert!(store.live_instances(0).await.expect("live").is_empty(), "the stopped one and the stale one are gone");
+    })
+    .await;
+}

@@ -287,7 +287,8 @@ impl Application {
     /// As [`Application::run_until`], serving `extra` routes too.
     pub async fn run_with(self, extra: Router<AppState>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let background = self.spawn_background(stop_rx);
+        let mut background = self.spawn_background(stop_rx.clone());
+        background.push(tokio::spawn(announce_instance(self.state.clone(), stop_rx)));
         let app = router_with(self.state.clone(), Duration::from_secs(self.config.http.request_timeout_secs), extra);
         let served = crate::serve::serve(self.listener, app, ConnectionTimeouts::from_config(&self.config.http), shutdown).await;
         let _ = stop_tx.send(true);
@@ -344,6 +345,38 @@ impl Application {
             }
         }));
         tasks
+    }
+}
+
+/// How often a running server says so in the instance registry, and after how many missed
+/// heartbeats it no longer counts as running.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+pub const HEARTBEATS_MISSED: u32 = 4;
+
+/// Keeps this server in the instance registry (where operator commands find its address) until
+/// it stops, then removes it.
+async fn announce_instance(state: AppState, mut stop: watch::Receiver<bool>) {
+    let now = state.clock.now_ms();
+    let mut row = passme_store::InstanceRow {
+        id: format!("inst_{}", hex::encode(rand::random::<[u8; 8]>())),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        base_url: state.base_url.clone(),
+        started_at: now,
+        heartbeat_at: now,
+    };
+    loop {
+        row.heartbeat_at = state.clock.now_ms();
+        if let Err(e) = state.store.heartbeat_instance(&row).await {
+            tracing::warn!(error = %e, "could not record this server in the instance registry");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    let stale_before = state.clock.now_ms() - i64::try_from((HEARTBEAT * HEARTBEATS_MISSED).as_millis()).unwrap_or(i64::MAX);
+    if let Err(e) = state.store.remove_instance(&row.id, stale_before).await {
+        tracing::warn!(error = %e, "could not remove this server from the instance registry");
     }
 }
 
