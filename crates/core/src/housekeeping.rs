@@ -154,9 +154,16 @@ pub fn handler(housekeeping: Arc<Housekeeping>) -> impl Fn(passme_store::Job) ->
         let hk = housekeeping.clone();
         Box::pin(async move {
             let outcomes = hk.run().await.map_err(|e| e.to_string())?;
-            for o in outcomes {
-                tracing::info!(rule = %o.rule, removed = o.removed, "retention rule applied");
+            // What changed is worth a line each; an hourly list of rules that found nothing is not.
+            for o in &outcomes {
+                if o.removed > 0 {
+                    tracing::info!(rule = %o.rule, removed = o.removed, "retention rule applied");
+                } else {
+                    tracing::debug!(rule = %o.rule, "retention rule applied, nothing due");
+                }
             }
+            let removed: u64 = outcomes.iter().map(|o| o.removed).sum();
+            tracing::info!(rules = outcomes.len(), removed, "housekeeping done");
             Ok(())
         })
     }

@@ -4,7 +4,7 @@
 //! through [`passme_core::redact::redact_line`], so a card number, an e-mail address, a full IP
 //! address or a token that slipped into an error message is masked before it is written.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use passme_core::config::LogFormat;
 use tracing_subscriber::EnvFilter;
@@ -12,7 +12,10 @@ use tracing_subscriber::fmt::MakeWriter;
 
 pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(RedactingStderr);
+    // Colours only for a person at a terminal: escape codes in a log file or journal break every
+    // search for `key=value`.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(RedactingStderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
         LogFormat::Text => builder.try_init(),

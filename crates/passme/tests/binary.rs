@@ -630,3 +630,28 @@ fn idle_and_trickling_connections_are_closed_by_the_configured_timeouts() {
     assert_eq!(get(&addr, "/healthz").0, 200);
     assert!(terminate(&mut child).success());
 }
+
+/// The probe's finding: one INFO line per request (536 MB of log for a million page views). At the
+/// default level a hundred requests add no line; at debug each is one line.
+#[test]
+fn requests_are_logged_at_debug_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, addr) = start(passme(dir.path()));
+    for _ in 0..100 {
+        get(&addr, "/healthz");
+    }
+    assert!(terminate(&mut child).success());
+    let log = output_of(child);
+    let request_lines = log.lines().filter(|l| l.contains("route=/healthz")).count();
+    assert_eq!(request_lines, 0, "no per-request line at the default level:\n{log}");
+    assert!(log.lines().count() < 20, "start and stop only:\n{log}");
+
+    let mut debug = passme(dir.path());
+    debug.env("PASSME_LOG", "debug");
+    let (mut child, addr) = start(debug);
+    for _ in 0..10 {
+        get(&addr, "/healthz");
+    }
+    assert!(terminate(&mut child).success());
+    assert_eq!(output_of(child).lines().filter(|l| l.contains("route=/healthz")).count(), 10, "one line each at debug");
+}

@@ -1,4 +1,4 @@
-//! Middleware every response passes through: request id, structured request log, metrics,
+//! Middleware every response passes through: request id, access log (debug level), metrics,
 //! security headers, body-size refusal, and an error body for bare error statuses from layers
 //! (so 405, 408, 413 and panics answer in the same error format as handlers).
 
@@ -93,7 +93,14 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     let elapsed = started.elapsed();
     state.metrics.request(&method, &route, status.as_u16(), elapsed.as_secs_f64());
     // The route pattern only: raw paths and query strings may carry tokens or personal data.
-    tracing::info!(parent: &span, %route, status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
+    // One line per request is an access log, at debug (off by default: at a million page views it
+    // was half a gigabyte); a server error is worth a warning.
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::warn!(parent: &span, %route, status = status.as_u16(), latency_ms, "request failed");
+    } else {
+        tracing::debug!(parent: &span, %route, status = status.as_u16(), latency_ms, "request");
+    }
     response
 }
 
