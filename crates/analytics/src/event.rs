@@ -36,14 +36,28 @@ const REFERRER_SPAM: &[&str] = &[
     "site-auditor.online",
 ];
 
-#[derive(Debug, Clone, Deserialize)]
+/// One page view as the tracker sends it. No other field is accepted.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "site": "passme", "url": "https://passme.ai/pricing?utm_source=newsletter", "referrer": "https://www.example.com/", "ts": 1_796_084_472_077_i64 }))]
 pub struct EventIn {
+    /// The site's id: `passme` for PassMe's own pages (served from the host of its public URL,
+    /// and in development also from `localhost` and `127.0.0.1`), or the id of a site configured
+    /// under `[[analytics.sites]]` with its hosts.
+    #[schema(min_length = 1, max_length = 64)]
     pub site: String,
+    /// The page's full address: `http` or `https`, on one of the site's hosts, at most 2048
+    /// characters. Only its path and `utm_source`, `utm_medium` and `utm_campaign` are kept.
+    #[schema(min_length = 1, max_length = 2048)]
     pub url: String,
+    /// The referring page's address, if any (only its domain is kept, and none for the site's
+    /// own pages).
     #[serde(default)]
+    #[schema(max_length = 2048, nullable)]
     pub referrer: Option<String>,
-    /// Milliseconds since the epoch, from the browser's clock.
+    /// When the page was viewed: milliseconds since 1970-01-01 UTC, from the browser's clock
+    /// (`Date.now()`), within the last hour and at most five minutes ahead.
+    #[schema(minimum = 0)]
     pub ts: i64,
 }
 

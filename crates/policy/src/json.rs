@@ -58,11 +58,16 @@ pub fn to_json(policy: &Policy) -> Value {
 }
 
 fn retention_json(rule: &RetentionRule) -> Value {
+    let action = match rule.action {
+        Action::Delete => json!({ "kind": "delete" }),
+        Action::Anonymise { method } => json!({ "kind": "anonymise", "method": method }),
+        Action::Archive { cleanup } => json!({ "kind": "archive", "cleanup": cleanup.iso() }),
+    };
     json!({
         "id": rule.id,
-        "period": rule.period,
+        "period": rule.period.iso(),
         "trigger": rule.trigger,
-        "action": rule.action,
+        "action": action,
         "reason": rule.reason,
     })
 }

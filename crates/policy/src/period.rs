@@ -64,6 +64,25 @@ impl Period {
         Ok(period)
     }
 
+    /// The ISO 8601 form, as declared (weeks written as days): `P30D`, `PT48H`, `P1Y6M`.
+    pub fn iso(&self) -> String {
+        let mut out = String::from("P");
+        for (n, unit) in [(self.years, 'Y'), (self.months, 'M'), (self.days, 'D')] {
+            if n > 0 {
+                out.push_str(&format!("{n}{unit}"));
+            }
+        }
+        if self.hours > 0 || self.minutes > 0 {
+            out.push('T');
+            for (n, unit) in [(self.hours, 'H'), (self.minutes, 'M')] {
+                if n > 0 {
+                    out.push_str(&format!("{n}{unit}"));
+                }
+            }
+        }
+        out
+    }
+
     /// Upper bound of the period in milliseconds (months as 31 days, years as 366 days), for
     /// comparisons where a calendar is not at hand.
     pub fn max_millis(&self) -> i64 {
@@ -105,6 +124,14 @@ impl Period {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_iso_form_reads_back_as_the_same_period() {
+        for text in ["P30D", "PT48H", "P1Y6M", "P5Y", "P1DT12H30M", "P13M"] {
+            assert_eq!(Period::parse(text).map(|p| p.iso()).as_deref(), Ok(text));
+        }
+        assert_eq!(Period::parse("P2W").map(|p| p.iso()).as_deref(), Ok("P14D"));
+    }
 
     #[test]
     fn parses_the_published_forms() {

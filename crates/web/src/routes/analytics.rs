@@ -57,7 +57,7 @@ fn parse_query(state: &AppState, params: &HashMap<String, String>) -> Result<rep
 
 /// Every report of the dashboard in one document: totals, the daily series and the top values
 /// of each dimension, for the range and filters given.
-#[utoipa::path(get, path = "/api/v1/analytics/report", operation_id = "analytics_report", tag = "analytics", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/analytics/report", operation_id = "analytics_report", tag = "analytics", security(("bearer" = []), ("session" = [])),
     params(
         ("site" = Option<String>, Query, description = "Site id (default passme)"),
         ("from" = Option<String>, Query, description = "First day, YYYY-MM-DD (default 29 days before to)"),
@@ -66,9 +66,10 @@ fn parse_query(state: &AppState, params: &HashMap<String, String>) -> Result<rep
     ),
     responses(
         (status = 200, description = "The report", body = Report),
-        (status = 400, description = "Bad date, range or parameter", body = crate::error::ErrorBody),
+        (status = 400, description = "Bad date (`date_invalid`), range (`range_invalid`) or parameter (`query_invalid`)", body = crate::error::ErrorBody),
         (status = 401, description = "No valid token or session", body = crate::error::ErrorBody),
         (status = 403, description = "Not an analyst, or the token lacks analytics:read", body = crate::error::ErrorBody),
+        (status = 404, description = "No such site (`unknown_site`)", body = crate::error::ErrorBody),
     ))]
 pub async fn report(State(state): State<AppState>, headers: HeaderMap, Query(params): Query<HashMap<String, String>>) -> Response {
     let account_id = match caller(&state, &headers, SCOPE_ANALYTICS_READ).await {

@@ -62,7 +62,7 @@ pub(crate) async fn caller(state: &AppState, headers: &HeaderMap, scope: &str) -
 }
 
 /// The signed-in user: identity, verification, roles and display preferences.
-#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = []), ("session" = [])), responses(
     (status = 200, description = "The caller", body = Me),
     (status = 401, description = "No valid token or session", body = crate::error::ErrorBody),
     (status = 403, description = "The token lacks the me:read scope", body = crate::error::ErrorBody),
@@ -124,7 +124,7 @@ pub struct SessionView {
 }
 
 /// The signed-in user's live sessions.
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "accounts", responses(
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "accounts", security(("session" = [])), responses(
     (status = 200, description = "Live sessions, newest first", body = [SessionView]),
     (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
 ))]
@@ -153,7 +153,7 @@ pub async fn sessions(State(state): State<AppState>, headers: HeaderMap) -> Resp
 }
 
 /// Ends one of the signed-in user's sessions. Another account's session id is "not found".
-#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "accounts", params(("id" = String, Path, description = "Session id from GET /api/v1/sessions")), responses(
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "accounts", security(("session" = [])), params(("id" = String, Path, description = "Session id from GET /api/v1/sessions")), responses(
     (status = 204, description = "Ended"),
     (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
     (status = 403, description = "Cross-origin request", body = crate::error::ErrorBody),
@@ -183,7 +183,7 @@ pub struct PreferencesBody {
 }
 
 /// The signed-in user's display preferences.
-#[utoipa::path(get, path = "/api/v1/preferences", tag = "accounts", responses(
+#[utoipa::path(get, path = "/api/v1/preferences", tag = "accounts", security(("session" = [])), responses(
     (status = 200, description = "Preferences", body = PreferencesBody),
     (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
 ))]
@@ -199,11 +199,13 @@ pub async fn preferences(State(state): State<AppState>, headers: HeaderMap) -> R
 }
 
 /// Replaces the signed-in user's display preferences. Only allow-listed values.
-#[utoipa::path(put, path = "/api/v1/preferences", tag = "accounts", request_body = PreferencesBody, responses(
+#[utoipa::path(put, path = "/api/v1/preferences", tag = "accounts", security(("session" = [])), request_body = PreferencesBody, responses(
     (status = 200, description = "Saved", body = PreferencesBody),
-    (status = 400, description = "A value outside the allow-list, or malformed JSON", body = crate::error::ErrorBody),
+    (status = 400, description = "A value outside the allow-list (`preferences_invalid`), or malformed JSON (`body_invalid_json`)", body = crate::error::ErrorBody),
     (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
     (status = 403, description = "Cross-origin request", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 415, description = "Not application/json", body = crate::error::ErrorBody),
 ))]
 pub async fn put_preferences(State(state): State<AppState>, request: Request) -> Response {
     let headers = request.headers().clone();
@@ -276,8 +278,10 @@ pub async fn consent(State(state): State<AppState>, ctx: PageContext) -> Respons
 /// cookie. Same-origin only.
 #[utoipa::path(put, path = "/api/v1/consent", tag = "consent", request_body = ConsentChoices, responses(
     (status = 200, description = "Recorded", body = ConsentView),
-    (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+    (status = 400, description = "Malformed JSON (`body_invalid_json`)", body = crate::error::ErrorBody),
     (status = 403, description = "Cross-origin request", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 415, description = "Not application/json", body = crate::error::ErrorBody),
 ))]
 pub async fn put_consent(State(state): State<AppState>, ctx: PageContext, request: Request) -> Response {
     if !csrf::same_origin(request.headers()) {
@@ -338,8 +342,11 @@ fn refuse_cross_origin(headers: &HeaderMap) -> Option<Response> {
 /// Creates an account and mails a verification link; answers alike for a taken address.
 #[utoipa::path(post, path = "/api/v1/signup", tag = "accounts", request_body = SignupBody, responses(
     (status = 202, description = "Check your e-mail", body = Accepted),
-    (status = 400, description = "Invalid address or weak password", body = crate::error::ErrorBody),
+    (status = 400, description = "Invalid address (`email_invalid`), weak password (`password_weak`, `password_too_short`, `password_too_long`), card data (`card_data_refused`) or malformed JSON (`body_invalid_json`)", body = crate::error::ErrorBody),
     (status = 403, description = "Cross-origin request", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 415, description = "Not application/json", body = crate::error::ErrorBody),
+    (status = 503, description = "The verification mail could not be sent (`mail_send_failed`)", body = crate::error::ErrorBody),
 ))]
 pub async fn signup(State(state): State<AppState>, ctx: PageContext, request: Request) -> Response {
     if let Some(refused) = refuse_cross_origin(request.headers()) {
@@ -374,8 +381,11 @@ pub struct SignedIn {
 /// Signs in and sets the session cookie; the same throttling and answers as the form.
 #[utoipa::path(post, path = "/api/v1/login", tag = "accounts", request_body = LoginBody, responses(
     (status = 200, description = "Signed in; the session cookie is set", body = SignedIn),
+    (status = 400, description = "Malformed JSON (`body_invalid_json`)", body = crate::error::ErrorBody),
     (status = 401, description = "Wrong e-mail or password", body = crate::error::ErrorBody),
     (status = 403, description = "Address not confirmed, or cross-origin request", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 415, description = "Not application/json", body = crate::error::ErrorBody),
     (status = 429, description = "Too many attempts; see Retry-After", body = crate::error::ErrorBody),
 ))]
 pub async fn login(State(state): State<AppState>, ctx: PageContext, request: Request) -> Response {
@@ -415,7 +425,7 @@ pub async fn login(State(state): State<AppState>, ctx: PageContext, request: Req
 }
 
 /// Ends this session (and its remember-me series) and deletes the cookies.
-#[utoipa::path(post, path = "/api/v1/logout", tag = "accounts", responses(
+#[utoipa::path(post, path = "/api/v1/logout", tag = "accounts", security((), ("session" = [])), responses(
     (status = 204, description = "Signed out"),
     (status = 403, description = "Cross-origin request", body = crate::error::ErrorBody),
 ))]

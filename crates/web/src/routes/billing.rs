@@ -405,7 +405,7 @@ pub struct Entitlements {
 }
 
 /// What the caller's subscription entitles it to, for the product to ask.
-#[utoipa::path(get, path = "/api/v1/entitlements", tag = "billing", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/api/v1/entitlements", tag = "billing", security(("bearer" = []), ("session" = [])), responses(
     (status = 200, description = "The caller's entitlements", body = Entitlements),
     (status = 401, description = "No valid token or session", body = crate::error::ErrorBody),
     (status = 403, description = "The token lacks the me:read scope", body = crate::error::ErrorBody),

@@ -51,7 +51,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
 /// (`PASSME_METRICS__TOKEN`) only a scraper presenting it may read them; without one they are
 /// open in development and closed (404) in production.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])), responses(
-    (status = 200, description = "OpenMetrics text format", content_type = "application/openmetrics-text"),
+    (status = 200, description = "OpenMetrics text format", body = String, content_type = "application/openmetrics-text"),
     (status = 401, description = "The metrics token is missing or wrong", body = crate::error::ErrorBody),
     (status = 404, description = "Metrics are closed (production without a token)", body = crate::error::ErrorBody),
 ))]

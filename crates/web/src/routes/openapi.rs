@@ -29,13 +29,15 @@ use utoipa::OpenApi;
         crate::routes::tracking::events,
         crate::routes::analytics::report,
         crate::routes::billing::entitlements,
+        crate::routes::openapi::document,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
 
-/// Declares the personal access token scheme (`Authorization: Bearer pm_…`).
+/// Declares the two ways to authenticate: a personal access token (`Authorization: Bearer pm_…`)
+/// and the browser's session cookie.
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
@@ -47,6 +49,16 @@ impl utoipa::Modify for BearerAuth {
                 utoipa::openapi::security::HttpAuthScheme::Bearer,
             )),
         );
+        // The browser's session, for the web app on PassMe's own origin.
+        components.add_security_scheme(
+            "session",
+            utoipa::openapi::security::SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    crate::routes::account::SESSION_COOKIE,
+                    "The session cookie set by signing in; requests that change state must also come from this site (Origin).",
+                ),
+            )),
+        );
     }
 }
 
@@ -54,7 +66,17 @@ pub fn document_json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".into())
 }
 
-#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", responses((status = 200, description = "This document", content_type = "application/json")))]
+/// The top of an OpenAPI 3.1 document, for the document's own entry.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "documentation only")]
+pub struct OpenApiDocument {
+    openapi: String,
+    info: std::collections::BTreeMap<String, serde_json::Value>,
+    paths: std::collections::BTreeMap<String, serde_json::Value>,
+    components: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", responses((status = 200, description = "This document", body = OpenApiDocument)))]
 pub async fn document() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], document_json())
 }

@@ -112,15 +112,41 @@ async fn accept(state: &AppState, sender: Sender, batch: Vec<EventIn>) -> Respon
     }
 }
 
+/// The body of `POST /api/v1/events` in the document: one page view, or a batch of 1 to 50
+/// stored whole or refused whole. (The handler tells the two apart by the first byte.)
+pub struct EventsBody;
+
+impl utoipa::PartialSchema for EventsBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder, Ref};
+        let event = Ref::from_schema_name("EventIn");
+        OneOfBuilder::new()
+            .description(Some("One page view, or a batch of 1 to 50 stored whole or refused whole."))
+            .item(event.clone())
+            .item(ArrayBuilder::new().items(event).min_items(Some(1)).max_items(Some(passme_analytics::event::MAX_BATCH)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventsBody {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        schemas.push(("EventIn".into(), <EventIn as utoipa::PartialSchema>::schema()));
+        <EventIn as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// Records page views: one event or a list (at most 50), as JSON. `text/plain` is accepted too,
 /// because that is what `navigator.sendBeacon` can send without a preflight.
-#[utoipa::path(post, path = "/api/v1/events", operation_id = "record_events", tag = "tracking", request_body = serde_json::Value, responses(
-    (status = 202, description = "Stored (or dropped as a bot); acknowledged only once durable", body = EventsAccepted),
-    (status = 400, description = "Malformed JSON, unknown site, bad URL, control characters or a timestamp outside the window", body = crate::error::ErrorBody),
-    (status = 413, description = "Body over 256 KiB or more than 50 events", body = crate::error::ErrorBody),
-    (status = 429, description = "Too many events from this address", body = crate::error::ErrorBody),
-    (status = 503, description = "Overloaded; retry after the Retry-After header", body = crate::error::ErrorBody),
-))]
+#[utoipa::path(post, path = "/api/v1/events", operation_id = "record_events", tag = "tracking",
+    request_body(content((EventsBody = "application/json"), (EventsBody = "text/plain"))),
+    responses(
+        (status = 202, description = "Stored (or dropped as a bot); acknowledged only once durable", body = EventsAccepted),
+        (status = 400, description = "Malformed JSON (`body_invalid_json`), or an event refused: `unknown_site`, `foreign_url`, `invalid_url`, `url_too_long`, `control_characters`, `timestamp_out_of_window`, `card_data_refused`", body = crate::error::ErrorBody),
+        (status = 413, description = "Body over 256 KiB (`body_too_large`) or more than 50 events (`batch_too_large`)", body = crate::error::ErrorBody),
+        (status = 415, description = "Neither JSON nor text/plain (`unsupported_media_type`)", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many events from this address (`rate_limited`); see Retry-After", body = crate::error::ErrorBody),
+        (status = 503, description = "Overloaded (`overloaded`); retry after the Retry-After header", body = crate::error::ErrorBody),
+    ))]
 pub async fn events(State(state): State<AppState>, request: Request) -> Response {
     let sender = Sender::of(&state, request.headers(), request.extensions());
     let bytes = match body_bytes(request, &state, &["application/json", "text/plain"]).await {
