@@ -167,10 +167,10 @@ fn check_bounds(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
         Value::Array(a) => Some((a.len() as f64, "minItems", "maxItems")),
         _ => None,
     };
-    if let Some((n, min, max)) = size {
-        if bound(min).is_some_and(|b| n < b) || bound(max).is_some_and(|b| n > b) {
-            return Err(format!("{at}: size {n} outside [{:?}, {:?}]", bound(min), bound(max)));
-        }
+    if let Some((n, min, max)) = size
+        && (bound(min).is_some_and(|b| n < b) || bound(max).is_some_and(|b| n > b))
+    {
+        return Err(format!("{at}: size {n} outside [{:?}, {:?}]", bound(min), bound(max)));
     }
     if let Some(n) = value.as_f64()
         && (bound("minimum").is_some_and(|b| n < b) || bound("maximum").is_some_and(|b| n > b))
