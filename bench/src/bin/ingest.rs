@@ -8,8 +8,11 @@
 //! `/api/v1/events` for as long: each answer 202 means the view is committed. Page views vary
 //! path, referrer, browser and client address (through a trusted X-Forwarded-For, so the
 //! per-address limit is not what is measured). Bounded by time and by `--max-requests`.
-//! Prints each phase's rate and latency percentiles, the ratio, the server's peak memory, and
-//! how long the rollup pass then takes over what was ingested.
+//! Then it posts page views for as long again while the minute pass (visits and rollups) runs
+//! over everything ingested so far, again and again, in the server: acknowledgement latency with
+//! and without the pass side by side. The server runs no background jobs of its own, so the pass
+//! runs exactly when the bench says. Prints each phase's rate and latency percentiles, the ratio,
+//! the server's peak memory, and how long one rollup pass then takes over what was ingested.
 //!
 //! `--batch N` sends N page views per request, as the tracker does when several are pending.
 //!
@@ -46,6 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir: String = arg("--data", String::new());
     let mut config = Config { data_dir: data_dir.into(), listen: "127.0.0.1:0".parse()?, log_filter: "warn".into(), ..Config::default() };
+    // The bench decides when the minute pass runs.
+    config.jobs.workers = 0;
     config.http.trusted_proxies = vec!["127.0.0.1".parse()?];
     config.analytics.queue_events = arg("--queue", 20_000usize);
     let postgres: String = arg("--postgres", String::new());
@@ -54,7 +59,30 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     }
     let app = Application::build(config).await?;
     println!("{}", app.local_addr());
-    let empty = Router::new().route("/bench/empty", post(|| async { StatusCode::ACCEPTED }));
+    let rollups = Rollups::new(app.state().store.clone(), clock::system());
+    let empty = Router::new().route("/bench/empty", post(|| async { StatusCode::ACCEPTED })).route(
+        "/bench/pass",
+        // Runs the minute pass back to back for the given seconds, in the background.
+        post(move |seconds: String| {
+            let rollups = rollups.clone();
+            async move {
+                let until = Instant::now() + Duration::from_secs(seconds.trim().parse().unwrap_or(10));
+                tokio::spawn(async move {
+                    let mut passes = 0;
+                    while Instant::now() < until {
+                        match rollups.run().await {
+                            Ok(_) => passes += 1,
+                            // The server stops at the end of the phase, often in the middle of a pass.
+                            Err(_) if Instant::now() >= until => break,
+                            Err(e) => eprintln!("pass failed: {e}"),
+                        }
+                    }
+                    eprintln!("{passes} whole pass(es) during the phase (a pass over this backlog outlasts it)");
+                });
+                StatusCode::ACCEPTED
+            }
+        }),
+    );
     let stdin_closed = async {
         let _ = tokio::task::spawn_blocking(|| std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1])).await;
     };
@@ -193,11 +221,21 @@ async fn drive() -> Result<(), Box<dyn std::error::Error>> {
     // Warm-up: connections, caches, the first salt.
     phase("warm-up", &addr, connections, 1, max_requests, event.clone()).await;
     let ceiling = phase("empty handler (ceiling)", &addr, connections, seconds, max_requests, empty).await;
-    let ingest = phase("page views, durable", &addr, connections, seconds, max_requests, event).await;
+    let ingest = phase("page views, durable", &addr, connections, seconds, max_requests, event.clone()).await;
+    let mut control = passme_bench::KeepAlive::connect(&addr).await?;
+    let body = seconds.to_string();
+    control.send(format!("POST /bench/pass HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes()).await?;
+    let during_pass = phase("page views, pass running", &addr, connections, seconds, max_requests, event).await;
     println!();
     let ceiling_rate = report(&ceiling);
     let ingest_rate = report(&ingest);
+    report(&during_pass);
     println!("ingestion / ceiling (requests): {:.0} %", ingest_rate / ceiling_rate * 100.0);
+    println!(
+        "p99 without / with the pass running: {:.2} ms / {:.2} ms",
+        percentile_ms(&ingest.latencies, 0.99),
+        percentile_ms(&during_pass.latencies, 0.99)
+    );
     println!("page views acknowledged: {:.0} /s ({batch} per request)", ingest_rate * batch as f64);
     println!("server peak memory (VmHWM): {:.1} MiB", peak_rss_mib(pid).unwrap_or(f64::NAN));
     drop(server.stdin.take());

@@ -21,8 +21,25 @@ const WATERMARK: &str = "rollup_received_watermark";
 /// Page views are re-read this far behind the watermark, so a group committed late by another
 /// process is not missed; re-reading is harmless because visits are recomputed, not added.
 const OVERLAP_MS: i64 = 30_000;
-/// Visitors recomputed per round of queries and per transaction.
+/// Visitors recomputed per round of queries.
 const BATCH: usize = 500;
+
+/// How much the pass writes per transaction: on SQLite a transaction holds the one write lock
+/// that page-view acknowledgements wait for. While acknowledgements are being written the pass
+/// writes in pieces of a millisecond or two (moving 50,000 page views in one transaction had put
+/// acknowledgement p99 at 370–630 ms); when they are not, in big pieces, which move page views
+/// in visitor order and so write the visitor index several times faster per row.
+#[derive(Debug, Clone, Copy)]
+struct Pieces {
+    inbox_rows: usize,
+    visitors: usize,
+}
+
+const QUIET: Pieces = Pieces { inbox_rows: 5_000, visitors: BATCH };
+const BUSY: Pieces = Pieces { inbox_rows: 25, visitors: 5 };
+
+/// The most page views one pass moves out of the inbox; the next pass moves the rest.
+const MAX_MOVED: u64 = 1_000_000;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RollupReport {
@@ -71,17 +88,22 @@ impl Rollups {
     /// so ingestion waits at most one slice for the write lock. Bounded, so a pass ends even
     /// while page views arrive faster than it moves them.
     async fn drain_inbox(&self) -> Result<u64, CoreError> {
-        const SLICE: usize = 50_000;
-        const MAX_SLICES: usize = 20;
         let mut moved = 0;
-        for _ in 0..MAX_SLICES {
-            let n = self.store.move_inbox(SLICE).await?;
+        while moved < MAX_MOVED {
+            let slice = self.pieces().inbox_rows;
+            let n = self.store.move_inbox(slice).await?;
             moved += n;
-            if n < SLICE as u64 {
+            if n < slice as u64 {
                 break;
             }
+            // Let the requests waiting on this runtime's threads run between slices.
+            tokio::task::yield_now().await;
         }
         Ok(moved)
+    }
+
+    fn pieces(&self) -> Pieces {
+        if self.store.acknowledging() { BUSY } else { QUIET }
     }
 
     /// Recomputes the visits of a batch of one site's visitors around their new page views: a
@@ -108,8 +130,23 @@ impl Rollups {
             let within: Vec<_> = one.iter().filter(|v| v.ts >= start && v.ts <= end).cloned().collect();
             visits.extend(sessionise(&within));
         }
-        let spans: Vec<(i64, i64, i64)> = spans.into_iter().map(|(v, (a, b))| (v, a, b)).collect();
-        Ok(self.store.replace_visits_many(site, &spans, &visits).await?)
+        let mut spans: Vec<(i64, i64, i64)> = spans.into_iter().map(|(v, (a, b))| (v, a, b)).collect();
+        spans.sort_unstable_by_key(|s| s.0);
+        // Visits come out in visitor order (the views were read so), as the spans now are: each
+        // group of visitors is replaced with its own visits in one short transaction.
+        let mut days = Vec::new();
+        let (mut spans, mut rest) = (spans.as_slice(), visits.as_slice());
+        while !spans.is_empty() {
+            let (group, later) = spans.split_at(self.pieces().visitors.min(spans.len()));
+            let last = group[group.len() - 1].0;
+            let (mine, others) = rest.split_at(rest.partition_point(|v| v.visitor <= last));
+            days.extend(self.store.replace_visits_many(site, group, mine).await?);
+            (spans, rest) = (later, others);
+            tokio::task::yield_now().await;
+        }
+        days.sort_unstable();
+        days.dedup();
+        Ok(days)
     }
 
     async fn rebuild_day(&self, site: &str, day: i64) -> Result<(), CoreError> {

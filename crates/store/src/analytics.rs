@@ -425,7 +425,10 @@ impl Store {
             return Ok(());
         }
         match self {
-            Store::Sqlite(pool) => insert_events_sqlite(pool, events).await,
+            Store::Sqlite(sqlite) => {
+                let _turn = self.write_turn().await;
+                insert_events_sqlite(&sqlite.pool, events).await
+            }
             Store::Postgres(pool) => insert_events_postgres(pool, events).await,
         }
     }
@@ -438,9 +441,10 @@ impl Store {
         match self {
             // The INSERT comes first so the transaction is a write from its first statement (no
             // snapshot to upgrade); within it no other writer can add rows between the two.
-            Store::Sqlite(pool) => {
+            Store::Sqlite(sqlite) => {
                 let last = "(SELECT MAX(rowid) FROM (SELECT rowid FROM analytics_inbox ORDER BY rowid LIMIT $1))";
-                let mut tx = pool.begin().await?;
+                let _turn = self.background_write_turn().await;
+                let mut tx = sqlite.pool.begin().await?;
                 sqlx::query(AssertSqlSafe(format!(
                     "INSERT INTO analytics_events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM analytics_inbox \
                      WHERE rowid <= {last} ORDER BY site, visitor, ts"
@@ -588,6 +592,7 @@ impl Store {
     /// For each (visitor, from, to), replaces the visitor's visits starting in `[from, to]`; then
     /// inserts `visits`. One transaction; returns the days whose visits changed.
     pub async fn replace_visits_many(&self, site: &str, spans: &[(i64, i64, i64)], visits: &[VisitRow]) -> Result<Vec<i64>, StoreError> {
+        let _turn = self.background_write_turn().await;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let mut days = Vec::new();
@@ -620,6 +625,7 @@ impl Store {
         let total = BreakdownRow { dimension: Dimension::Page, value: String::new(), totals };
         let all: Vec<(&str, &BreakdownRow)> =
             std::iter::once(("", &total)).filter(|_| totals.sessions > 0).chain(rows.iter().map(|r| (r.dimension.name(), r))).collect();
+        let _turn = self.background_write_turn().await;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM analytics_rollup WHERE site = $1 AND day = $2").bind(site).bind(day).execute(&mut *tx).await?;
@@ -648,6 +654,7 @@ impl Store {
     }
 
     pub async fn put_sketch(&self, site: &str, day: i64, visitors: i64, sketch: &str) -> Result<(), StoreError> {
+        let _turn = self.background_write_turn().await;
         on_pool!(self, pool => {
             sqlx::query(
                 "INSERT INTO analytics_visitor_sketches (site, day, visitors, sketch) VALUES ($1, $2, $3, $4) \

@@ -17,6 +17,7 @@ mod schema;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -39,7 +40,10 @@ pub use schema::TableSchema;
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            $crate::Store::Sqlite($pool) => $body,
+            $crate::Store::Sqlite(sqlite) => {
+                let $pool = &sqlite.pool;
+                $body
+            }
             $crate::Store::Postgres($pool) => $body,
         }
     };
@@ -64,9 +68,63 @@ impl Engine {
 /// A handle to the database. Cheap to clone (it wraps a pool).
 #[derive(Debug, Clone)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteStore),
     Postgres(PgPool),
 }
+
+/// SQLite: the pool, and the queue its busy writers wait in.
+///
+/// SQLite lets one transaction write at a time. A writer that finds the lock taken sleeps in
+/// SQLite's busy handler (1, 2, 5, 10 … ms) and tries again, so a stream of short writes (the
+/// page-view group commits) loses whole milliseconds to each long one (the minute pass). The
+/// heavy writers take turns here instead, and acknowledgements go first: a background write
+/// (the pass, in transactions of a millisecond or two) waits while an acknowledgement is waiting,
+/// but never longer than [`BACKGROUND_DEFER`], so the pass still moves under any load.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    writers: Arc<Writers>,
+}
+
+#[derive(Debug)]
+struct Writers {
+    turn: tokio::sync::Mutex<()>,
+    /// Acknowledging writers waiting for the turn.
+    urgent: std::sync::atomic::AtomicUsize,
+    /// Told when the last of them got it.
+    calm: tokio::sync::Notify,
+    /// When an acknowledging writer last got the turn, in milliseconds since `epoch`.
+    last_urgent_ms: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
+}
+
+impl Writers {
+    fn new() -> Writers {
+        Writers {
+            turn: tokio::sync::Mutex::new(()),
+            urgent: std::sync::atomic::AtomicUsize::new(0),
+            calm: tokio::sync::Notify::new(),
+            last_urgent_ms: std::sync::atomic::AtomicU64::new(0),
+            // Long enough ago that a fresh store counts as quiet.
+            epoch: std::time::Instant::now() - Duration::from_secs(3600),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn since_urgent_ms(&self) -> u64 {
+        self.now_ms().saturating_sub(self.last_urgent_ms.load(std::sync::atomic::Ordering::Acquire))
+    }
+}
+
+/// The longest a background write waits for acknowledgements to stop queueing.
+pub const BACKGROUND_DEFER: Duration = Duration::from_millis(10);
+/// Without an acknowledging write for this long, the database counts as quiet.
+const QUIET_AFTER_MS: u64 = 1_000;
+
+pub(crate) type WriteTurn<'a> = Option<tokio::sync::MutexGuard<'a, ()>>;
 
 /// Where the data lives: a PostgreSQL URL, or else a SQLite file in the data folder.
 #[derive(Debug, Clone)]
@@ -123,7 +181,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unreachable { engine: "sqlite", target: path.display().to_string(), cause: e.to_string() })?;
-        Ok(Store::Sqlite(pool))
+        Ok(Store::Sqlite(SqliteStore { pool, writers: Arc::new(Writers::new()) }))
     }
 
     async fn connect_postgres(url: &SecretString, max_connections: u32) -> Result<Store, StoreError> {
@@ -136,6 +194,50 @@ impl Store {
             .await
             .map_err(|e| StoreError::Unreachable { engine: "postgres", target, cause: e.to_string() })?;
         Ok(Store::Postgres(pool))
+    }
+
+    /// Waits for this process's turn to write something a request is waiting for (SQLite); see
+    /// [`SqliteStore`].
+    pub(crate) async fn write_turn(&self) -> WriteTurn<'_> {
+        use std::sync::atomic::Ordering;
+        let Store::Sqlite(sqlite) = self else { return None };
+        let writers = &sqlite.writers;
+        writers.urgent.fetch_add(1, Ordering::AcqRel);
+        let turn = writers.turn.lock().await;
+        writers.last_urgent_ms.store(writers.now_ms(), Ordering::Release);
+        if writers.urgent.fetch_sub(1, Ordering::AcqRel) == 1 {
+            writers.calm.notify_waiters();
+        }
+        Some(turn)
+    }
+
+    /// Waits for a turn to write in the background (the minute pass): after the acknowledgements
+    /// waiting now, or [`BACKGROUND_DEFER`] at most.
+    pub(crate) async fn background_write_turn(&self) -> WriteTurn<'_> {
+        use std::sync::atomic::Ordering;
+        let Store::Sqlite(sqlite) = self else { return None };
+        let writers = &sqlite.writers;
+        let deadline = tokio::time::Instant::now() + BACKGROUND_DEFER;
+        while writers.urgent.load(Ordering::Acquire) > 0 {
+            let calm = writers.calm.notified();
+            if writers.urgent.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, calm).await.is_err() {
+                break;
+            }
+        }
+        Some(writers.turn.lock().await)
+    }
+
+    /// Whether acknowledging writes took a turn within the last second (SQLite): background work
+    /// should then write in small pieces, and in big efficient ones otherwise. Always false on
+    /// PostgreSQL, whose writers do not wait for one another.
+    pub fn acknowledging(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let Store::Sqlite(sqlite) = self else { return false };
+        let writers = &sqlite.writers;
+        writers.urgent.load(Ordering::Acquire) > 0 || writers.since_urgent_ms() < QUIET_AFTER_MS
     }
 
     pub fn engine(&self) -> Engine {

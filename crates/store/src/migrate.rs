@@ -87,7 +87,8 @@ impl Store {
     /// Applies pending migrations; returns the versions applied now.
     pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
         match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(sqlite) => {
+                let pool = &sqlite.pool;
                 let mut conn = pool.acquire().await?;
                 migrate_on!(&mut *conn)
             }

@@ -14,7 +14,8 @@ impl Store {
     /// Every table and its columns, sorted by table name, columns in declaration order.
     pub async fn schema(&self) -> Result<Vec<TableSchema>, StoreError> {
         let pairs: Vec<(String, String)> = match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(sqlite) => {
+                let pool = &sqlite.pool;
                 let rows = sqlx::query(
                     "SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
                      WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid",

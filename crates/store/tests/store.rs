@@ -106,3 +106,54 @@ async fn running_servers_register_refresh_and_leave_on_both_engines() {
     })
     .await;
 }
+
+/// SQLite's writers queue in the process: background work (the minute pass) lets waiting
+/// acknowledgements go first, but is never starved by them, and knows to write in small pieces
+/// while they flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_writes_defer_to_acknowledgements_but_are_never_starved() {
+    let db = passme_testkit::sqlite().await;
+    let store = db.store.clone();
+    assert!(!store.acknowledging(), "a fresh store is quiet");
+    let row = |n: i64| passme_store::EventRow {
+        site: "passme".into(),
+        visitor: n,
+        ts: n,
+        received_at: n,
+        path: "/".into(),
+        source: String::new(),
+        utm_source: String::new(),
+        utm_medium: String::new(),
+        utm_campaign: String::new(),
+        browser: String::new(),
+        browser_version: String::new(),
+        os: String::new(),
+        os_version: String::new(),
+        isp: String::new(),
+        ip: None,
+        ip_prefix: String::new(),
+    };
+    // Four writers acknowledging page views back to back for a second and a half.
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(1_500);
+    let mut acknowledging = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let store = store.clone();
+        acknowledging.spawn(async move {
+            let mut n = w * 1_000_000;
+            while std::time::Instant::now() < until {
+                store.insert_events(&[row(n)]).await.expect("insert");
+                n += 1;
+            }
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(store.acknowledging(), "acknowledgements are flowing");
+    let started = std::time::Instant::now();
+    let moved = store.move_inbox(100).await.expect("move");
+    let waited = started.elapsed();
+    assert!(std::time::Instant::now() < until, "the move did not wait for the stream to end ({waited:?})");
+    assert!(waited < std::time::Duration::from_millis(500), "deferred for {waited:?}");
+    assert!(moved > 0);
+    acknowledging.join_all().await;
+    assert!(store.move_inbox(usize::MAX).await.expect("move the rest") > 0);
+}
