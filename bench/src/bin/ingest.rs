@@ -15,6 +15,8 @@
 //! the server's peak memory, and how long one rollup pass then takes over what was ingested.
 //!
 //! `--batch N` sends N page views per request, as the tracker does when several are pending.
+//! `--log FILTER` has the server log as `passme serve` does (`info` is its default) into a file,
+//! and reports how many bytes of log each thousand page views cost.
 //!
 //!     cargo run --release -p passme-bench --bin ingest -- --seconds 10 --connections 64 [--batch 10]
 
@@ -48,6 +50,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// The child: the real application, plus an empty handler behind the same middleware.
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir: String = arg("--data", String::new());
+    let log: String = arg("--log", String::new());
+    if !log.is_empty() {
+        passme::logging::init(passme_core::config::LogFormat::Text, &log);
+    }
     let mut config = Config { data_dir: data_dir.into(), listen: "127.0.0.1:0".parse()?, log_filter: "warn".into(), ..Config::default() };
     // The bench decides when the minute pass runs.
     config.jobs.workers = 0;
@@ -175,9 +181,14 @@ async fn drive() -> Result<(), Box<dyn std::error::Error>> {
     let max_requests: usize = arg("--max-requests", 2_000_000);
     let postgres: String = arg("--postgres", String::new());
     let batch: usize = arg("--batch", 1usize).clamp(1, 50);
+    let log: String = arg("--log", String::new());
     let mut command = std::process::Command::new(std::env::current_exe()?);
     let dir = tempfile::tempdir()?;
     command.arg("--server").arg("--data").arg(dir.path()).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let log_file = dir.path().join("server.log");
+    if !log.is_empty() {
+        command.args(["--log", &log]).stderr(std::fs::File::create(&log_file)?);
+    }
     if !postgres.is_empty() {
         command.args(["--postgres", &postgres]);
     }
@@ -238,6 +249,11 @@ async fn drive() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("page views acknowledged: {:.0} /s ({batch} per request)", ingest_rate * batch as f64);
     println!("server peak memory (VmHWM): {:.1} MiB", peak_rss_mib(pid).unwrap_or(f64::NAN));
+    if !log.is_empty() {
+        let bytes = std::fs::metadata(&log_file).map(|m| m.len()).unwrap_or(0);
+        let views = (ingest.ok + during_pass.ok) * batch;
+        println!("server log at {log:?}: {bytes} bytes, {:.0} bytes per 1,000 page views", bytes as f64 * 1000.0 / views.max(1) as f64);
+    }
     drop(server.stdin.take());
     let _ = server.wait();
     let options = StoreOptions {
