@@ -20,6 +20,16 @@ pub async fn request(addr: &str, raw: &str) -> std::io::Result<(u16, String)> {
     Ok((status, text))
 }
 
+/// The `name=value` of a cookie a response sets.
+pub fn cookie_of(response: &str, name: &str) -> Option<String> {
+    response
+        .lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: "))
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_string)
+}
+
 /// The value at quantile `q` (0..=1) of sorted durations, in milliseconds.
 pub fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
     if sorted.is_empty() {

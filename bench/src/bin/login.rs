@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use passme_bench::{arg, percentile_ms, request};
+use passme_bench::{arg, cookie_of, percentile_ms, request};
 use passme_core::config::Config;
 use passme_core::identity::accounts::{Accounts, SignUp};
 use passme_core::identity::password::{ARGON2_M_KIB, ARGON2_P, ARGON2_T};
@@ -21,15 +21,6 @@ use secrecy::SecretString;
 const PASSWORD: &str = "korrekt hest batteri hæfteklamme";
 const EMAIL: &str = "bench@example.com";
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn cookie_of(response: &str, name: &str) -> Option<String> {
-    response
-        .lines()
-        .filter_map(|l| l.strip_prefix("set-cookie: "))
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .and_then(|c| c.split(';').next())
-        .map(str::to_string)
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
