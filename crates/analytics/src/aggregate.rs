@@ -10,6 +10,9 @@ use crate::sketch::Sketch;
 
 #[derive(Debug, Default)]
 pub struct Aggregate {
+    /// Under a page filter, a visit's page views are that page's own (as Plausible counts them):
+    /// filtering by `/` shows how often `/` was viewed, not every view of the visits that saw it.
+    page: Option<String>,
     pub totals: Totals,
     pub visitors: Sketch,
     days: BTreeMap<i64, (Totals, Sketch)>,
@@ -27,9 +30,18 @@ fn count(values: &mut HashMap<String, Totals>, value: &str, totals: Totals) {
 }
 
 impl Aggregate {
+    /// An aggregation for a report under `filters` (see the `page` field).
+    pub fn filtered(filters: &[(Dimension, String)]) -> Aggregate {
+        let page = filters.iter().find(|(d, _)| *d == Dimension::Page).map(|(_, v)| v.clone());
+        Aggregate { page, ..Aggregate::default() }
+    }
+
     pub fn add(&mut self, visit: &VisitRow) {
-        let one =
-            Totals { sessions: 1, pageviews: visit.pageviews, bounces: i64::from(visit.pageviews == 1), duration_ms: visit.duration_ms };
+        let pageviews = match &self.page {
+            Some(page) => visit.pages.iter().filter(|(path, _)| path == page).map(|(_, views)| *views).sum(),
+            None => visit.pageviews,
+        };
+        let one = Totals { sessions: 1, pageviews, bounces: i64::from(visit.pageviews == 1), duration_ms: visit.duration_ms };
         self.totals += one;
         self.visitors.add(visit.visitor);
         let day = self.days.entry(visit.day).or_default();
@@ -40,7 +52,7 @@ impl Aggregate {
                 Some(value) => count(values, value, one),
                 // A page counts the visits that viewed it and how often it was viewed.
                 None => {
-                    for (path, views) in &visit.pages {
+                    for (path, views) in visit.pages.iter().filter(|(path, _)| self.page.as_ref().is_none_or(|p| p == path)) {
                         count(values, path, Totals { sessions: 1, pageviews: *views, bounces: 0, duration_ms: 0 });
                     }
                 }

@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use std::path::Path;
 
 const MAGIC: &[u8; 6] = b"PMASN\x01";
-pub const ATTRIBUTION: &str = "IP-to-ASN data by RouteViews and DB-IP (CC BY 4.0), via ip-location-db";
 /// The file name `passme geo import` writes in the data folder and `serve` looks for.
 pub const FILE_NAME: &str = "asn.pmasn";
 

@@ -95,10 +95,7 @@ pub fn day_of_date(date: &str) -> Option<i64> {
 
 pub async fn report(store: &Store, query: &Query, top: usize) -> Result<Report, CoreError> {
     if query.to_day < query.from_day || query.to_day - query.from_day >= MAX_DAYS {
-        return Err(CoreError::Invalid {
-            code: "range_invalid",
-            message: format!("the range must run forwards and cover at most {MAX_DAYS} days"),
-        });
+        return Err(CoreError::input("range_invalid"));
     }
     let (site, from, to) = (query.site.as_str(), query.from_day, query.to_day);
     let (days, visitors, estimated, rows) = if query.filters.is_empty() {
@@ -112,7 +109,7 @@ pub async fn report(store: &Store, query: &Query, top: usize) -> Result<Report, 
         let estimated = matches!(merged, Sketch::Hll(_));
         (days, merged.count(), estimated, store.rollup_breakdowns(site, from, to).await?)
     } else {
-        let mut aggregate = Aggregate::default();
+        let mut aggregate = Aggregate::filtered(&query.filters);
         store.each_visit(site, from, to, &query.filters, |visit| aggregate.add(&visit)).await?;
         let (days, visitors) = (aggregate.days(), aggregate.visitors.count());
         let estimated = matches!(aggregate.visitors, Sketch::Hll(_));

@@ -127,20 +127,6 @@ impl Status {
     pub fn payment_problem(&self) -> bool {
         matches!(self, Status::PastDue | Status::Unpaid | Status::Incomplete)
     }
-
-    pub fn label(&self, lang: Lang) -> &'static str {
-        match self {
-            Status::Incomplete => lang.pick("Afventer betaling", "Awaiting payment"),
-            Status::IncompleteExpired => lang.pick("Udløbet uden betaling", "Expired without payment"),
-            Status::Trialing => lang.pick("Prøveperiode", "Trial"),
-            Status::Active => lang.pick("Aktiv", "Active"),
-            Status::PastDue => lang.pick("Betaling mislykkedes", "Payment failed"),
-            Status::Canceled => lang.pick("Opsagt", "Cancelled"),
-            Status::Unpaid => lang.pick("Ubetalt", "Unpaid"),
-            Status::Paused => lang.pick("Sat på pause", "Paused"),
-            Status::Unknown(_) => lang.pick("Ukendt", "Unknown"),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -222,11 +222,7 @@ impl Billing {
         if let Some(customer) = self.store.billing_customer_of(account_id).await? {
             return Ok(customer);
         }
-        let account = self
-            .store
-            .account(account_id)
-            .await?
-            .ok_or_else(|| CoreError::Invalid { code: "account_unknown", message: "no such account".into() })?;
+        let account = self.store.account(account_id).await?.ok_or(CoreError::NotFound { code: "account_unknown" })?;
         let customer = match self.provider.find_customer(account_id, &account.email).await? {
             Some(earlier) => earlier,
             None => self.provider.create_customer(account_id, &account.email, &format!("passme-customer-{account_id}")).await?,
@@ -340,7 +336,7 @@ impl Billing {
     /// again later" (the provider did not answer); everything else is an outcome.
     pub async fn process(&self, payload: &str) -> Result<String, BillingError> {
         let event = Event::parse(payload.as_bytes())
-            .map_err(|message| BillingError::Core(CoreError::Invalid { code: "billing_event_unreadable", message }))?;
+            .map_err(|message| BillingError::Core(CoreError::broken("stored billing event unreadable", message)))?;
         let outcome = self.apply(&event).await?;
         self.store.set_billing_event_outcome(&event.id, &outcome).await?;
         if outcome.starts_with("ignored") {

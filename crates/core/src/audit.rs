@@ -3,12 +3,13 @@
 //! the chain, and [`AuditLog::verify`] says where. Removing entries from the end cannot be seen
 //! from the chain alone: compare with a head recorded elsewhere (`passme audit verify --head`).
 
-use passme_store::{AuditRow, Chain, Store, StoreError};
-use serde_json::Value;
+use passme_store::{AuditFilter, AuditRow, Chain, Store, StoreError};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::CoreError;
 use crate::clock::SharedClock;
+use crate::error::Internal;
 
 /// `prev_hash` of the first entry ever written.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -82,7 +83,7 @@ fn check_no_secrets(value: &Value) -> Result<(), CoreError> {
             for (key, inner) in map {
                 let lower = key.to_ascii_lowercase();
                 if SECRET_KEYS.iter().any(|s| lower.split(['_', '-', '.']).any(|part| part == *s)) {
-                    return Err(CoreError::SecretInAuditDetails(key.clone()));
+                    return Err(Internal::SecretInAuditDetails(key.clone()).into());
                 }
                 check_no_secrets(inner)?;
             }
@@ -117,7 +118,7 @@ impl ChainLog {
     /// the loser recomputes against the new head.
     pub async fn record(&self, event: AuditEvent<'_>) -> Result<AuditRow, CoreError> {
         if !event.details.is_object() {
-            return Err(CoreError::Invalid { code: "audit_details_not_object", message: "audit details must be a JSON object".into() });
+            return Err(CoreError::broken("audit details", "must be a JSON object"));
         }
         check_no_secrets(&event.details)?;
         let details = event.details.to_string();
@@ -142,12 +143,26 @@ impl ChainLog {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(CoreError::AuditContention)
+        Err(Internal::AuditContention.into())
     }
 
     /// Walks the whole chain from the anchor (or the genesis) and reports every break. With
     /// `expected_head`, also reports when that entry is missing or differs (entries removed from
     /// the end).
+    /// The newest entries older than `before_seq` matching `filter`, at most `limit`, for a
+    /// member of staff; the reading is itself recorded, under `reader`.
+    pub async fn search_as(&self, reader: &str, filter: &AuditFilter, before_seq: i64, limit: i64) -> Result<Vec<AuditRow>, CoreError> {
+        let rows = self.store.chain_search(self.chain, filter, before_seq, limit).await?;
+        self.record(AuditEvent {
+            actor: reader,
+            action: "audit.read",
+            subject: "audit_log",
+            details: json!({ "actor": filter.actor, "action": filter.action_prefix, "from": filter.from_ms, "to": filter.to_ms, "entries": rows.len() }),
+        })
+        .await?;
+        Ok(rows)
+    }
+
     pub async fn verify(&self, expected_head: Option<(i64, &str)>) -> Result<VerifyReport, CoreError> {
         let anchor = self.store.chain_anchor(self.chain).await?;
         let (mut expected_seq, mut expected_prev) = anchor.map_or((1, GENESIS.to_string()), |a| (a.seq + 1, a.hash));

@@ -21,7 +21,7 @@ use crate::net::truncate_ip;
 pub const COOKIE_NAME: &str = "__Host-consent";
 
 /// A choice per optional category; necessary cookies need no choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub struct Choices {
     pub preferences: bool,
     pub statistics: bool,
@@ -138,6 +138,64 @@ impl ConsentState {
     }
 }
 
+/// What one recorded choice did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentAction {
+    Given,
+    Changed,
+    Withdrawn,
+}
+
+impl ConsentAction {
+    /// The action's name in the ledger.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsentAction::Given => "consent.given",
+            ConsentAction::Changed => "consent.changed",
+            ConsentAction::Withdrawn => "consent.withdrawn",
+        }
+    }
+
+    fn parse(name: &str) -> Option<ConsentAction> {
+        [ConsentAction::Given, ConsentAction::Changed, ConsentAction::Withdrawn].into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// One recorded choice, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub at: i64,
+    pub action: ConsentAction,
+    pub choices: Choices,
+    pub policy_version: String,
+    /// The version of the banner the visitor answered.
+    pub banner_version: String,
+    /// The /24 or /48 network the choice came from.
+    pub network: String,
+    /// Who made the choice: `visitor`, or `account:ID` when signed in.
+    pub actor: String,
+}
+
+impl ConsentRecord {
+    fn of(row: &AuditRow) -> Option<ConsentRecord> {
+        let action = ConsentAction::parse(&row.action)?;
+        let details: serde_json::Value = serde_json::from_str(&row.details).ok()?;
+        Some(ConsentRecord {
+            at: row.at,
+            action,
+            choices: serde_json::from_value(details.get("choices")?.clone()).ok()?,
+            policy_version: details.get("policy_version")?.as_str()?.to_string(),
+            banner_version: text(&details, "banner_version"),
+            network: text(&details, "ip_prefix"),
+            actor: row.actor.clone(),
+        })
+    }
+}
+
+fn text(details: &serde_json::Value, key: &str) -> String {
+    details.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string()
+}
+
 /// Records choices in the ledger.
 #[derive(Debug, Clone)]
 pub struct ConsentLedger {
@@ -179,8 +237,9 @@ impl ConsentLedger {
     }
 
     /// Every recorded choice of one consent id, oldest first: the proof shown to the visitor.
-    pub async fn history(&self, consent_id: &str) -> Result<Vec<AuditRow>, CoreError> {
-        self.log.entries_for(&format!("consent:{consent_id}")).await
+    pub async fn history(&self, consent_id: &str) -> Result<Vec<ConsentRecord>, CoreError> {
+        let rows = self.log.entries_for(&format!("consent:{consent_id}")).await?;
+        Ok(rows.iter().filter_map(ConsentRecord::of).collect())
     }
 
     pub fn log(&self) -> &ChainLog {

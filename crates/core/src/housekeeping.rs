@@ -80,13 +80,10 @@ impl Housekeeping {
                 .iter()
                 .any(|(field, trigger, action)| *field == rule.field && *trigger == rule.trigger && *action == rule.action);
             if !executable {
-                return Err(CoreError::Invalid {
-                    code: "retention_rule_unexecutable",
-                    message: format!(
-                        "retention rule {} ({} {:?} {:?}) has no platform executor",
-                        rule.id, rule.field, rule.trigger, rule.action
-                    ),
-                });
+                return Err(CoreError::broken(
+                    "retention rule without an executor",
+                    format!("retention rule {} ({} {:?} {:?}) has no platform executor", rule.id, rule.field, rule.trigger, rule.action),
+                ));
             }
         }
         let audit = AuditLog::new(store.clone(), clock.clone());

@@ -1,17 +1,17 @@
-//! Outgoing e-mail. Transactional messages (address verification, password reset) in Danish and
-//! English, sent over SMTP with TLS — or, in development without an SMTP server, written as
+//! Outgoing e-mail. Account messages (address verification, password reset, notices) in Danish
+//! and English from the message catalogue, sent over SMTP with TLS — or, in development without an SMTP server, written as
 //! `.eml` files to `<data dir>/outbox` so nothing is lost and nothing (tokens!) reaches a log.
 
 use std::path::PathBuf;
 
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use passme_policy::Lang;
+use passme_messages::{Lang, Texts, TextsOf};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::CoreError;
 
-/// A message we send, with what it needs to say.
+/// A message we send, with what it needs to say. The words come from the message catalogue.
 #[derive(Debug, Clone)]
 pub enum Template {
     /// Confirms the address at sign-up.
@@ -26,62 +26,36 @@ pub enum Template {
     ConfirmNewAddress { link: String },
     /// Sent to the old address after an e-mail change.
     AddressChanged { new_address: String },
+    /// The password was changed (by the account's owner, signed in).
+    PasswordChanged { reset_link: String },
 }
 
 impl Template {
-    fn subject(&self, lang: Lang) -> &'static str {
+    fn subject(&self, t: Texts) -> &'static str {
         match self {
-            Template::VerifyAddress { .. } => {
-                lang.pick("Bekræft din e-mailadresse hos PassMe AI", "Confirm your e-mail address at PassMe AI")
-            }
-            Template::AlreadyRegistered { .. } => {
-                lang.pick("Du har allerede en konto hos PassMe AI", "You already have an account at PassMe AI")
-            }
-            Template::PasswordReset { .. } => lang.pick("Vælg en ny adgangskode hos PassMe AI", "Choose a new password at PassMe AI"),
-            Template::RememberTheft { .. } => lang.pick("Vi har logget dig ud overalt", "We signed you out everywhere"),
-            Template::ConfirmNewAddress { .. } => {
-                lang.pick("Bekræft din nye e-mailadresse hos PassMe AI", "Confirm your new e-mail address at PassMe AI")
-            }
-            Template::AddressChanged { .. } => {
-                lang.pick("Din e-mailadresse hos PassMe AI er ændret", "Your e-mail address at PassMe AI has changed")
-            }
+            Template::VerifyAddress { .. } => t.mail_verify_subject(),
+            Template::AlreadyRegistered { .. } => t.mail_registered_subject(),
+            Template::PasswordReset { .. } => t.mail_reset_subject(),
+            Template::RememberTheft { .. } => t.mail_theft_subject(),
+            Template::ConfirmNewAddress { .. } => t.mail_confirm_subject(),
+            Template::AddressChanged { .. } => t.mail_changed_subject(),
+            Template::PasswordChanged { .. } => t.mail_password_subject(),
         }
     }
 
-    fn body(&self, lang: Lang) -> String {
+    fn body(&self, t: Texts) -> String {
         match self {
-            Template::VerifyAddress { link } => format!(
-                "{}\n\n{link}\n\n{}\n",
-                lang.pick("Tak fordi du oprettede en konto. Åbn linket for at bekræfte din e-mailadresse:", "Thank you for creating an account. Open the link to confirm your e-mail address:"),
-                lang.pick("Linket virker i 24 timer. Har du ikke oprettet en konto, kan du se bort fra denne e-mail.", "The link works for 24 hours. If you did not create an account, you can ignore this e-mail."),
-            ),
-            Template::AlreadyRegistered { login_link } => format!(
-                "{}\n\n{login_link}\n\n{}\n",
-                lang.pick("Nogen forsøgte at oprette en konto med denne adresse, men du har allerede en. Log ind her:", "Someone tried to create an account with this address, but you already have one. Sign in here:"),
-                lang.pick("Var det ikke dig, skal du ikke gøre noget; din konto er uændret.", "If it was not you, do nothing; your account is unchanged."),
-            ),
-            Template::RememberTheft { reset_link } => format!(
-                "{}\n\n{reset_link}\n",
-                lang.pick(
-                    "En gammel kopi af din \"husk mig\"-cookie blev brugt, så nogen kan have kopieret den. For en sikkerheds skyld har vi logget dig ud på alle enheder og afsluttet alle huskede log-ins, også dem der blev startet med kopien. Log ind igen med din adgangskode. Var det ikke dig, så vælg en ny adgangskode:",
-                    "An old copy of your \"remember me\" cookie was used, so someone may have copied it. To be safe we have signed you out on every device and ended every remembered sign-in, including any started with the copy. Sign in again with your password. If it was not you, choose a new password:",
-                ),
-            ),
-            Template::ConfirmNewAddress { link } => format!(
-                "{}\n\n{link}\n\n{}\n",
-                lang.pick("Åbn linket for at bruge denne adresse til din konto hos PassMe AI:", "Open the link to use this address for your PassMe AI account:"),
-                lang.pick("Linket virker i 24 timer. Har du ikke bedt om det, kan du se bort fra denne e-mail.", "The link works for 24 hours. If you did not ask for it, ignore this e-mail."),
-            ),
-            Template::AddressChanged { new_address } => format!(
-                "{} {new_address}.\n\n{}\n",
-                lang.pick("Din konto bruger nu adressen", "Your account now uses the address"),
-                lang.pick("Var det ikke dig, så skriv straks til os ved at svare på denne e-mail.", "If it was not you, write to us at once by replying to this e-mail."),
-            ),
-            Template::PasswordReset { link } => format!(
-                "{}\n\n{link}\n\n{}\n",
-                lang.pick("Åbn linket for at vælge en ny adgangskode:", "Open the link to choose a new password:"),
-                lang.pick("Linket virker én gang og i en time. Har du ikke bedt om det, kan du se bort fra denne e-mail; din adgangskode er uændret.", "The link works once and for one hour. If you did not ask for it, ignore this e-mail; your password is unchanged."),
-            ),
+            Template::VerifyAddress { link } => format!("{}\n\n{link}\n\n{}\n", t.mail_verify_before(), t.mail_verify_after()),
+            Template::AlreadyRegistered { login_link } => {
+                format!("{}\n\n{login_link}\n\n{}\n", t.mail_registered_before(), t.mail_registered_after())
+            }
+            Template::PasswordReset { link } => format!("{}\n\n{link}\n\n{}\n", t.mail_reset_before(), t.mail_reset_after()),
+            Template::RememberTheft { reset_link } => format!("{}\n\n{reset_link}\n", t.mail_theft_before()),
+            Template::ConfirmNewAddress { link } => format!("{}\n\n{link}\n\n{}\n", t.mail_confirm_before(), t.mail_confirm_after()),
+            Template::AddressChanged { new_address } => format!("{}\n\n{}\n", t.mail_changed_body(new_address), t.mail_changed_after()),
+            Template::PasswordChanged { reset_link } => {
+                format!("{}\n\n{}\n\n{reset_link}\n", t.mail_password_body(), t.mail_password_after())
+            }
         }
     }
 }
@@ -108,8 +82,9 @@ impl std::fmt::Debug for Mailer {
     }
 }
 
-fn invalid(code: &'static str, message: String) -> CoreError {
-    CoreError::Invalid { code, message }
+/// A mail set-up that cannot work: the message says what to fix, at start-up.
+fn misconfigured(what: &'static str, message: String) -> CoreError {
+    CoreError::broken(what, message)
 }
 
 impl Mailer {
@@ -126,44 +101,43 @@ impl Mailer {
             .unwrap_or("");
         let encrypted = url.starts_with("smtps://") || url.contains("tls=required");
         if !encrypted && !matches!(host, "127.0.0.1" | "localhost" | "::1" | "[::1]") {
-            return Err(invalid("mail_tls_required", format!("mail.smtp_url must use TLS (smtps:// or ?tls=required) for {host}")));
+            return Err(misconfigured("mail.smtp_url", format!("must use TLS (smtps:// or ?tls=required) for {host}")));
         }
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| invalid("mail_url_invalid", format!("mail.smtp_url: {e}")))?
-            .build();
+        let transport =
+            AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| misconfigured("mail.smtp_url", e.to_string()))?.build();
         Ok(Mailer { transport: Transport::Smtp(transport), from: parse_from(from)? })
     }
 
     /// Development: messages become `.eml` files in `dir`.
     pub fn files(dir: PathBuf, from: &str) -> Result<Mailer, CoreError> {
-        std::fs::create_dir_all(&dir).map_err(|e| invalid("mail_outbox_unwritable", format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| misconfigured("mail outbox", format!("{}: {e}", dir.display())))?;
         Ok(Mailer { transport: Transport::Files(AsyncFileTransport::new(&dir), dir), from: parse_from(from)? })
     }
 
     pub async fn send(&self, to: &str, lang: Lang, template: &Template) -> Result<(), CoreError> {
         // The address was validated at sign-up; parsing again refuses anything that could inject
         // headers (CR, LF, commas making a list).
-        let to: Mailbox = to.parse().map_err(|e| invalid("email_invalid", format!("cannot address mail: {e}")))?;
+        let to: Mailbox = to.parse().map_err(|_| CoreError::input("email_invalid"))?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(template.subject(lang))
+            .subject(template.subject(lang.texts()))
             .header(ContentType::TEXT_PLAIN)
-            .body(template.body(lang))
-            .map_err(|e| invalid("mail_build_failed", e.to_string()))?;
+            .body(template.body(lang.texts()))
+            .map_err(|e| CoreError::broken("mail not built", e))?;
         let result = match &self.transport {
             Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
             Transport::Files(t, _) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
         };
         result.map_err(|e| {
             tracing::warn!(error = %e, "mail not sent");
-            CoreError::Unavailable { code: "mail_send_failed", message: "the e-mail could not be sent; try again shortly".into() }
+            CoreError::Unavailable { code: "mail_send_failed" }
         })
     }
 }
 
 fn parse_from(from: &str) -> Result<Mailbox, CoreError> {
-    from.parse().map_err(|e| invalid("mail_from_invalid", format!("mail.from {from:?}: {e}")))
+    from.parse().map_err(|e| misconfigured("mail.from", format!("{from:?}: {e}")))
 }
 
 #[cfg(test)]

@@ -12,9 +12,37 @@ pub struct AccountRow {
     pub email_key: String,
     pub email_verified_at: Option<i64>,
     pub password_hash: String,
-    /// `active` or `disabled`.
-    pub status: String,
+    pub status: AccountStatus,
     pub created_at: i64,
+}
+
+/// Where an account stands; stored as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    Active,
+    /// Turned off by staff: cannot sign in.
+    Disabled,
+    /// Closed by its owner; erased by the retention rules after the grace period.
+    Closed,
+}
+
+impl AccountStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Disabled => "disabled",
+            AccountStatus::Closed => "closed",
+        }
+    }
+
+    fn parse(name: &str) -> Result<AccountStatus, StoreError> {
+        match name {
+            "active" => Ok(AccountStatus::Active),
+            "disabled" => Ok(AccountStatus::Disabled),
+            "closed" => Ok(AccountStatus::Closed),
+            other => Err(StoreError::Database(sqlx::Error::Decode(format!("unknown account status {other:?}").into()))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +69,7 @@ macro_rules! account_from_row {
             email_key: row.try_get("email_key")?,
             email_verified_at: row.try_get("email_verified_at")?,
             password_hash: row.try_get("password_hash")?,
-            status: row.try_get("status")?,
+            status: AccountStatus::parse(row.try_get("status")?)?,
             created_at: row.try_get("created_at")?,
         }
     }};
@@ -77,7 +105,7 @@ impl Store {
             .bind(&account.email_key)
             .bind(account.email_verified_at)
             .bind(&account.password_hash)
-            .bind(&account.status)
+            .bind(account.status.name())
             .bind(account.created_at)
             .execute(pool)
             .await
@@ -111,9 +139,9 @@ impl Store {
         })
     }
 
-    pub async fn set_account_status(&self, account_id: &str, status: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn set_account_status(&self, account_id: &str, status: AccountStatus, now: i64) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
-            let r = sqlx::query("UPDATE accounts SET status = $1, updated_at = $2 WHERE id = $3").bind(status).bind(now).bind(account_id).execute(pool).await?;
+            let r = sqlx::query("UPDATE accounts SET status = $1, updated_at = $2 WHERE id = $3").bind(status.name()).bind(now).bind(account_id).execute(pool).await?;
             Ok(r.rows_affected() == 1)
         })
     }

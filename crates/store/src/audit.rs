@@ -20,6 +20,22 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+/// Which entries to list: an exact actor, an action prefix (`staff.`), a time range; empty and
+/// unbounded parts match everything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub actor: String,
+    pub action_prefix: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+impl Default for AuditFilter {
+    fn default() -> Self {
+        AuditFilter { actor: String::new(), action_prefix: String::new(), from_ms: 0, to_ms: i64::MAX }
+    }
+}
+
 /// Which chained log. The table names are constants, never input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chain {
@@ -137,6 +153,30 @@ impl Store {
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(audit_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The newest entries older than `before_seq` that match `filter`, at most `limit`.
+    pub async fn chain_search(&self, chain: Chain, filter: &AuditFilter, before_seq: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(chain.sql(
+                "SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM {t} \
+                 WHERE ($1 = '' OR actor = $1) AND ($2 = '' OR substr(action, 1, length($2)) = $2) AND at >= $3 AND at < $4 AND seq < $5 \
+                 ORDER BY seq DESC LIMIT $6",
+            ))
+            .bind(&filter.actor)
+            .bind(&filter.action_prefix)
+            .bind(filter.from_ms)
+            .bind(filter.to_ms)
+            .bind(before_seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 out.push(audit_from_row!(row));

@@ -17,6 +17,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database did not answer (gone, restarting, out of connections), as opposed to
+    /// answering with an error: an outage to wait out, not a bug.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            StoreError::Unreachable { .. } => true,
+            StoreError::Database(e) => {
+                matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed)
+            }
+            _ => false,
+        }
+    }
+
     /// Stable code for logs and error bodies.
     pub fn code(&self) -> &'static str {
         match self {

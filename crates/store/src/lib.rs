@@ -25,9 +25,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use accounts::{AccountRow, ApiTokenRow, RememberRow, SessionRow};
+pub use accounts::{AccountRow, AccountStatus, ApiTokenRow, RememberRow, SessionRow};
 pub use analytics::{BreakdownRow, DayRow, Dimension, EventRow, Totals, VisitRow};
-pub use audit::{AuditAnchor, AuditRow, Chain};
+pub use audit::{AuditAnchor, AuditFilter, AuditRow, Chain};
 pub use billing::{BillingEventRow, InvoiceRow, SubscriptionRow};
 pub use error::StoreError;
 pub use instances::InstanceRow;

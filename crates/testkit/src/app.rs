@@ -13,7 +13,7 @@ use passme_analytics::event::Site;
 use passme_core::clock::{self, SharedClock};
 use passme_core::config::Secrets;
 use passme_core::mail::Mailer;
-use passme_web::metrics::{Metrics, MetricsAccess};
+use passme_web::metrics::MetricsAccess;
 use passme_web::{AppState, Services, router};
 use tower::ServiceExt;
 
@@ -113,6 +113,13 @@ impl TestApp {
         }
     }
 
+    /// Runs the queued jobs, as the service's worker would, and waits until the sink holds `n`
+    /// messages (account mail goes out through the job queue).
+    pub async fn deliver(&self, sink: &crate::SmtpSink, n: usize) -> Vec<crate::smtp::ReceivedMail> {
+        self.run_jobs().await;
+        sink.wait_for(n)
+    }
+
     pub async fn get(&self, path: &str) -> TestResponse {
         self.send(Request::get(path).body(Body::empty()).expect("request")).await
     }
@@ -203,22 +210,21 @@ impl TestAppBuilder {
             Site { id: "product".into(), hosts: vec!["app.passme.test".into()] },
         ];
         let analytics = Analytics::new(self.db.store.clone(), self.clock.clone(), &[7; 32], sites, self.asn_table, self.event_queue);
-        let state = AppState::new(Services {
-            analytics: Arc::new(analytics),
-            policy: Arc::new(passme_policy::builtin().clone()),
+        let state = AppState::new(Services::new(passme_web::app::Wiring {
+            analytics,
+            policy: passme_policy::builtin().clone(),
             store: self.db.store.clone(),
-            metrics: Arc::new(Metrics::new()),
             metrics_access: self.metrics_access,
-            secrets: Arc::new(Secrets::from_key([7; 32])),
-            jobs: passme_core::jobs::JobQueue::new(self.db.store.clone(), self.clock.clone(), 8),
+            secrets: Secrets::from_key([7; 32]),
+            max_job_attempts: 8,
             clock: self.clock,
-            mailer: Arc::new(mailer),
+            mailer,
             base_url: "http://passme.test".into(),
             behind_tls: self.behind_tls,
             body_limit: self.body_limit,
-            trusted_proxies: Arc::new(self.trusted_proxies),
+            trusted_proxies: self.trusted_proxies,
             billing: self.billing,
-        });
+        }));
         TestApp { state, db: self.db, timeout: Duration::from_secs(30), outbox }
     }
 }

@@ -101,7 +101,7 @@ pub async fn signed_in<'a>(app: &'a TestApp, sink: &SmtpSink, email: &str, seen:
     let token = browser.token("/signup").await;
     let response = browser.post("/signup", &[("csrf", &token), ("email", email), ("password", PASSWORD)]).await;
     assert_eq!(response.status.as_u16(), 200, "{}", response.text());
-    let mail = sink.wait_for(seen + 1).into_iter().find(|m| m.to == email).expect("verification mail");
+    let mail = app.deliver(sink, seen + 1).await.into_iter().find(|m| m.to == email).expect("verification mail");
     let verify_token = link_token(&mail.body);
     let csrf = browser.token(&format!("/verify?token={verify_token}")).await;
     let verified = browser.post("/verify", &[("csrf", &csrf), ("token", &verify_token)]).await;

@@ -21,9 +21,10 @@ use passme_core::CoreError;
 use passme_core::audit::{AuditEvent, AuditLog};
 use passme_core::clock::{self, SharedClock};
 use passme_core::config::{Config, ConfigError, Secrets};
+use passme_core::consent::ConsentLedger;
 use passme_core::housekeeping::{self, Housekeeping};
 use passme_core::identity::account_mail::{self, AccountMailer};
-use passme_core::identity::accounts::Accounts;
+use passme_core::identity::service::Identity;
 use passme_core::jobs::{Handlers, JobQueue, Worker};
 use passme_core::mail::Mailer;
 use passme_policy::{Policy, PolicyError};
@@ -49,13 +50,6 @@ impl AppState {
     }
 }
 
-impl Services {
-    /// Sends the account mail the job queue holds.
-    pub fn account_mailer(&self) -> AccountMailer {
-        AccountMailer::new(Accounts::new(self.store.clone(), self.clock.clone()), self.mailer.clone(), self.base_url.clone())
-    }
-}
-
 impl std::ops::Deref for AppState {
     type Target = Services;
 
@@ -64,6 +58,7 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// Every service a handler may need, built once for the process (see [`Services::new`]).
 #[derive(Debug)]
 pub struct Services {
     pub policy: Arc<Policy>,
@@ -75,6 +70,10 @@ pub struct Services {
     /// The durable job queue, with the configured attempts per job.
     pub jobs: JobQueue,
     pub mailer: Arc<Mailer>,
+    /// Accounts, sessions, remember-me, tokens, staff roles, and the use cases over them.
+    pub identity: Identity,
+    pub consent: ConsentLedger,
+    pub audit: AuditLog,
     /// Where people reach us, for links in e-mails: the public URL, or this server's address.
     pub base_url: String,
     pub behind_tls: bool,
@@ -83,6 +82,66 @@ pub struct Services {
     pub analytics: Arc<Analytics>,
     /// Subscriptions at the payment provider; `None` when no provider is configured.
     pub billing: Option<Arc<Billing>>,
+}
+
+/// What [`Services::new`] builds the services from.
+pub struct Wiring {
+    pub policy: Policy,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub secrets: Secrets,
+    pub mailer: Mailer,
+    pub analytics: Analytics,
+    pub billing: Option<Arc<Billing>>,
+    pub base_url: String,
+    pub behind_tls: bool,
+    pub body_limit: usize,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub metrics_access: MetricsAccess,
+    pub max_job_attempts: i64,
+}
+
+impl Services {
+    pub fn new(w: Wiring) -> Services {
+        let jobs = JobQueue::new(w.store.clone(), w.clock.clone(), w.max_job_attempts);
+        Services {
+            identity: Identity::new(w.store.clone(), w.clock.clone(), w.secrets.master_key(), jobs.clone()),
+            consent: ConsentLedger::new(w.store.clone(), w.clock.clone()),
+            audit: AuditLog::new(w.store.clone(), w.clock.clone()),
+            jobs,
+            policy: Arc::new(w.policy),
+            store: w.store,
+            metrics: Arc::new(Metrics::new()),
+            metrics_access: w.metrics_access,
+            secrets: Arc::new(w.secrets),
+            clock: w.clock,
+            mailer: Arc::new(w.mailer),
+            base_url: w.base_url,
+            behind_tls: w.behind_tls,
+            body_limit: w.body_limit,
+            trusted_proxies: Arc::new(w.trusted_proxies),
+            analytics: Arc::new(w.analytics),
+            billing: w.billing,
+        }
+    }
+
+    /// Sends the account mail the job queue holds.
+    pub fn account_mailer(&self) -> AccountMailer {
+        AccountMailer::new(self.identity.accounts.clone(), self.store.clone(), self.mailer.clone(), self.base_url.clone())
+    }
+
+    /// The handlers of every job kind this process runs.
+    pub fn job_handlers(&self) -> Result<Handlers, CoreError> {
+        let mut handlers = Handlers::default();
+        let housekeeping = Housekeeping::new(self.store.clone(), self.clock.clone(), &self.policy)?;
+        handlers.register(housekeeping::JOB_KIND, housekeeping::handler(Arc::new(housekeeping)));
+        handlers.register(rollup::JOB_KIND, rollup::handler(Rollups::new(self.store.clone(), self.clock.clone())));
+        handlers.register(account_mail::JOB_KIND, self.account_mailer().handler());
+        if let Some(billing) = &self.billing {
+            billing.register(&mut handlers);
+        }
+        Ok(handlers)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,17 +185,17 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/privacy", get(pages::privacy))
         .route("/cookies", get(pages::cookies))
         .route("/consent", post(consent::submit))
-        .route("/signup", get(account::signup_form).post(account::signup))
-        .route("/verify", get(account::verify_form).post(account::verify))
-        .route("/login", get(account::login_form).post(account::login))
-        .route("/logout", post(account::logout))
-        .route("/account", get(account::account))
-        .route("/account/sessions/revoke", post(account::revoke_one))
-        .route("/account/sessions/revoke-others", post(account::revoke_others))
-        .route("/account/password", post(account::change_password))
-        .route("/account/email", post(account::request_email_change))
-        .route("/account/close", post(account::close))
-        .route("/email-confirm", get(account::email_confirm_form).post(account::email_confirm))
+        .route("/signup", get(account::signup::signup_form).post(account::signup::signup))
+        .route("/verify", get(account::signup::verify_form).post(account::signup::verify))
+        .route("/login", get(account::login::login_form).post(account::login::login))
+        .route("/logout", post(account::login::logout))
+        .route("/account", get(account::page::account))
+        .route("/account/sessions/revoke", post(account::sessions::revoke_one))
+        .route("/account/sessions/revoke-others", post(account::sessions::revoke_others))
+        .route("/account/password", post(account::password::change_password))
+        .route("/account/email", post(account::email::request_email_change))
+        .route("/account/close", post(account::close::close))
+        .route("/email-confirm", get(account::email::email_confirm_form).post(account::email::email_confirm))
         .route("/preferences", get(prefs::form).post(prefs::save))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/signup", post(api::signup))
@@ -146,8 +205,8 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/api/v1/sessions/{id}", axum::routing::delete(api::end_session))
         .route("/api/v1/preferences", get(api::preferences).put(api::put_preferences))
         .route("/api/v1/consent", get(api::consent).put(api::put_consent))
-        .route("/account/tokens", post(account::create_token))
-        .route("/account/tokens/revoke", post(account::revoke_token))
+        .route("/account/tokens", post(account::tokens::create_token))
+        .route("/account/tokens/revoke", post(account::tokens::revoke_token))
         .route("/staff/audit", get(staff::audit))
         .route("/staff/analytics", get(analytics::dashboard))
         .route("/api/v1/analytics/report", get(analytics::report))
@@ -160,9 +219,10 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/t.js", get(tracking::script))
         .route("/api/v1/events", post(tracking::events).layer(DefaultBodyLimit::max(tracking::EVENTS_BODY_LIMIT)))
         .route("/api/v1/events/pixel.gif", get(tracking::pixel))
-        .route("/reset-request", get(account::reset_request_form).post(account::reset_request))
-        .route("/reset", get(account::reset_form).post(account::reset))
+        .route("/reset-request", get(account::password::reset_request_form).post(account::password::reset_request))
+        .route("/reset", get(account::password::reset_form).post(account::password::reset))
         .route("/static/style.css", get(pages::stylesheet))
+        .route("/favicon.svg", get(pages::favicon))
         .route("/privacy.json", get(privacy::privacy_json))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -181,7 +241,7 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
             tracing::error!(panic = %message, "handler panicked");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }))
-        .layer(from_fn_with_state(state.clone(), crate::remember::resume_remembered))
+        .layer(from_fn(crate::visitor::attach))
         .layer(from_fn_with_state(state.clone(), refuse_card_data))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(from_fn_with_state(state.clone(), request_context))
@@ -247,23 +307,21 @@ impl Application {
         if let Some(billing) = &billing {
             tracing::info!(api = %config.billing.api_base, plans = billing.catalogue().plans().len(), "billing is on");
         }
-        let jobs = JobQueue::new(store.clone(), clock.clone(), config.jobs.max_attempts);
-        let state = AppState::new(Services {
-            jobs,
-            billing,
-            analytics: Arc::new(analytics),
-            policy: Arc::new(policy),
+        let state = AppState::new(Services::new(Wiring {
+            policy,
             store,
-            metrics: Arc::new(Metrics::new()),
-            metrics_access: MetricsAccess::from_config(&config),
-            secrets: Arc::new(secrets),
             clock,
-            mailer: Arc::new(mailer),
+            secrets,
+            mailer,
+            analytics,
+            billing,
             base_url,
             behind_tls: config.behind_tls(),
             body_limit: config.http.body_limit,
-            trusted_proxies: Arc::new(config.http.trusted_proxies.clone()),
-        });
+            trusted_proxies: config.http.trusted_proxies.clone(),
+            metrics_access: MetricsAccess::from_config(&config),
+            max_job_attempts: config.jobs.max_attempts,
+        }));
         Ok(Application { listener, state, config })
     }
 
@@ -305,16 +363,13 @@ impl Application {
         if self.config.jobs.workers == 0 {
             return tasks;
         }
-        let mut handlers = Handlers::default();
-        match Housekeeping::new(state.store.clone(), state.clock.clone(), &state.policy) {
-            Ok(hk) => handlers.register(housekeeping::JOB_KIND, housekeeping::handler(Arc::new(hk))),
-            Err(e) => tracing::error!(error = %e, "housekeeping disabled"),
-        }
-        handlers.register(rollup::JOB_KIND, rollup::handler(Rollups::new(state.store.clone(), state.clock.clone())));
-        handlers.register(account_mail::JOB_KIND, state.account_mailer().handler());
-        if let Some(billing) = &state.billing {
-            billing.register(&mut handlers);
-        }
+        let handlers = match state.job_handlers() {
+            Ok(handlers) => handlers,
+            Err(e) => {
+                tracing::error!(error = %e, "background jobs disabled");
+                return tasks;
+            }
+        };
         let poll = Duration::from_millis(self.config.jobs.poll_interval_ms);
         for _ in 0..self.config.jobs.workers {
             let worker = Worker {

@@ -1,25 +1,31 @@
-//! What every page needs to know about the request: language, consent state, the visitor's CSRF
-//! cookie (made when a form is shown and there is none yet) and the client address.
+//! What every page needs to know about the request: the visitor (session, preferences,
+//! language), the consent state, the visitor's CSRF cookie (made when a form is shown and there
+//! is none yet) and the client address.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use passme_core::consent::{self, ConsentCookie, ConsentState};
-use passme_core::prefs::{self, Prefs};
-use passme_policy::{CookieCategory, Lang};
+use passme_core::identity::sessions::ActiveSession;
+use passme_core::identity::staff::Role;
+use passme_core::prefs::Prefs;
+use passme_messages::{Lang, Texts, TextsOf};
 
 use crate::app::AppState;
-use crate::routes::account::current_session;
-use crate::{cookies, csrf, lang};
+use crate::visitor::Visitor;
+use crate::{cookies, csrf};
 
 #[derive(Debug, Clone)]
 pub struct PageContext {
     pub lang: Lang,
-    /// Interface preferences: the account's, or the prefs cookie's with preference consent.
+    /// The catalogue in the visitor's language.
+    pub t: Texts,
     pub prefs: Prefs,
-    /// The signed-in account, if any.
-    pub account_id: Option<String>,
+    /// The signed-in session, if any.
+    pub session: Option<ActiveSession>,
+    /// The staff page the visitor's roles open, for the header.
+    pub staff_home: Option<&'static str>,
     pub consent: ConsentState,
     /// The `__Host-csrf` value in use; `new_csrf` says it must still be set on the response.
     pub csrf_cookie: String,
@@ -27,6 +33,17 @@ pub struct PageContext {
     /// Path and query of this page, to come back to after a form.
     pub here: String,
     pub client_ip: IpAddr,
+}
+
+impl PageContext {
+    pub fn account_id(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.account_id.as_str())
+    }
+
+    /// The token the forms of this page carry.
+    pub fn csrf_token(&self, state: &AppState) -> String {
+        csrf::token(state.secrets.master_key(), &self.csrf_cookie)
+    }
 }
 
 fn well_formed_csrf(value: &str) -> bool {
@@ -51,39 +68,37 @@ pub fn client_ip(headers: &axum::http::HeaderMap, extensions: &axum::http::Exten
     forwarded.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer)
 }
 
+/// Where a member of staff starts: the dashboard for analysts and admins, the audit log for the
+/// privacy officer.
+fn staff_home(roles: &[Role]) -> Option<&'static str> {
+    use crate::extract::{Analysts, Auditors, Roles};
+    if roles.iter().any(|r| Analysts::ALLOWED.contains(r)) {
+        Some("/staff/analytics")
+    } else if roles.iter().any(|r| Auditors::ALLOWED.contains(r)) {
+        Some("/staff/audit")
+    } else {
+        None
+    }
+}
+
 impl FromRequestParts<AppState> for PageContext {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let visitor = Visitor::of(parts, state).await;
         let cookie = cookies::single(&parts.headers, consent::COOKIE_NAME).and_then(ConsentCookie::parse);
-        let consent = ConsentState::of(cookie, &state.policy.meta.version);
-        let account_id = current_session(state, &parts.headers).await.map(|s| s.account_id);
-        let prefs = match &account_id {
-            Some(id) => state
-                .store
-                .account_prefs(id)
-                .await
-                .map(|(t, l, x)| Prefs::from_parts(t.as_deref(), l.as_deref(), x.as_deref()))
-                .unwrap_or_default(),
-            None if consent.choices().allows(CookieCategory::Preferences) => {
-                cookies::single(&parts.headers, prefs::COOKIE).and_then(Prefs::parse_cookie).unwrap_or_default()
-            }
-            None => Prefs::default(),
-        };
-        let lang =
-            lang::query_param(parts.uri.query()).and_then(Lang::parse).or(prefs.lang).unwrap_or_else(|| lang::choose(None, &parts.headers));
         let existing = cookies::single(&parts.headers, csrf::COOKIE).filter(|v| well_formed_csrf(v)).map(str::to_string);
         let new_csrf = existing.is_none();
-        let csrf_cookie = existing.unwrap_or_else(csrf::new_cookie_value);
-        let here = parts.uri.path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
         Ok(PageContext {
-            lang,
-            prefs,
-            account_id,
-            consent,
-            csrf_cookie,
+            lang: visitor.lang,
+            t: visitor.lang.texts(),
+            prefs: visitor.prefs,
+            staff_home: staff_home(&visitor.roles),
+            session: visitor.session,
+            consent: ConsentState::of(cookie, &state.policy.meta.version),
+            csrf_cookie: existing.unwrap_or_else(csrf::new_cookie_value),
             new_csrf,
-            here,
+            here: parts.uri.path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
             client_ip: client_ip(&parts.headers, &parts.extensions, &state.trusted_proxies),
         })
     }

@@ -7,12 +7,13 @@ pub mod context;
 pub mod cookies;
 pub mod csrf;
 pub mod error;
+pub mod extract;
 pub mod lang;
 pub mod metrics;
 pub mod middleware;
 pub mod redirect;
-pub mod remember;
 pub mod routes;
 pub mod serve;
+pub mod visitor;
 
 pub use app::{AppState, Application, Services, StartError, router};

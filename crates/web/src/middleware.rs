@@ -1,6 +1,7 @@
 //! Middleware every response passes through: request id, access log (debug level), metrics,
-//! security headers, body-size refusal, and an error body for bare error statuses from layers
-//! (so 405, 408, 413 and panics answer in the same error format as handlers).
+//! security headers, body-size refusal, and the rendering of every error: a [`WebError`] a
+//! handler or extractor returned, and a bare error status from a layer (405, 408, 413, a panic),
+//! as JSON for API clients and as a page for browsers, in the visitor's language.
 
 use std::time::Instant;
 
@@ -12,7 +13,9 @@ use passme_core::cards;
 use tracing::Instrument;
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{Unrendered, WebError};
+use crate::visitor::VisitorLang;
+use passme_messages::TextsOf;
 
 /// The request's id, from a well-formed `X-Request-Id` or freshly generated.
 #[derive(Debug, Clone)]
@@ -48,7 +51,7 @@ pub async fn tag_route(request: Request, next: Next) -> Response {
 
 /// Whether a failed request should be answered as JSON (API clients, and anything that sent JSON)
 /// or as a page (browsers).
-fn wants_json(path: &str, headers: &HeaderMap) -> bool {
+pub(crate) fn wants_json(path: &str, headers: &HeaderMap) -> bool {
     let api_path = path.starts_with("/api/")
         || path.starts_with("/webhooks/")
         || path.ends_with(".json")
@@ -79,11 +82,21 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         if too_large { StatusCode::PAYLOAD_TOO_LARGE.into_response() } else { next.run(request).instrument(span.clone()).await };
 
     let status = response.status();
-    if (status.is_client_error() || status.is_server_error()) && !response.headers().contains_key(header::CONTENT_TYPE) {
-        let error = ApiError::for_status(status);
-        let mut replacement = if json { error.into_response() } else { crate::routes::pages::error_page(&state, lang, &error) };
-        std::mem::swap(replacement.extensions_mut(), response.extensions_mut());
-        response = replacement;
+    let failure = response.extensions_mut().remove::<Unrendered>().map(|u| u.0).or_else(|| {
+        let bare = (status.is_client_error() || status.is_server_error()) && !response.headers().contains_key(header::CONTENT_TYPE);
+        bare.then(|| WebError::for_status(status))
+    });
+    if let Some(error) = failure {
+        // In the visitor's language when a handler worked the visitor out; else the request's.
+        let t = response.extensions().get::<VisitorLang>().map_or(lang, |l| l.0).texts();
+        let mut rendered = if json { error.json(t) } else { crate::routes::pages::error_page(t, &error) };
+        for (name, value) in response.headers() {
+            if name == header::SET_COOKIE || name == header::LOCATION {
+                rendered.headers_mut().append(name, value.clone());
+            }
+        }
+        std::mem::swap(rendered.extensions_mut(), response.extensions_mut());
+        response = rendered;
     }
     let route = response.extensions().get::<RouteName>().map_or_else(|| "unmatched".to_string(), |r| r.0.clone());
     security_headers(response.headers_mut(), state.behind_tls);
@@ -117,7 +130,7 @@ pub async fn refuse_card_data(State(state): State<AppState>, request: Request, n
         return next.run(request).await;
     }
     if request.uri().query().is_some_and(|q| cards::form_carries_card(q.as_bytes())) {
-        return card_data_refused(&state, request.uri(), request.headers());
+        return card_data_refused();
     }
     if request.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v == "0") || request.method() == axum::http::Method::GET {
         return next.run(request).await;
@@ -137,23 +150,13 @@ pub async fn refuse_card_data(State(state): State<AppState>, request: Request, n
         cards::carries_card_number(&bytes)
     };
     if carries_card {
-        return card_data_refused(&state, &parts.uri, &parts.headers);
+        return card_data_refused();
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
 
-/// The refusal in the request's language, as JSON or as a page like every other error of this
-/// path.
-fn card_data_refused(state: &AppState, uri: &axum::http::Uri, headers: &HeaderMap) -> Response {
-    let lang = crate::lang::of_request(uri, headers);
-    let error = ApiError::bad_request(
-        "card_data_refused",
-        lang.pick(
-            "Det ligner et kortnummer. PassMe modtager aldrig kortoplysninger: du betaler på betalingsudbyderens egen side.",
-            "This looks like card data. PassMe never takes card details: you pay on the payment provider's own page.",
-        ),
-    );
-    if wants_json(uri.path(), headers) { error.into_response() } else { crate::routes::pages::error_page(state, lang, &error) }
+fn card_data_refused() -> Response {
+    WebError::bad_request("card_data_refused").into_response()
 }
 
 fn security_headers(headers: &mut HeaderMap, behind_tls: bool) {
@@ -184,7 +187,7 @@ where
     S: Send + Sync,
     T: serde::de::DeserializeOwned,
 {
-    type Rejection = ApiError;
+    type Rejection = WebError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(request, state, &["application/json"]).await?;
@@ -193,26 +196,21 @@ where
 }
 
 /// Reads a body of one of the accepted content types, within the body limit.
-pub async fn body_bytes<S: Send + Sync>(request: Request, state: &S, accepted: &[&str]) -> Result<axum::body::Bytes, ApiError> {
+pub async fn body_bytes<S: Send + Sync>(request: Request, state: &S, accepted: &[&str]) -> Result<axum::body::Bytes, WebError> {
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let essence = content_type.split(';').next().unwrap_or("").trim().to_string();
     if !accepted.contains(&essence.as_str()) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("expected a body of type {}", accepted.join(" or ")),
-        ));
+        return Err(WebError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").with_detail(accepted.join(", ")));
     }
     <axum::body::Bytes as axum::extract::FromRequest<S>>::from_request(request, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+            WebError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
         } else {
-            ApiError::bad_request("body_unreadable", "the request body could not be read")
+            WebError::bad_request("body_unreadable")
         }
     })
 }
 
-pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("body_invalid_json", format!("the body is not valid JSON for this endpoint: {e}")))
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, WebError> {
+    serde_json::from_slice(bytes).map_err(|e| WebError::bad_request("body_invalid_json").with_detail(e.to_string()))
 }

@@ -165,7 +165,7 @@ async fn records_a_choice(app: TestApp) {
         ))
         .await;
     assert_eq!(response.status.as_u16(), 303, "{}", response.text());
-    assert_eq!(response.header("location"), Some("/privacy"));
+    assert_eq!(response.header("location"), Some("/privacy?done=consent_saved"), "back where the visitor was, with a confirmation");
     let set = set_cookies(&response).into_iter().find(|c| c.starts_with("__Host-consent=")).expect("consent cookie");
     assert!(set.contains("; Max-Age=32140800"), "the declared 12 months: {set}");
     let value = set.split(';').next().and_then(|p| p.strip_prefix("__Host-consent=")).expect("value");
@@ -176,17 +176,20 @@ async fn records_a_choice(app: TestApp) {
     let after = app.send(get_with_cookie("/", Some(&format!("__Host-consent={value}")))).await;
     assert!(!after.text().contains("class=\"consent\""), "no banner once answered");
     let settings = app.send(get_with_cookie("/cookies?lang=en", Some(&format!("__Host-consent={value}")))).await.text();
-    assert!(settings.contains(&cookie.id) && settings.contains("given"), "the visitor sees their recorded choice");
+    assert!(
+        settings.contains(&cookie.id) && settings.contains(": Given – Preferences"),
+        "the visitor sees their recorded choice: {settings}"
+    );
 
     let ledger = passme_core::consent::ConsentLedger::new(app.state.store.clone(), app.state.clock.clone());
     let history = ledger.history(&cookie.id).await.expect("history");
     assert_eq!(history.len(), 1);
-    assert_eq!(history[0].action, "consent.given");
-    let details: serde_json::Value = serde_json::from_str(&history[0].details).expect("json");
-    assert_eq!(details["policy_version"], version());
-    assert_eq!(details["banner_version"], "1");
-    assert_eq!(details["ip_prefix"], "127.0.0.0/24", "only the truncated address");
-    assert_eq!(details["choices"]["preferences"], true);
+    let record = &history[0];
+    assert_eq!(record.action, passme_core::consent::ConsentAction::Given);
+    assert_eq!(record.policy_version, version());
+    assert_eq!(record.banner_version, "1");
+    assert_eq!(record.network, "127.0.0.0/24", "only the truncated address");
+    assert!(record.choices.preferences);
     assert!(ledger.log().verify(None).await.expect("verify").is_intact());
 }
 
@@ -203,7 +206,7 @@ async fn withdrawing_keeps_the_subject_records_it_and_removes_the_cookies_now() 
     assert!(sets.iter().any(|c| c.starts_with(&format!("__Host-consent=v1.{ID}."))), "the same consent id: {sets:?}");
     let history =
         passme_core::consent::ConsentLedger::new(app.state.store.clone(), app.state.clock.clone()).history(ID).await.expect("history");
-    assert_eq!(history.iter().map(|h| h.action.as_str()).collect::<Vec<_>>(), vec!["consent.withdrawn"]);
+    assert_eq!(history.iter().map(|h| h.action.name()).collect::<Vec<_>>(), vec!["consent.withdrawn"]);
 }
 
 #[tokio::test]
@@ -244,7 +247,7 @@ async fn the_redirect_after_choosing_stays_on_this_site() {
     for next in ["%2F%2Fevil.example", "https%3A%2F%2Fevil.example", "%2F%5Cevil.example"] {
         let response =
             app.send(post_consent(&format!("csrf={token}&choice=none&next={next}"), Some(&csrf_cookie), Some("https://passme.test"))).await;
-        assert_eq!(response.header("location"), Some("/"), "{next}");
+        assert_eq!(response.header("location"), Some("/?done=consent_saved"), "{next}");
     }
 }
 

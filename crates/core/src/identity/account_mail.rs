@@ -1,22 +1,17 @@
-//! Account mail sent from the job queue, not from the request. A job names what to send and to
-//! whom (an address key, an account), never a secret: the worker mints a mailed link's token only
-//! when it sends, so no usable token ever waits in the job table.
-//!
-//! A password reset request is the first such mail: the request only counts it against the mail
-//! limits and queues it, the same work whether or not the address has an account, so neither the
-//! answer nor its timing tells whether it has one. The worker looks the address up.
+//! Account mail, sent from the job queue and never from a request: a request that causes a mail
+//! queues it and answers at once, whether or not the mail relay is up, and a worker sends it with
+//! retries. A job names what to send and to whom (an account, an address key), never a secret:
+//! the worker mints a mailed link's token only when it sends, so no usable token ever waits in
+//! the job table.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use passme_policy::Lang;
-use passme_store::Job;
+use passme_messages::Lang;
+use passme_store::{Job, Store};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::accounts::Accounts;
-use super::email;
-use super::mail_limits::MailLimits;
+use super::accounts::{Accounts, VERIFY, VERIFY_TTL_MS};
 use crate::CoreError;
 use crate::jobs::{EnqueueOptions, HandlerFuture, JobQueue};
 use crate::mail::{Mailer, Template};
@@ -27,14 +22,38 @@ pub const JOB_KIND: &str = "account.mail";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mail", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AccountMail {
+    /// Confirms a new account's address with a 24-hour link.
+    VerifyAddress { account_id: String, lang: Lang },
+    /// Someone signed up with an address that has an account: tell its owner, or, while the
+    /// address is unconfirmed, send a new confirmation link (so nobody is stranded unverified).
+    AlreadyRegistered { email_key: String, lang: Lang },
     /// Someone asked for a new password for this address: a one-hour link if it has an active
     /// account, nothing otherwise.
     PasswordReset { email_key: String, lang: Lang },
+    /// Confirms a new address (an e-mail change) with a 24-hour link sent to it.
+    ConfirmNewAddress { account_id: String, new_address: String, lang: Lang },
+    /// Tells the old address that the account moved to a new one.
+    AddressChanged { old_address: String, new_address: String, lang: Lang },
+    /// Tells the owner that the password was changed.
+    PasswordChanged { account_id: String, lang: Lang },
+    /// A copied "remember me" cookie was replayed: every session ended. In the account's own
+    /// language, when it chose one.
+    RememberTheft { account_id: String },
+}
+
+impl AccountMail {
+    /// Queues the mail; delivered at least once by the worker.
+    pub async fn enqueue(&self, queue: &JobQueue) -> Result<(), CoreError> {
+        let payload = serde_json::to_value(self).map_err(|e| CoreError::broken("account mail not serialisable", e))?;
+        queue.enqueue(JOB_KIND, &payload, EnqueueOptions::default()).await?;
+        Ok(())
+    }
 }
 
 /// Sends queued account mail.
 #[derive(Debug, Clone)]
 pub struct AccountMailer {
+    store: Store,
     accounts: Accounts,
     mailer: Arc<Mailer>,
     /// Where people reach the service, for the links in the mails.
@@ -42,18 +61,62 @@ pub struct AccountMailer {
 }
 
 impl AccountMailer {
-    pub fn new(accounts: Accounts, mailer: Arc<Mailer>, base_url: impl Into<String>) -> AccountMailer {
-        AccountMailer { accounts, mailer, base_url: base_url.into() }
+    pub fn new(accounts: Accounts, store: Store, mailer: Arc<Mailer>, base_url: impl Into<String>) -> AccountMailer {
+        AccountMailer { store, accounts, mailer, base_url: base_url.into() }
+    }
+
+    fn link(&self, path: &str, token: Option<&str>, lang: Lang) -> String {
+        match token {
+            Some(token) => format!("{}{path}?token={token}&lang={}", self.base_url, lang.code()),
+            None => format!("{}{path}?lang={}", self.base_url, lang.code()),
+        }
     }
 
     pub async fn deliver(&self, mail: &AccountMail) -> Result<(), CoreError> {
         match mail {
+            AccountMail::VerifyAddress { account_id, lang } => match self.store.account(account_id).await? {
+                Some(account) if account.email_verified_at.is_none() => self.send_verification(&account, *lang).await,
+                _ => Ok(()),
+            },
+            AccountMail::AlreadyRegistered { email_key, lang } => match self.store.account_by_email_key(email_key).await? {
+                Some(account) if account.email_verified_at.is_none() => self.send_verification(&account, *lang).await,
+                Some(account) => {
+                    let login_link = self.link("/login", None, *lang);
+                    self.mailer.send(&account.email, *lang, &Template::AlreadyRegistered { login_link }).await
+                }
+                None => Ok(()),
+            },
             AccountMail::PasswordReset { email_key, lang } => {
                 let Some((address, token)) = self.accounts.request_reset(email_key).await? else { return Ok(()) };
-                let link = format!("{}/reset?token={}&lang={}", self.base_url, token.expose_secret(), lang.code());
+                let link = self.link("/reset", Some(token.expose_secret()), *lang);
                 self.mailer.send(&address, *lang, &Template::PasswordReset { link }).await
             }
+            AccountMail::ConfirmNewAddress { account_id, new_address, lang } => {
+                let token = self.accounts.issue_email_change_token(account_id, new_address).await?;
+                let link = self.link("/email-confirm", Some(token.expose_secret()), *lang);
+                self.mailer.send(new_address, *lang, &Template::ConfirmNewAddress { link }).await
+            }
+            AccountMail::AddressChanged { old_address, new_address, lang } => {
+                self.mailer.send(old_address, *lang, &Template::AddressChanged { new_address: new_address.clone() }).await
+            }
+            AccountMail::PasswordChanged { account_id, lang } => {
+                let Some(account) = self.store.account(account_id).await? else { return Ok(()) };
+                let reset_link = self.link("/reset-request", None, *lang);
+                self.mailer.send(&account.email, *lang, &Template::PasswordChanged { reset_link }).await
+            }
+            AccountMail::RememberTheft { account_id } => {
+                let Some(account) = self.store.account(account_id).await? else { return Ok(()) };
+                let lang = self.accounts.language_of(account_id).await?.unwrap_or(Lang::Da);
+                let reset_link = self.link("/reset-request", None, lang);
+                self.mailer.send(&account.email, lang, &Template::RememberTheft { reset_link }).await
+            }
         }
+    }
+
+    async fn send_verification(&self, account: &passme_store::AccountRow, lang: Lang) -> Result<(), CoreError> {
+        let token = self.accounts.issue_token(&account.id, VERIFY, VERIFY_TTL_MS).await?;
+        let link = self.link("/verify", Some(token.expose_secret()), lang);
+        self.mailer.send(&account.email, lang, &Template::VerifyAddress { link }).await
     }
 
     /// The job handler.
@@ -66,16 +129,4 @@ impl AccountMailer {
             })
         }
     }
-}
-
-/// Takes a password reset request: counts it against the mail limits and, within them, queues
-/// the mail. Known and unknown addresses take the same path.
-pub async fn request_password_reset(limits: &MailLimits, queue: &JobQueue, address: &str, lang: Lang, ip: IpAddr) -> Result<(), CoreError> {
-    let email_key = email::key(address);
-    if limits.allow(&email_key, ip).await? {
-        let mail = AccountMail::PasswordReset { email_key, lang };
-        let payload = serde_json::to_value(&mail).map_err(|e| CoreError::Invalid { code: "mail_invalid", message: e.to_string() })?;
-        queue.enqueue(JOB_KIND, &payload, EnqueueOptions::default()).await?;
-    }
-    Ok(())
 }

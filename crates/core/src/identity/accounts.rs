@@ -2,7 +2,8 @@
 //! e-mail has an account: a known and an unknown address cost the same Argon2id work and produce
 //! outcomes the web layer renders identically.
 
-use passme_store::{AccountRow, Store, StoreError};
+use passme_messages::Lang;
+use passme_store::{AccountRow, AccountStatus, Store, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -10,9 +11,6 @@ use super::{email, password};
 use crate::CoreError;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::SharedClock;
-
-pub const ACTIVE: &str = "active";
-pub const DISABLED: &str = "disabled";
 
 /// Mailed link purposes and how long each works.
 pub const VERIFY: &str = "verify";
@@ -51,8 +49,7 @@ impl Accounts {
     pub async fn sign_up(&self, address: &str, new_password: SecretString) -> Result<SignUp, CoreError> {
         let address = email::validate(address)?;
         let key = email::key(&address);
-        password::check_new(new_password.expose_secret(), &[&address, &key, "passme"])
-            .map_err(|p| CoreError::Invalid { code: p.code(), message: weak_message(&p) })?;
+        password::check_new(new_password.expose_secret(), &[&address, &key, "passme"])?;
         // Hash before looking: a taken address costs the same time as a free one.
         let hash = password::hash(new_password).await?;
         let now = self.clock.now_ms();
@@ -62,7 +59,7 @@ impl Accounts {
             email_key: key,
             email_verified_at: None,
             password_hash: hash,
-            status: ACTIVE.into(),
+            status: AccountStatus::Active,
             created_at: now,
         };
         match self.store.insert_account(&account).await {
@@ -90,19 +87,15 @@ impl Accounts {
             return Ok(None);
         };
         let matches = password::verify(attempt, account.password_hash.clone()).await;
-        Ok((matches && account.status == ACTIVE).then_some(account))
+        Ok((matches && account.status == AccountStatus::Active).then_some(account))
     }
 
     /// The account, after checking its current password: the re-authentication every
     /// sensitive change asks for, also from a remembered sign-in.
     async fn reauthenticate(&self, account_id: &str, current: SecretString) -> Result<AccountRow, CoreError> {
-        let account = self
-            .store
-            .account(account_id)
-            .await?
-            .ok_or_else(|| CoreError::Invalid { code: "account_unknown", message: "no such account".into() })?;
+        let account = self.store.account(account_id).await?.ok_or(CoreError::NotFound { code: "account_unknown" })?;
         if !password::verify(current, account.password_hash.clone()).await {
-            return Err(CoreError::Invalid { code: "password_incorrect", message: "the current password is not correct".into() });
+            return Err(CoreError::input("password_incorrect"));
         }
         Ok(account)
     }
@@ -127,7 +120,7 @@ impl Accounts {
         self.store.set_email_verified(&account_id, now).await?;
         let subject = format!("account:{account_id}");
         self.audit.record(AuditEvent { actor: &subject, action: "account.email_verified", subject: &subject, details: json!({}) }).await?;
-        Ok(self.store.account(&account_id).await?.filter(|a| a.status == ACTIVE))
+        Ok(self.store.account(&account_id).await?.filter(|a| a.status == AccountStatus::Active))
     }
 
     /// For a reset request: the account's address and a fresh one-hour reset token, or `None`
@@ -136,7 +129,7 @@ impl Accounts {
         let Some(account) = self.store.account_by_email_key(&email::key(address)).await? else {
             return Ok(None);
         };
-        if account.status != ACTIVE {
+        if account.status != AccountStatus::Active {
             return Ok(None);
         }
         let token = self.issue_token(&account.id, RESET, RESET_TTL_MS).await?;
@@ -150,13 +143,14 @@ impl Accounts {
             return Ok(false);
         }
         // Check the new password before using up the link, so a weak choice can be corrected.
-        password::check_new(new_password.expose_secret(), &["passme"])
-            .map_err(|p| CoreError::Invalid { code: p.code(), message: weak_message(&p) })?;
+        password::check_new(new_password.expose_secret(), &["passme"])?;
         let now = self.clock.now_ms();
         let Some((account_id, _)) = self.store.use_account_token(&super::token_hash(token.expose_secret()), RESET, now).await? else {
             return Ok(false);
         };
         self.replace_password(&account_id, new_password, None, "account.password_reset").await?;
+        // The link reached the mailbox: the address is proven, as a verification link would.
+        self.store.set_email_verified(&account_id, now).await?;
         Ok(true)
     }
 
@@ -189,22 +183,28 @@ impl Accounts {
     }
 
     /// Starts an e-mail change after checking the password (re-authentication, also for a
-    /// remembered sign-in). Returns the token for the link mailed to the *new* address; the
-    /// address changes only when that link is used.
-    pub async fn request_email_change(
-        &self,
-        account_id: &str,
-        current: SecretString,
-        new_address: &str,
-    ) -> Result<SecretString, CoreError> {
+    /// remembered sign-in). Returns the new address as it will be stored; the address changes
+    /// only when the link mailed to it is used (see [`Accounts::issue_email_change_token`]).
+    pub async fn request_email_change(&self, account_id: &str, current: SecretString, new_address: &str) -> Result<String, CoreError> {
         let new_address = email::validate(new_address)?;
         self.reauthenticate(account_id, current).await?;
+        Ok(new_address)
+    }
+
+    /// The token of the link that moves an account to `new_address`; only its hash is stored.
+    pub async fn issue_email_change_token(&self, account_id: &str, new_address: &str) -> Result<SecretString, CoreError> {
         let token = super::new_token();
         let now = self.clock.now_ms();
         self.store
-            .insert_account_token(&super::token_hash(&token), account_id, EMAIL_CHANGE, Some(&new_address), now, now + VERIFY_TTL_MS)
+            .insert_account_token(&super::token_hash(&token), account_id, EMAIL_CHANGE, Some(new_address), now, now + VERIFY_TTL_MS)
             .await?;
         Ok(SecretString::from(token))
+    }
+
+    /// The language an account chose for the service, if it chose one.
+    pub async fn language_of(&self, account_id: &str) -> Result<Option<Lang>, CoreError> {
+        let (_, lang, _) = self.store.account_prefs(account_id).await?;
+        Ok(lang.as_deref().and_then(Lang::parse))
     }
 
     /// Completes an e-mail change from its link: returns (old address, new address), or `None`
@@ -240,8 +240,7 @@ impl Accounts {
         keep_session: Option<&str>,
     ) -> Result<u64, CoreError> {
         let account = self.reauthenticate(account_id, current).await?;
-        password::check_new(new_password.expose_secret(), &[&account.email, "passme"])
-            .map_err(|p| CoreError::Invalid { code: p.code(), message: weak_message(&p) })?;
+        password::check_new(new_password.expose_secret(), &[&account.email, "passme"])?;
         self.replace_password(account_id, new_password, keep_session, "account.password_changed").await
     }
 
@@ -263,8 +262,8 @@ impl Accounts {
     /// Disables an account and ends all its sessions.
     pub async fn disable(&self, account_id: &str, actor: &str) -> Result<u64, CoreError> {
         let now = self.clock.now_ms();
-        if !self.store.set_account_status(account_id, DISABLED, now).await? {
-            return Err(CoreError::Invalid { code: "account_unknown", message: "no such account".into() });
+        if !self.store.set_account_status(account_id, AccountStatus::Disabled, now).await? {
+            return Err(CoreError::NotFound { code: "account_unknown" });
         }
         let ended = self.store.revoke_sessions_of(account_id, None, now).await?;
         self.store.delete_remember_of(account_id).await?;
@@ -277,16 +276,5 @@ impl Accounts {
             })
             .await?;
         Ok(ended)
-    }
-}
-
-fn weak_message(problem: &password::PasswordProblem) -> String {
-    match problem {
-        password::PasswordProblem::TooShort => format!("use at least {} characters", password::MIN_CHARS),
-        password::PasswordProblem::TooLong => format!("use at most {} characters", password::MAX_CHARS),
-        password::PasswordProblem::Weak { suggestion } => {
-            let hint = suggestion.as_deref().map_or(String::new(), |s| format!(" ({s})"));
-            format!("this password is too easy to guess{hint}; a few unrelated words make a strong one")
-        }
     }
 }

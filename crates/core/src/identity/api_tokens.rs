@@ -39,10 +39,10 @@ impl ApiTokens {
     pub async fn create(&self, account_id: &str, name: &str, scopes: &[&str]) -> Result<SecretString, CoreError> {
         let name: String = name.chars().filter(|c| !c.is_control()).take(NAME_MAX).collect::<String>().trim().to_string();
         if name.is_empty() {
-            return Err(CoreError::Invalid { code: "token_name_missing", message: "give the token a name you will recognise".into() });
+            return Err(CoreError::input("token_name_missing"));
         }
         if scopes.is_empty() || scopes.iter().any(|s| !SCOPES.contains(s)) {
-            return Err(CoreError::Invalid { code: "token_scope_invalid", message: format!("scopes must be among {}", SCOPES.join(", ")) });
+            return Err(CoreError::input("token_scope_invalid"));
         }
         let secret = new_token();
         let row = ApiTokenRow {

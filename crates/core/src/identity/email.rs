@@ -11,38 +11,30 @@ pub fn key(address: &str) -> String {
     address.trim().nfkc().collect::<String>().to_lowercase()
 }
 
-/// A plausible address, returned in Unicode NFKC form: one `@`, a non-empty local part and a
-/// dotted domain, ASCII only, no spaces or control characters, at most 254 bytes (RFC 5321).
-/// Deliverability is proved by the verification mail.
+/// A usable address, returned in Unicode NFKC form: ASCII only (see below), at most 254 bytes
+/// (RFC 5321), and one the mail library can address. Refused before anything is stored, so that
+/// an account never exists for an address that cannot be mailed. Deliverability is proved by the
+/// verification mail.
 pub fn validate(address: &str) -> Result<String, CoreError> {
     // Compatibility forms (full-width letters and the like) become their plain forms first.
     let normalised: String = address.trim().nfkc().collect();
     let address = normalised.as_str();
-    let invalid = |why: &str| CoreError::Invalid { code: "email_invalid", message: format!("this is not a usable e-mail address: {why}") };
     if address.len() > 254 {
-        return Err(invalid("longer than 254 characters"));
-    }
-    if address.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')) {
-        return Err(invalid("it contains spaces or characters that addresses cannot hold"));
+        return Err(CoreError::input("email_too_long"));
     }
     // Letters outside ASCII need SMTPUTF8, which many relays lack: the account would be created
     // and its verification mail never arrive. Refuse now, clearly, instead.
     if !address.is_ascii() {
-        return Err(invalid(
-            "letters such as æ, ø and å cannot be used in e-mail addresses here yet; use your address's plain-letter form",
-        ));
+        return Err(CoreError::input("email_not_ascii"));
     }
-    let Some((local, domain)) = address.rsplit_once('@') else {
-        return Err(invalid("no @"));
-    };
-    if local.is_empty()
-        || local.contains('@')
-        || domain.len() < 3
-        || !domain.contains('.')
-        || domain.starts_with('.')
-        || domain.ends_with('.')
-    {
-        return Err(invalid("expected name@domain.tld"));
+    let Some((local, domain)) = address.rsplit_once('@') else { return Err(CoreError::input("email_invalid")) };
+    let plain =
+        !address.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"' | '(' | ')' | '[' | ']'));
+    let dotted = domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.');
+    // The mail library's own rules (local part and labels within their lengths, no empty labels,
+    // no double dots), so that what we accept is what we can send to.
+    if !plain || local.is_empty() || !dotted || address.parse::<lettre::Address>().is_err() {
+        return Err(CoreError::input("email_invalid"));
     }
     Ok(address.to_string())
 }
@@ -72,6 +64,12 @@ mod tests {
             "a@example.com\r\nBcc: x@y.z",
             "a,b@example.com",
             &format!("{}@example.com", "x".repeat(250)),
+            // What the mail library refused only when sending, after the account was stored:
+            &format!("{}@example.com", "e".repeat(65)),
+            &format!("frank@{}.example.com", "d".repeat(64)),
+            "eve(note)@example.com",
+            "frank@[127.0.0.1]",
+            "fr..ank@example.com",
         ] {
             assert!(validate(bad).is_err(), "{bad:?}");
         }

@@ -8,6 +8,7 @@ pub mod email;
 pub mod mail_limits;
 pub mod password;
 pub mod remember;
+pub mod service;
 pub mod sessions;
 pub mod staff;
 pub mod throttle;

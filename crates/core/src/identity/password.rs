@@ -29,7 +29,7 @@ fn argon2() -> Result<Argon2<'static>, CoreError> {
 }
 
 fn internal(e: &dyn std::fmt::Display) -> CoreError {
-    CoreError::Invalid { code: "password_hash_failed", message: format!("password hashing failed: {e}") }
+    CoreError::broken("password hashing failed", e)
 }
 
 /// Why a password is refused. The message tells the user what to do, never what rule to game.
@@ -37,7 +37,11 @@ fn internal(e: &dyn std::fmt::Display) -> CoreError {
 pub enum PasswordProblem {
     TooShort,
     TooLong,
-    Weak { suggestion: Option<String> },
+    /// Too easy to guess; the hint code says why, when the estimator knows (`hint.*` in the
+    /// message catalogue).
+    Weak {
+        hint: Option<&'static str>,
+    },
 }
 
 impl PasswordProblem {
@@ -47,6 +51,32 @@ impl PasswordProblem {
             PasswordProblem::TooLong => "password_too_long",
             PasswordProblem::Weak { .. } => "password_weak",
         }
+    }
+}
+
+impl From<PasswordProblem> for CoreError {
+    fn from(problem: PasswordProblem) -> CoreError {
+        let hint = match problem {
+            PasswordProblem::Weak { hint } => hint,
+            _ => None,
+        };
+        CoreError::Input { code: problem.code(), hint }
+    }
+}
+
+/// The catalogue's hint for an estimator warning.
+fn hint_of(warning: zxcvbn::feedback::Warning) -> &'static str {
+    use zxcvbn::feedback::Warning as W;
+    match warning {
+        W::StraightRowsOfKeysAreEasyToGuess | W::ShortKeyboardPatternsAreEasyToGuess => "password_keyboard",
+        W::RepeatsLikeAaaAreEasyToGuess | W::RepeatsLikeAbcAbcAreOnlySlightlyHarderToGuess => "password_repeats",
+        W::ThisIsATop10Password | W::ThisIsATop100Password | W::ThisIsACommonPassword | W::ThisIsSimilarToACommonlyUsedPassword => {
+            "password_common"
+        }
+        W::SequencesLikeAbcAreEasyToGuess => "password_sequence",
+        W::RecentYearsAreEasyToGuess | W::DatesAreOftenEasyToGuess => "password_dates",
+        W::AWordByItselfIsEasyToGuess => "password_word",
+        W::NamesAndSurnamesByThemselvesAreEasyToGuess | W::CommonNamesAndSurnamesAreEasyToGuess => "password_names",
     }
 }
 
@@ -64,8 +94,7 @@ pub fn check_new(password: &str, context: &[&str]) -> Result<(), PasswordProblem
     let estimated: String = password.chars().take(ESTIMATE_CHARS).collect();
     let entropy = zxcvbn::zxcvbn(&estimated, context);
     if (entropy.score() as u8) < 3 {
-        let suggestion = entropy.feedback().and_then(|f| f.warning()).map(|w| w.to_string());
-        return Err(PasswordProblem::Weak { suggestion });
+        return Err(PasswordProblem::Weak { hint: entropy.feedback().and_then(|f| f.warning()).map(hint_of) });
     }
     Ok(())
 }

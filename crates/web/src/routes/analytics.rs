@@ -5,56 +5,48 @@ use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
+use passme_analytics::Dimension;
 use passme_analytics::report::{self, DayPoint, Report, day_of_date};
 use passme_analytics::visits::day_of;
-use passme_analytics::{Dimension, asn};
-use passme_core::identity::api_tokens::SCOPE_ANALYTICS_READ;
-use passme_core::identity::staff::{Role, Staff};
-use passme_policy::Lang;
+use passme_messages::Texts;
 
 use crate::app::AppState;
 use crate::context::PageContext;
-use crate::error::ApiError;
-use crate::routes::account::current_session;
-use crate::routes::api::caller;
-use crate::routes::pages::{Chrome, error_page, page};
+use crate::error::WebError;
+use crate::extract::{Analysts, AnalyticsRead, Caller, Roles, Staff};
+use crate::routes::pages::{Chrome, page};
 
-pub const ROLES: &[Role] = &[Role::Analyst, Role::Admin];
 const DEFAULT_DAYS: i64 = 30;
 
 /// Site, range (`from`/`to`, YYYY-MM-DD, UTC, both included) and one filter per dimension.
-fn parse_query(state: &AppState, params: &HashMap<String, String>) -> Result<report::Query, ApiError> {
+fn parse_query(state: &AppState, params: &HashMap<String, String>) -> Result<report::Query, WebError> {
     let today = day_of(state.clock.now_ms());
     let day = |key: &str, default: i64| match params.get(key).filter(|v| !v.is_empty()) {
         None => Ok(default),
-        Some(v) => day_of_date(v).ok_or_else(|| ApiError::bad_request("date_invalid", format!("{key} must be a date, YYYY-MM-DD"))),
+        Some(v) => day_of_date(v).ok_or_else(|| WebError::bad_request("date_invalid").with_detail(key.to_string())),
     };
     let to_day = day("to", today)?;
     let from_day = day("from", to_day - (DEFAULT_DAYS - 1))?;
     let site = params.get("site").cloned().unwrap_or_else(|| "passme".into());
     if !state.analytics.sites.iter().any(|s| s.id == site) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_site", format!("no site {site:?}")));
+        return Err(WebError::new(StatusCode::NOT_FOUND, "unknown_site"));
     }
     let mut filters = Vec::new();
     for (key, value) in params {
         match Dimension::parse(key) {
             Some(dimension) => filters.push((dimension, value.clone())),
-            None if ["site", "from", "to", "lang"].contains(&key.as_str()) => {}
-            None => return Err(ApiError::bad_request("query_invalid", format!("unknown parameter {key:?}"))),
+            None if ["site", "from", "to", "lang", "done"].contains(&key.as_str()) => {}
+            None => return Err(WebError::bad_request("query_invalid").with_detail(key.clone())),
         }
     }
     filters.sort();
     if to_day < from_day || to_day - from_day >= report::MAX_DAYS {
-        return Err(ApiError::bad_request(
-            "range_invalid",
-            format!("from must not be after to, and the range covers at most {} days", report::MAX_DAYS),
-        ));
+        return Err(WebError::bad_request("range_invalid"));
     }
     Ok(report::Query { site, from_day, to_day, filters })
 }
-
 /// Every report of the dashboard in one document: totals, the daily series and the top values
 /// of each dimension, for the range and filters given.
 #[utoipa::path(get, path = "/api/v1/analytics/report", operation_id = "analytics_report", tag = "analytics", security(("bearer" = []), ("session" = [])),
@@ -71,22 +63,14 @@ fn parse_query(state: &AppState, params: &HashMap<String, String>) -> Result<rep
         (status = 403, description = "Not an analyst, or the token lacks analytics:read", body = crate::error::ErrorBody),
         (status = 404, description = "No such site (`unknown_site`)", body = crate::error::ErrorBody),
     ))]
-pub async fn report(State(state): State<AppState>, headers: HeaderMap, Query(params): Query<HashMap<String, String>>) -> Response {
-    let account_id = match caller(&state, &headers, SCOPE_ANALYTICS_READ).await {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    if let Err(e) = Staff::new(state.store.clone(), state.clock.clone()).require(&account_id, ROLES).await {
-        return ApiError::from(e).into_response();
-    }
-    let query = match parse_query(&state, &params) {
-        Ok(q) => q,
-        Err(e) => return e.into_response(),
-    };
-    match report::report(&state.store, &query, report::TOP).await {
-        Ok(report) => axum::Json(report).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+pub async fn report(
+    State(state): State<AppState>,
+    caller: Caller<AnalyticsRead>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<axum::Json<Report>, WebError> {
+    state.identity.staff.require(&caller.account_id, Analysts::ALLOWED).await?;
+    let query = parse_query(&state, &params)?;
+    Ok(axum::Json(report::report(&state.store, &query, report::TOP).await?))
 }
 
 struct Tile {
@@ -96,6 +80,8 @@ struct Tile {
 
 struct Table {
     title: &'static str,
+    /// The column of values: "Page", "Browser" (never the table's title again).
+    column: &'static str,
     metric: &'static str,
     rows: Vec<(String, String, String)>,
 }
@@ -104,12 +90,11 @@ struct Table {
 #[template(path = "analytics.html")]
 struct Dashboard {
     chrome: Chrome,
-    heading: &'static str,
     site: String,
     from: String,
     to: String,
-    labels: [&'static str; 4],
-    filters: Vec<(String, String, String)>,
+    /// (label, link that removes it).
+    filters: Vec<(String, String)>,
     tiles: Vec<Tile>,
     chart: Chart,
     tables: Vec<Table>,
@@ -118,57 +103,84 @@ struct Dashboard {
     counted_from: &'static str,
 }
 
-/// A server-rendered line chart of visitors and page views per day.
+/// A server-rendered line chart of visitors and page views per day, with axes, date ticks and
+/// each day's numbers on hover and keyboard focus (no JavaScript).
 struct Chart {
-    title: &'static str,
     visitors: String,
     pageviews: String,
-    max: i64,
-    first: String,
-    last: String,
-    legend: [&'static str; 2],
+    /// Y-axis ticks: (y, label).
+    y_ticks: Vec<(f64, String)>,
+    /// X-axis ticks: (x, date).
+    x_ticks: Vec<(f64, String)>,
+    days: Vec<ChartDay>,
     /// The same numbers as a table, for screen readers and without SVG.
     rows: Vec<(String, i64, i64)>,
 }
 
-const CHART_W: f64 = 720.0;
-const CHART_H: f64 = 180.0;
+struct ChartDay {
+    x: f64,
+    width: f64,
+    /// Where the value label stands (kept inside the plot).
+    label_x: f64,
+    text: String,
+}
 
-fn chart(lang: Lang, series: &[DayPoint]) -> Chart {
+const PLOT_LEFT: f64 = 48.0;
+const PLOT_W: f64 = 700.0;
+const PLOT_TOP: f64 = 12.0;
+const PLOT_H: f64 = 180.0;
+
+fn chart(t: Texts, series: &[DayPoint]) -> Chart {
     let max = series.iter().map(|p| p.summary.pageviews.max(p.summary.visitors)).max().unwrap_or(0).max(1);
+    let step = if series.len() > 1 { PLOT_W / (series.len() - 1) as f64 } else { 0.0 };
+    let x = |i: usize| PLOT_LEFT + i as f64 * step;
+    let y = |v: i64| PLOT_TOP + PLOT_H - v as f64 / max as f64 * PLOT_H;
     let points = |value: fn(&DayPoint) -> i64| {
-        let step = if series.len() > 1 { CHART_W / (series.len() - 1) as f64 } else { 0.0 };
-        series
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{:.1},{:.1}", i as f64 * step, CHART_H - value(p) as f64 / max as f64 * CHART_H))
-            .collect::<Vec<_>>()
-            .join(" ")
+        series.iter().enumerate().map(|(i, p)| format!("{:.1},{:.1}", x(i), y(value(p)))).collect::<Vec<_>>().join(" ")
     };
+    let ticks = 6.min(series.len());
+    let x_ticks = (0..ticks)
+        .map(|k| {
+            let i = if ticks > 1 { k * (series.len() - 1) / (ticks - 1) } else { 0 };
+            (x(i), series[i].date.clone())
+        })
+        .collect();
+    let days = series
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let width = step.max(8.0);
+            ChartDay {
+                x: x(i) - width / 2.0,
+                width,
+                label_x: x(i).clamp(PLOT_LEFT + 60.0, PLOT_LEFT + PLOT_W - 60.0),
+                text: t.analytics_chart_day(&p.date, p.summary.visitors, p.summary.pageviews),
+            }
+        })
+        .collect();
     Chart {
-        title: lang.pick("Besøgende og sidevisninger pr. dag", "Visitors and page views per day"),
         visitors: points(|p| p.summary.visitors),
         pageviews: points(|p| p.summary.pageviews),
-        max,
-        first: series.first().map(|p| p.date.clone()).unwrap_or_default(),
-        last: series.last().map(|p| p.date.clone()).unwrap_or_default(),
-        legend: [lang.pick("Besøgende", "Visitors"), lang.pick("Sidevisninger", "Page views")],
+        y_ticks: [0, max / 2, max].into_iter().map(|v| (y(v), v.to_string())).collect(),
+        x_ticks,
+        days,
         rows: series.iter().map(|p| (p.date.clone(), p.summary.visitors, p.summary.pageviews)).collect(),
     }
 }
 
-fn dimension_title(lang: Lang, dimension: Dimension) -> &'static str {
+/// A dimension's title, the name of its column, and what an empty value means in it.
+fn dimension_texts(t: Texts, dimension: Dimension) -> (&'static str, &'static str, &'static str) {
     match dimension {
-        Dimension::Page => lang.pick("Sider", "Pages"),
-        Dimension::Landing => lang.pick("Landingssider", "Landing pages"),
-        Dimension::Exit => lang.pick("Udgangssider", "Exit pages"),
-        Dimension::Source => lang.pick("Henvisende sider", "Referrers"),
-        Dimension::UtmSource => "utm_source",
-        Dimension::UtmMedium => "utm_medium",
-        Dimension::UtmCampaign => "utm_campaign",
-        Dimension::Browser => lang.pick("Browsere", "Browsers"),
-        Dimension::Os => lang.pick("Styresystemer", "Operating systems"),
-        Dimension::Isp => lang.pick("Internetudbydere", "Internet service providers"),
+        Dimension::Page => (t.analytics_pages(), t.analytics_page(), t.analytics_none()),
+        Dimension::Landing => (t.analytics_landing_pages(), t.analytics_page(), t.analytics_none()),
+        Dimension::Exit => (t.analytics_exit_pages(), t.analytics_page(), t.analytics_none()),
+        Dimension::Source => (t.analytics_sources(), t.analytics_source(), t.analytics_direct()),
+        Dimension::UtmSource => ("utm_source", t.analytics_value(), t.analytics_none()),
+        Dimension::UtmMedium => ("utm_medium", t.analytics_value(), t.analytics_none()),
+        Dimension::UtmCampaign => ("utm_campaign", t.analytics_value(), t.analytics_none()),
+        Dimension::Browser => (t.analytics_browsers(), t.analytics_browser(), t.analytics_unknown()),
+        Dimension::Os => (t.analytics_systems(), t.analytics_system(), t.analytics_unknown()),
+        Dimension::Isp => (t.analytics_isps(), t.analytics_isp(), t.analytics_unknown()),
     }
 }
 
@@ -190,51 +202,40 @@ fn link_with(params: &BTreeMap<String, String>, key: &str, value: Option<&str>) 
 pub async fn dashboard(
     State(state): State<AppState>,
     ctx: PageContext,
-    headers: HeaderMap,
+    _: Staff<Analysts>,
     Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    let lang = ctx.lang;
-    let Some(session) = current_session(&state, &headers).await else {
-        return Redirect::to("/login?next=/staff/analytics").into_response();
-    };
-    if let Err(e) = Staff::new(state.store.clone(), state.clock.clone()).require(&session.account_id, ROLES).await {
-        return error_page(&state, lang, &ApiError::from(e));
-    }
-    let report = match parse_query(&state, &params) {
-        Ok(query) => report::report(&state.store, &query, report::TOP).await.map_err(ApiError::from),
-        Err(e) => Err(e),
-    };
-    let report = match report {
-        Ok(r) => r,
-        Err(e) => return error_page(&state, lang, &e),
-    };
+) -> Result<Response, WebError> {
+    let (lang, t) = (ctx.lang, ctx.t);
+    let query = parse_query(&state, &params)?;
+    let report = report::report(&state.store, &query, report::TOP).await?;
     let mut kept: BTreeMap<String, String> = report.filters.clone();
     kept.insert("site".into(), report.site.clone());
     kept.insert("from".into(), report.from.clone());
     kept.insert("to".into(), report.to.clone());
     kept.insert("lang".into(), lang.code().into());
-    let t = &report.totals;
+    let totals = &report.totals;
     let tiles = vec![
-        Tile { label: lang.pick("Besøgende", "Visitors"), value: t.visitors.to_string() },
-        Tile { label: lang.pick("Besøg", "Visits"), value: t.sessions.to_string() },
-        Tile { label: lang.pick("Sidevisninger", "Page views"), value: t.pageviews.to_string() },
-        Tile { label: lang.pick("Afvisningsprocent", "Bounce rate"), value: format!("{:.0} %", t.bounce_rate * 100.0) },
-        Tile { label: lang.pick("Besøgets varighed", "Visit duration"), value: duration(t.avg_duration_ms) },
+        Tile { label: t.analytics_visitors(), value: totals.visitors.to_string() },
+        Tile { label: t.analytics_visits(), value: totals.sessions.to_string() },
+        Tile { label: t.analytics_pageviews(), value: totals.pageviews.to_string() },
+        Tile { label: t.analytics_bounce_rate(), value: format!("{:.0} %", totals.bounce_rate * 100.0) },
+        Tile { label: t.analytics_duration(), value: duration(totals.avg_duration_ms) },
     ];
+    let shown = |d: Dimension, value: &str| if value.is_empty() { dimension_texts(t, d).2.to_string() } else { value.to_string() };
     let tables = Dimension::ALL
         .into_iter()
         .map(|d| {
             let rows = report.breakdowns.get(d.name()).map(Vec::as_slice).unwrap_or_default();
-            let metric = if d == Dimension::Page { lang.pick("Sidevisninger", "Page views") } else { lang.pick("Besøg", "Visits") };
+            let (title, column, _) = dimension_texts(t, d);
             Table {
-                title: dimension_title(lang, d),
-                metric,
+                title,
+                column,
+                metric: if d == Dimension::Page { t.analytics_pageviews() } else { t.analytics_visits() },
                 rows: rows
                     .iter()
                     .map(|r| {
-                        let shown = if r.value.is_empty() { lang.pick("(ingen)", "(none)").to_string() } else { r.value.clone() };
                         let n = if d == Dimension::Page { r.pageviews } else { r.sessions };
-                        (shown, link_with(&kept, d.name(), Some(&r.value)), n.to_string())
+                        (shown(d, &r.value), link_with(&kept, d.name(), Some(&r.value)), n.to_string())
                     })
                     .collect(),
             }
@@ -243,41 +244,24 @@ pub async fn dashboard(
     let filters = report
         .filters
         .iter()
-        .map(|(k, v)| {
-            (
-                format!("{}: {}", dimension_title(lang, Dimension::parse(k).unwrap_or(Dimension::Page)), v),
-                link_with(&kept, k, None),
-                k.clone(),
-            )
+        .filter_map(|(k, v)| {
+            let d = Dimension::parse(k)?;
+            Some((format!("{}: {}", dimension_texts(t, d).0, shown(d, v)), link_with(&kept, k, None)))
         })
         .collect();
     let dropped: i64 = report.dropped.values().sum();
     let body = Dashboard {
-        chrome: Chrome::new(&state, &ctx, lang.pick("Statistik", "Analytics"), "/staff/analytics", true),
-        heading: lang.pick("Statistik", "Analytics"),
+        chrome: Chrome::new(&state, &ctx, t.analytics_heading(), true),
         site: report.site.clone(),
         from: report.from.clone(),
         to: report.to.clone(),
-        labels: [
-            lang.pick("Fra", "From"),
-            lang.pick("Til", "To"),
-            lang.pick("Vis", "Show"),
-            lang.pick("Filtre (klik for at fjerne)", "Filters (click to remove)"),
-        ],
         filters,
         tiles,
-        chart: chart(lang, &report.series),
+        chart: chart(t, &report.series),
         tables,
-        dropped: match lang {
-            Lang::Da => format!("{dropped} sidevisninger fra robotter og henvisningsspam er ikke talt med."),
-            Lang::En => format!("{dropped} page views from bots and referrer spam were not counted."),
-        },
-        attribution: asn::ATTRIBUTION,
-        counted_from: if report.counted_from == "rollups" {
-            lang.pick("Talt fra de daglige sammentællinger.", "Counted from the daily rollups.")
-        } else {
-            lang.pick("Talt direkte fra de filtrerede besøg.", "Counted directly from the filtered visits.")
-        },
+        dropped: t.analytics_dropped(dropped),
+        attribution: t.analytics_attribution(),
+        counted_from: if report.counted_from == "rollups" { t.analytics_from_rollups() } else { t.analytics_from_visits() },
     };
-    page(&ctx, &state, false, &body)
+    Ok(page(&ctx, &state, false, &body))
 }

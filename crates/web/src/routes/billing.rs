@@ -5,28 +5,24 @@
 use askama::Template;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use passme_billing::{BillingError, ProviderError, Status, Summary, WebhookError};
-use passme_core::identity::api_tokens::SCOPE_ME_READ;
-use passme_policy::Lang;
+use passme_messages::{Lang, Texts};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::context::PageContext;
-use crate::csrf;
-use crate::error::ApiError;
-use crate::routes::account::{current_session, form_invalid};
-use crate::routes::api::caller;
-use crate::routes::pages::{Chrome, error_page, page};
+use crate::error::WebError;
+use crate::extract::{Caller, CsrfForm, MeRead, SignedIn};
+use crate::routes::pages::{Chrome, page};
 
 pub struct CurrentLine {
     plan: String,
-    status: String,
-    renews_label: &'static str,
+    status: &'static str,
+    ends: bool,
     renews: Option<String>,
     access: bool,
     cancelling: bool,
@@ -49,46 +45,27 @@ pub struct InvoiceLine {
 #[template(path = "billing.html")]
 struct BillingPage {
     chrome: Chrome,
-    heading: &'static str,
     notice: Option<&'static str>,
-    payment_alert: Option<&'static str>,
-    fix_payment: &'static str,
+    payment_problem: bool,
     enabled: bool,
-    unavailable: &'static str,
     current: Option<CurrentLine>,
-    current_heading: &'static str,
-    plan_label: &'static str,
-    status_label: &'static str,
-    cancel: &'static str,
-    resume: &'static str,
     has_customer: bool,
-    portal_intro: &'static str,
-    portal: &'static str,
     offer_plans: bool,
-    plans_heading: &'static str,
     plans: Vec<PlanLine>,
-    subscribe: &'static str,
-    card_note: &'static str,
-    invoices_heading: &'static str,
     invoices: Vec<InvoiceLine>,
-    col_number: &'static str,
-    col_date: &'static str,
-    col_amount: &'static str,
-    col_status: &'static str,
     csrf: String,
-    back: &'static str,
 }
 
 fn day(secs: i64) -> String {
     jiff::Timestamp::from_second(secs).map_or_else(|_| secs.to_string(), |t| t.strftime("%Y-%m-%d").to_string())
 }
 
-fn interval_label(interval: &str, lang: Lang) -> &'static str {
+fn interval_label(interval: &str, t: Texts) -> &'static str {
     match interval {
-        "day" => lang.pick("Betales dagligt", "Billed daily"),
-        "week" => lang.pick("Betales ugentligt", "Billed weekly"),
-        "year" => lang.pick("Betales årligt", "Billed yearly"),
-        _ => lang.pick("Betales månedligt", "Billed monthly"),
+        "day" => t.billing_daily(),
+        "week" => t.billing_weekly(),
+        "year" => t.billing_yearly(),
+        _ => t.billing_monthly(),
     }
 }
 
@@ -96,18 +73,36 @@ fn interval_label(interval: &str, lang: Lang) -> &'static str {
 fn money(minor: i64, currency: &str, lang: Lang) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     let (whole, cents) = (minor.unsigned_abs() / 100, minor.unsigned_abs() % 100);
-    let separator = lang.pick(",", ".");
+    let separator = match lang {
+        Lang::Da => ",",
+        Lang::En => ".",
+    };
     format!("{sign}{whole}{separator}{cents:02} {}", currency.to_ascii_uppercase())
 }
 
-fn invoice_status(status: &str, payment_failed: bool, lang: Lang) -> &'static str {
+fn invoice_status(status: &str, payment_failed: bool, t: Texts) -> &'static str {
     match status {
-        _ if payment_failed => lang.pick("Betaling mislykkedes", "Payment failed"),
-        "paid" => lang.pick("Betalt", "Paid"),
-        "open" => lang.pick("Åben", "Open"),
-        "void" => lang.pick("Annulleret", "Void"),
-        "uncollectible" => lang.pick("Uerholdelig", "Uncollectible"),
-        _ => lang.pick("Kladde", "Draft"),
+        _ if payment_failed => t.billing_invoice_failed(),
+        "paid" => t.billing_invoice_paid(),
+        "open" => t.billing_invoice_open(),
+        "void" => t.billing_invoice_void(),
+        "uncollectible" => t.billing_invoice_uncollectible(),
+        _ => t.billing_invoice_draft(),
+    }
+}
+
+/// A subscription status as people read it.
+fn status_label(status: &Status, t: Texts) -> &'static str {
+    match status {
+        Status::Incomplete => t.billing_status_incomplete(),
+        Status::IncompleteExpired => t.billing_status_incomplete_expired(),
+        Status::Trialing => t.billing_status_trialing(),
+        Status::Active => t.billing_status_active(),
+        Status::PastDue => t.billing_status_past_due(),
+        Status::Canceled => t.billing_status_canceled(),
+        Status::Unpaid => t.billing_status_unpaid(),
+        Status::Paused => t.billing_status_paused(),
+        Status::Unknown(_) => t.billing_status_unknown(),
     }
 }
 
@@ -119,46 +114,29 @@ pub struct BillingQuery {
 pub async fn billing_page(
     State(state): State<AppState>,
     ctx: PageContext,
-    headers: HeaderMap,
-    query: Result<Query<BillingQuery>, QueryRejection>,
-) -> Response {
-    let lang = ctx.lang;
-    let Some(session) = current_session(&state, &headers).await else {
-        return Redirect::to("/login?next=/billing").into_response();
-    };
+    SignedIn(session): SignedIn,
+    query: Result<Query<BillingQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, WebError> {
+    let (lang, t) = (ctx.lang, ctx.t);
     let (summary, has_customer, plans) = match &state.billing {
         Some(billing) => {
-            let summary = match billing.summary(&session.account_id).await {
-                Ok(summary) => summary,
-                Err(e) => return error_page(&state, lang, &billing_error(e, lang)),
-            };
-            let has_customer = state.store.billing_customer_of(&session.account_id).await.ok().flatten().is_some();
+            let summary = billing.summary(&session.account_id).await.map_err(billing_error)?;
+            let has_customer = state.store.billing_customer_of(&session.account_id).await?.is_some();
             let plans = billing
                 .catalogue()
                 .plans()
                 .iter()
-                .map(|p| PlanLine { id: p.id.clone(), name: p.name(lang).to_string(), interval: interval_label(&p.interval, lang) })
+                .map(|p| PlanLine { id: p.id.clone(), name: p.name(lang).to_string(), interval: interval_label(&p.interval, t) })
                 .collect();
             (Some(summary), has_customer, plans)
         }
         None => (None, false, Vec::new()),
     };
     let notice = match query.as_ref().ok().and_then(|q| q.checkout.as_deref()) {
-        Some("done") if !summary.as_ref().is_some_and(|s| s.access) => Some(lang.pick(
-            "Tak! Vi venter på betalingsudbyderens bekræftelse. Dit abonnement starter, så snart den kommer – genindlæs siden om lidt.",
-            "Thank you! We are waiting for the payment provider's confirmation. Your subscription starts as soon as it arrives – reload this page in a moment.",
-        )),
-        Some("cancelled") => Some(lang.pick("Betalingen blev afbrudt. Der er ikke trukket noget.", "The payment was cancelled. Nothing was charged.")),
+        Some("done") if !summary.as_ref().is_some_and(|s| s.access) => Some(t.billing_waiting()),
+        Some("cancelled") => Some(t.billing_checkout_cancelled()),
         _ => None,
     };
-    let payment_alert = summary.as_ref().filter(|s| s.payment_problem).map(|_| {
-        lang.pick(
-            "Din seneste betaling mislykkedes. Opdater dit betalingskort hos betalingsudbyderen for at beholde adgangen.",
-            "Your latest payment failed. Update your payment card at the payment provider to keep your access.",
-        )
-    });
-    let current = summary.as_ref().and_then(|s| current_line(s, lang));
-    let offer_plans = summary.as_ref().is_some_and(|s| !s.access) && !plans.is_empty();
     let invoices = summary
         .as_ref()
         .map(|s| {
@@ -168,112 +146,60 @@ pub async fn billing_page(
                     number: i.number.clone().unwrap_or_else(|| "–".into()),
                     date: day(i.issued_at.div_euclid(1000)),
                     amount: money(i.amount, &i.currency, lang),
-                    status: invoice_status(&i.status, i.payment_failed, lang),
+                    status: invoice_status(&i.status, i.payment_failed, t),
                 })
                 .collect()
         })
         .unwrap_or_default();
     let body = BillingPage {
-        chrome: Chrome::new(&state, &ctx, lang.pick("Abonnement", "Subscription"), "/billing", true),
-        heading: lang.pick("Abonnement", "Subscription"),
+        chrome: Chrome::new(&state, &ctx, t.billing_heading(), true),
         notice,
-        payment_alert,
-        fix_payment: lang.pick("Opdater betalingskort", "Update payment card"),
+        payment_problem: summary.as_ref().is_some_and(|s| s.payment_problem),
         enabled: state.billing.is_some(),
-        unavailable: lang.pick(
-            "Abonnementer kan ikke tegnes her lige nu: der er ingen betalingsudbyder sat op.",
-            "Subscriptions cannot be taken out here right now: no payment provider is set up.",
-        ),
-        current,
-        current_heading: lang.pick("Dit abonnement", "Your subscription"),
-        plan_label: lang.pick("Plan", "Plan"),
-        status_label: lang.pick("Status", "Status"),
-        cancel: lang.pick("Opsig ved periodens udløb", "Cancel at the end of the period"),
-        resume: lang.pick("Fortryd opsigelsen", "Keep my subscription"),
+        current: summary.as_ref().and_then(|s| current_line(s, lang, t)),
         has_customer,
-        portal_intro: lang.pick(
-            "Skift plan, betalingskort og se dine fakturaer hos vores betalingsudbyder, Stripe.",
-            "Change plan or payment card and see your invoices at our payment provider, Stripe.",
-        ),
-        portal: lang.pick("Administrer betaling og fakturaer", "Manage billing and invoices"),
-        offer_plans,
-        plans_heading: lang.pick("Vælg en plan", "Choose a plan"),
+        offer_plans: summary.as_ref().is_some_and(|s| !s.access) && !plans.is_empty(),
         plans,
-        subscribe: lang.pick("Tegn abonnement", "Subscribe"),
-        card_note: lang.pick(
-            "Du betaler på betalingsudbyderens egen side; dine kortoplysninger når aldrig frem til os.",
-            "You pay on the payment provider's own page; your card details never reach us.",
-        ),
-        invoices_heading: lang.pick("Fakturaer", "Invoices"),
         invoices,
-        col_number: lang.pick("Nummer", "Number"),
-        col_date: lang.pick("Dato", "Date"),
-        col_amount: lang.pick("Beløb", "Amount"),
-        col_status: lang.pick("Status", "Status"),
-        csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
-        back: lang.pick("Tilbage til din konto", "Back to your account"),
+        csrf: ctx.csrf_token(&state),
     };
-    page(&ctx, &state, true, &body)
+    Ok(page(&ctx, &state, true, &body))
 }
 
-fn current_line(summary: &Summary, lang: Lang) -> Option<CurrentLine> {
+fn current_line(summary: &Summary, lang: Lang, t: Texts) -> Option<CurrentLine> {
     let subscription = summary.subscription.as_ref()?;
     let status = summary.status.clone().unwrap_or(Status::Unknown(String::new()));
     let plan = summary.plan.as_ref().map_or_else(|| subscription.price_id.clone(), |p| p.name(lang).to_string());
-    let renews_label = if subscription.cancel_at_period_end { lang.pick("Slutter", "Ends") } else { lang.pick("Fornyes", "Renews") };
     Some(CurrentLine {
         plan,
-        status: status.label(lang).to_string(),
-        renews_label,
+        status: status_label(&status, t),
+        ends: subscription.cancel_at_period_end,
         renews: subscription.current_period_end.filter(|_| !status.is_terminal()).map(day),
         access: summary.access,
         cancelling: subscription.cancel_at_period_end,
     })
 }
 
-/// How a billing failure reads to the user.
-fn billing_error(e: BillingError, lang: Lang) -> ApiError {
+/// A billing failure as the visitor's error: the code says what happened, the catalogue how to
+/// put it.
+fn billing_error(e: BillingError) -> WebError {
     let code = e.code();
     match e {
-        BillingError::UnknownPlan(_) => ApiError::bad_request(code, lang.pick("Den plan findes ikke.", "There is no such plan.")),
-        BillingError::NotConfigured => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            code,
-            lang.pick("Abonnementer kan ikke tegnes her lige nu.", "Subscriptions cannot be taken out here right now."),
-        ),
-        BillingError::NoSubscription => {
-            ApiError::new(StatusCode::CONFLICT, code, lang.pick("Du har intet abonnement at ændre.", "You have no subscription to change."))
-        }
-        BillingError::AlreadySubscribed => ApiError::new(
-            StatusCode::CONFLICT,
-            code,
-            lang.pick(
-                "Du har allerede et aktivt abonnement; skift plan under “Administrer betaling”.",
-                "You already have an active subscription; change plan under “Manage billing”.",
-            ),
-        ),
+        BillingError::UnknownPlan(_) => WebError::bad_request(code),
+        BillingError::NotConfigured => WebError::new(StatusCode::SERVICE_UNAVAILABLE, code),
+        BillingError::NoSubscription | BillingError::AlreadySubscribed => WebError::new(StatusCode::CONFLICT, code),
         BillingError::Provider(ProviderError::Unavailable(ref cause)) => {
             tracing::warn!(error = %cause, "payment provider unavailable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                code,
-                lang.pick(
-                    "Betalingsudbyderen svarer ikke lige nu. Prøv igen om lidt.",
-                    "The payment provider is not answering right now. Please try again shortly.",
-                ),
-            )
+            WebError::new(StatusCode::SERVICE_UNAVAILABLE, code)
         }
         BillingError::Provider(ref cause) => {
             tracing::error!(error = %cause, code, "payment provider request failed");
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                code,
-                lang.pick("Betalingsudbyderen afviste anmodningen.", "The payment provider refused the request."),
-            )
+            WebError::new(StatusCode::BAD_GATEWAY, code)
         }
-        BillingError::Config { .. } | BillingError::Core(_) => {
+        BillingError::Core(core) => core.into(),
+        BillingError::Config { .. } => {
             tracing::error!(error = %e, code, "billing failed");
-            ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR)
+            WebError::for_status(StatusCode::INTERNAL_SERVER_ERROR)
         }
     }
 }
@@ -286,76 +212,44 @@ pub struct BillingForm {
     resume: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Action {
-    Checkout,
-    Portal,
-    Cancel,
-}
+crate::csrf_protected!(BillingForm);
 
-/// Checks the form (CSRF, signed in, billing on), does `action`, and sends the browser on: to
-/// the provider's hosted page, or back to the billing page.
-async fn act(
-    state: &AppState,
-    lang: Lang,
-    headers: &HeaderMap,
-    form: Result<Form<BillingForm>, FormRejection>,
-    action: Action,
-) -> Response {
-    let Ok(Form(input)) = form else { return form_invalid(state, lang) };
-    let explanation = lang.pick(
-        "Abonnementer kræver log-in og dermed én nødvendig cookie; din browser afviser cookies.",
-        "Subscriptions need you signed in, which takes one necessary cookie; your browser refuses cookies.",
-    );
-    if let Some(refused) = super::csrf_refusal(state, lang, headers, &input.csrf, ("cookies_required", explanation)) {
-        return refused;
-    }
-    let Some(session) = current_session(state, headers).await else {
-        return Redirect::to("/login?next=/billing").into_response();
-    };
-    let Some(billing) = state.billing.as_deref() else {
-        return error_page(state, lang, &billing_error(BillingError::NotConfigured, lang));
-    };
-    let account = &session.account_id;
-    let next = match action {
-        Action::Checkout => billing.start_checkout(account, input.plan.as_deref().unwrap_or_default(), lang).await,
-        Action::Portal => billing.open_portal(account).await,
-        Action::Cancel => billing.set_cancel_at_period_end(account, input.resume.is_none()).await.map(|()| "/billing".to_string()),
-    };
-    match next {
-        Ok(url) => Redirect::to(&url).into_response(),
-        Err(e) => error_page(state, lang, &billing_error(e, lang)),
-    }
+fn billing(state: &AppState) -> Result<&passme_billing::Billing, WebError> {
+    state.billing.as_deref().ok_or_else(|| billing_error(BillingError::NotConfigured))
 }
 
 /// Starts a checkout for the signed-in account and sends the browser to the provider's page.
 pub async fn checkout(
     State(state): State<AppState>,
     ctx: PageContext,
-    headers: HeaderMap,
-    form: Result<Form<BillingForm>, FormRejection>,
-) -> Response {
-    act(&state, ctx.lang, &headers, form, Action::Checkout).await
+    SignedIn(session): SignedIn,
+    CsrfForm(input): CsrfForm<BillingForm>,
+) -> Result<Redirect, WebError> {
+    let url = billing(&state)?
+        .start_checkout(&session.account_id, input.plan.as_deref().unwrap_or_default(), ctx.lang)
+        .await
+        .map_err(billing_error)?;
+    Ok(Redirect::to(&url))
 }
 
 /// Sends the browser to the provider's billing portal.
 pub async fn portal(
     State(state): State<AppState>,
-    ctx: PageContext,
-    headers: HeaderMap,
-    form: Result<Form<BillingForm>, FormRejection>,
-) -> Response {
-    act(&state, ctx.lang, &headers, form, Action::Portal).await
+    SignedIn(session): SignedIn,
+    CsrfForm(_): CsrfForm<BillingForm>,
+) -> Result<Redirect, WebError> {
+    let url = billing(&state)?.open_portal(&session.account_id).await.map_err(billing_error)?;
+    Ok(Redirect::to(&url))
 }
 
 /// Cancels at the end of the period, or (with `resume`) takes that back.
 pub async fn cancel(
     State(state): State<AppState>,
-    ctx: PageContext,
-    headers: HeaderMap,
-    form: Result<Form<BillingForm>, FormRejection>,
-) -> Response {
-    act(&state, ctx.lang, &headers, form, Action::Cancel).await
+    SignedIn(session): SignedIn,
+    CsrfForm(input): CsrfForm<BillingForm>,
+) -> Result<Redirect, WebError> {
+    billing(&state)?.set_cancel_at_period_end(&session.account_id, input.resume.is_none()).await.map_err(billing_error)?;
+    Ok(Redirect::to("/billing"))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -369,7 +263,7 @@ pub struct WebhookAnswer {
 /// parsed; the event is stored once and applied by a job, so the answer comes fast.
 pub async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(billing) = &state.billing else {
-        return ApiError::new(StatusCode::NOT_FOUND, "billing_not_configured", "No payment provider is configured.").into_response();
+        return WebError::new(StatusCode::NOT_FOUND, "billing_not_configured").into_response();
     };
     let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
     match billing.receive(signature, &body).await {
@@ -377,11 +271,11 @@ pub async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, b
             state.metrics.billing_events(if received.duplicate { "duplicate" } else { "accepted" });
             Json(WebhookAnswer { received: true, duplicate: received.duplicate }).into_response()
         }
-        Err(WebhookError::Store(e)) => ApiError::from(e).into_response(),
+        Err(WebhookError::Store(e)) => WebError::from(e).into_response(),
         Err(e) => {
             state.metrics.billing_events("refused");
             tracing::info!(code = e.code(), "webhook delivery refused");
-            ApiError::bad_request(e.code(), e.to_string()).into_response()
+            WebError::bad_request(e.code()).with_detail(e.to_string()).into_response()
         }
     }
 }
@@ -410,13 +304,9 @@ pub struct Entitlements {
     (status = 401, description = "No valid token or session", body = crate::error::ErrorBody),
     (status = 403, description = "The token lacks the me:read scope", body = crate::error::ErrorBody),
 ))]
-pub async fn entitlements(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let account_id = match caller(&state, &headers, SCOPE_ME_READ).await {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
+pub async fn entitlements(State(state): State<AppState>, caller: Caller<MeRead>) -> Result<Json<Entitlements>, WebError> {
     let Some(billing) = &state.billing else {
-        return Json(Entitlements {
+        return Ok(Json(Entitlements {
             access: false,
             plan: None,
             status: None,
@@ -424,20 +314,16 @@ pub async fn entitlements(State(state): State<AppState>, headers: HeaderMap) -> 
             current_period_end: None,
             cancel_at_period_end: false,
             payment_problem: false,
-        })
-        .into_response();
+        }));
     };
-    match billing.summary(&account_id).await {
-        Ok(summary) => Json(Entitlements {
-            access: summary.access,
-            plan: summary.plan.map(|p| p.id),
-            status: summary.subscription.as_ref().map(|s| s.status.clone()),
-            entitlements: summary.entitlements,
-            current_period_end: summary.subscription.as_ref().and_then(|s| s.current_period_end),
-            cancel_at_period_end: summary.subscription.as_ref().is_some_and(|s| s.cancel_at_period_end),
-            payment_problem: summary.payment_problem,
-        })
-        .into_response(),
-        Err(e) => billing_error(e, Lang::En).into_response(),
-    }
+    let summary = billing.summary(&caller.account_id).await.map_err(billing_error)?;
+    Ok(Json(Entitlements {
+        access: summary.access,
+        plan: summary.plan.map(|p| p.id),
+        status: summary.subscription.as_ref().map(|s| s.status.clone()),
+        entitlements: summary.entitlements,
+        current_period_end: summary.subscription.as_ref().and_then(|s| s.current_period_end),
+        cancel_at_period_end: summary.subscription.as_ref().is_some_and(|s| s.cancel_at_period_end),
+        payment_problem: summary.payment_problem,
+    }))
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::WebError;
 use crate::metrics::{CSP_DIRECTIVES, DirectiveLabels};
 use crate::middleware::{body_bytes, parse_json};
 
@@ -48,11 +48,10 @@ fn origin_only(uri: &str) -> String {
     (status = 413, description = "Body too large", body = crate::error::ErrorBody),
     (status = 415, description = "Wrong content type", body = crate::error::ErrorBody),
 ))]
-pub async fn report(State(state): State<AppState>, request: Request) -> Result<StatusCode, ApiError> {
+pub async fn report(State(state): State<AppState>, request: Request) -> Result<StatusCode, WebError> {
     let bytes = body_bytes(request, &state, &["application/csp-report", "application/json"]).await?;
     let report: CspReport = parse_json(&bytes)?;
-    let directive = directive_name(&report.report.violated_directive)
-        .ok_or_else(|| ApiError::bad_request("csp_report_invalid", "violated-directive is not a directive name"))?;
+    let directive = directive_name(&report.report.violated_directive).ok_or_else(|| WebError::bad_request("csp_report_invalid"))?;
     state.metrics.csp_violations.get_or_create(&DirectiveLabels { directive }).inc();
     tracing::info!(%directive, blocked = %origin_only(&report.report.blocked_uri), "csp violation reported");
     Ok(StatusCode::NO_CONTENT)

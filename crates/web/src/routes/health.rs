@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::WebError;
 use crate::metrics::{MetricsAccess, StatusLabels};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,12 +37,12 @@ pub async fn healthz() -> Json<Health> {
     (status = 200, description = "Ready", body = Readiness),
     (status = 503, description = "The database does not answer", body = crate::error::ErrorBody),
 ))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, WebError> {
     match state.store.ping().await {
         Ok(()) => Ok(Json(Readiness { status: "ready", database: state.store.engine().name() })),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "The database does not answer."))
+            Err(WebError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable").retry_after(5))
         }
     }
 }
@@ -55,18 +55,14 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
     (status = 401, description = "The metrics token is missing or wrong", body = crate::error::ErrorBody),
     (status = 404, description = "Metrics are closed (production without a token)", body = crate::error::ErrorBody),
 ))]
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, WebError> {
     match &state.metrics_access {
         MetricsAccess::Open => {}
-        MetricsAccess::Closed => return Err(ApiError::not_found()),
+        MetricsAccess::Closed => return Err(WebError::not_found()),
         MetricsAccess::Token(token) => {
             let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
             if !presented.is_some_and(|p| constant_time_eq(p.trim().as_bytes(), token.expose_secret().as_bytes())) {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "metrics_token_required",
-                    "Send the metrics token: Authorization: Bearer …",
-                ));
+                return Err(WebError::new(StatusCode::UNAUTHORIZED, "metrics_token_required"));
             }
         }
     }

@@ -1,53 +1,50 @@
-//! Server-rendered pages: landing, privacy policy, cookie settings, error pages. They work
-//! without JavaScript and without cookies; the consent banner is a plain form.
+//! Server-rendered pages: landing, privacy policy, cookie settings, error pages, and the chrome
+//! every page shares. They work without JavaScript and without cookies; the consent banner is a
+//! plain form. Every word comes from the message catalogue in the visitor's language.
 
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use passme_core::consent::{ConsentLedger, ConsentState};
+use passme_core::consent::{ConsentAction, ConsentState};
+use passme_messages::{Lang, Texts};
+use passme_policy::CookieCategory;
 use passme_policy::render::{self, Format, Options};
-use passme_policy::{CookieCategory, Lang};
 use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::context::PageContext;
-use crate::error::ApiError;
+use crate::error::WebError;
 use crate::{cookies, csrf};
 
-/// Texts and links every page shares.
+/// What every page shares: the catalogue, the header's links, the banner, the visitor's display
+/// preferences and a confirmation of what the visitor just did (`?done=`).
 pub struct Chrome {
+    pub t: Texts,
     pub lang: &'static str,
+    /// Empty on the front page, whose title is the service's name alone.
     pub title: String,
-    pub skip: &'static str,
-    pub nav_label: &'static str,
-    pub privacy: &'static str,
-    pub cookies: &'static str,
-    pub account: &'static str,
     pub other_lang: &'static str,
-    pub other_lang_label: &'static str,
     pub other_lang_href: String,
     /// The consent banner, while the visitor has not answered under this policy version.
     pub banner: Option<ConsentForm>,
     pub theme: &'static str,
     pub text: &'static str,
-    pub preferences: &'static str,
+    pub signed_in: bool,
+    /// The staff page this visitor may open, for the header.
+    pub staff_home: Option<&'static str>,
+    /// The confirmation of the action that led here.
+    pub done: Option<&'static str>,
 }
 
 /// The consent form: on the banner and on the cookie settings page. Nothing is pre-ticked.
 pub struct ConsentForm {
     pub csrf: String,
     pub next: String,
-    pub title: &'static str,
-    pub text: &'static str,
-    pub more: &'static str,
-    pub choose_label: &'static str,
+    pub outdated: bool,
     pub necessary_label: &'static str,
     pub necessary_text: String,
     pub categories: Vec<CategoryBox>,
-    pub accept: &'static str,
-    pub reject: &'static str,
-    pub save: &'static str,
 }
 
 pub struct CategoryBox {
@@ -68,59 +65,58 @@ impl ConsentForm {
             .map(|c| CategoryBox { id: c.id(), label: c.label(lang), description: describe(c), checked: current.allows(c) })
             .collect();
         ConsentForm {
-            csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
+            csrf: ctx.csrf_token(state),
             next: ctx.here.clone(),
-            title: lang.pick("Vi bruger cookies, hvis du vil", "We use cookies if you want us to"),
-            text: if outdated {
-                lang.pick(
-                    "Vores privatlivspolitik er ændret, så vi spørger igen. Indtil du svarer, bruger vi kun nødvendige cookies.",
-                    "Our privacy policy has changed, so we ask again. Until you answer, we use only necessary cookies.",
-                )
-            } else {
-                lang.pick("Nødvendige cookies får tjenesten til at virke. Resten bruger vi kun med dit samtykke – at sige nej er lige så let som at sige ja, og alle sider virker uanset hvad.", "Necessary cookies make the service work. We use the rest only with your consent – saying no is as easy as saying yes, and every page works either way.")
-            },
-            more: lang.pick("Læs om hver cookie", "Read about each cookie"),
-            choose_label: lang.pick("Vælg kategorier", "Choose categories"),
+            outdated,
             necessary_label: CookieCategory::Necessary.label(lang),
             necessary_text: describe(CookieCategory::Necessary),
             categories,
-            accept: lang.pick("Accepter alle", "Accept all"),
-            reject: lang.pick("Afvis alle", "Reject all"),
-            save: lang.pick("Gem mine valg", "Save my choices"),
         }
     }
 }
 
 impl Chrome {
     /// A page's chrome, with the consent banner when the visitor still has to answer.
-    pub fn new(state: &AppState, ctx: &PageContext, title: &str, path: &str, with_banner: bool) -> Chrome {
+    pub fn new(state: &AppState, ctx: &PageContext, title: &str, with_banner: bool) -> Chrome {
         let banner = (with_banner && ctx.consent.needs_answer())
             .then(|| ConsentForm::new(state, ctx, matches!(ctx.consent, ConsentState::Outdated(_))));
-        Chrome { banner, theme: ctx.prefs.theme.id(), text: ctx.prefs.text.id(), ..Chrome::plain(ctx.lang, title, path) }
+        let path = ctx.here.split('?').next().unwrap_or("/");
+        let done =
+            ctx.here.split_once('?').and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("done="))).and_then(|c| ctx.t.done(c));
+        Chrome {
+            banner,
+            theme: ctx.prefs.theme.id(),
+            text: ctx.prefs.text.id(),
+            signed_in: ctx.session.is_some(),
+            staff_home: ctx.staff_home,
+            done,
+            ..Chrome::plain(ctx.t, title, path)
+        }
     }
 
-    /// Without a banner: error pages and pages that are themselves the consent form.
-    pub fn plain(lang: Lang, title: &str, path: &str) -> Chrome {
-        let other = match lang {
+    /// Without a banner or a visitor: error pages.
+    pub fn plain(t: Texts, title: &str, path: &str) -> Chrome {
+        let other = match t.lang() {
             Lang::Da => Lang::En,
             Lang::En => Lang::Da,
         };
         Chrome {
-            lang: lang.code(),
+            t,
+            lang: t.lang().code(),
             title: title.to_string(),
-            skip: lang.pick("Gå til indhold", "Skip to content"),
-            nav_label: lang.pick("Hovedmenu", "Main menu"),
-            privacy: lang.pick("Privatlivspolitik", "Privacy policy"),
-            cookies: lang.pick("Cookie-indstillinger", "Cookie settings"),
-            account: lang.pick("Konto", "Account"),
             other_lang: other.code(),
-            other_lang_label: lang.pick("English", "Dansk"),
             other_lang_href: format!("{path}?lang={}", other.code()),
             banner: None,
             theme: "light",
             text: "normal",
-            preferences: lang.pick("Visning", "Display"),
+            signed_in: false,
+            staff_home: None,
+            done: None,
         }
+    }
+
+    pub fn has_form(&self) -> bool {
+        self.banner.is_some()
     }
 }
 
@@ -133,9 +129,6 @@ pub struct PageQuery {
 #[template(path = "landing.html")]
 struct Landing {
     chrome: Chrome,
-    lead: &'static str,
-    privacy_hint: &'static str,
-    cookies_hint: &'static str,
 }
 
 #[derive(Template)]
@@ -151,10 +144,10 @@ struct Document {
 struct CookiesPage {
     chrome: Chrome,
     article: String,
-    choice_heading: &'static str,
     status: String,
+    /// The browser asks not to be tracked (Do Not Track, Global Privacy Control).
+    tracking_refused: bool,
     form: Option<ConsentForm>,
-    history_heading: &'static str,
     history: Vec<String>,
 }
 
@@ -164,10 +157,8 @@ struct ErrorPage {
     chrome: Chrome,
     heading: &'static str,
     message: String,
-    code_label: &'static str,
     code: &'static str,
     status: u16,
-    back: &'static str,
 }
 
 /// A rendered page; sets the visitor's CSRF cookie when the page shows a form and they have none.
@@ -193,101 +184,79 @@ fn html(template: &impl Template) -> Response {
 }
 
 pub async fn landing(State(state): State<AppState>, ctx: PageContext) -> Response {
-    let lang = ctx.lang;
-    let chrome = Chrome::new(&state, &ctx, "PassMe AI", "/", true);
-    let has_form = chrome.banner.is_some();
-    let body = Landing {
-        chrome,
-        lead: lang.pick(
-            "PassMe AI er en AI-abonnementstjeneste. Her kan du læse præcis, hvilke oplysninger vi behandler, hvorfor og hvor længe – og vælge dine cookies.",
-            "PassMe AI is an AI subscription service. Here you can read exactly which information we process, why and for how long – and choose your cookies.",
-        ),
-        privacy_hint: lang.pick("hvad vi gør med dine oplysninger", "what we do with your information"),
-        cookies_hint: lang.pick("hvilke cookies vi bruger, og dit valg", "which cookies we use, and your choice"),
-    };
-    page(&ctx, &state, has_form, &body)
+    let chrome = Chrome::new(&state, &ctx, "", true);
+    let has_form = chrome.has_form();
+    page(&ctx, &state, has_form, &Landing { chrome })
 }
 
 pub async fn privacy(State(state): State<AppState>, Query(query): Query<PageQuery>, ctx: PageContext) -> Response {
-    let lang = ctx.lang;
+    let (lang, t) = (ctx.lang, ctx.t);
     let show_promises = query.promises.as_deref() == Some("1");
     let doc = render::policy(&state.policy, lang);
     let article = render::write(&doc, Format::Html, Options { show_promises, standalone: false });
     let toggle = if show_promises {
-        (format!("/privacy?lang={}", lang.code()), lang.pick("Skjul løfte-id'er", "Hide promise ids"))
+        (format!("/privacy?lang={}", lang.code()), t.privacy_hide_promises())
     } else {
-        (
-            format!("/privacy?lang={}&promises=1", lang.code()),
-            lang.pick(
-                "Vis hvilket løfte (og hvilke tests) der står bag hver sætning",
-                "Show which promise (and which tests) stand behind each sentence",
-            ),
-        )
+        (format!("/privacy?lang={}&promises=1", lang.code()), t.privacy_show_promises())
     };
-    let chrome = Chrome::new(&state, &ctx, &doc.title, "/privacy", true);
-    let has_form = chrome.banner.is_some();
+    let chrome = Chrome::new(&state, &ctx, &doc.title, true);
+    let has_form = chrome.has_form();
     page(&ctx, &state, has_form, &Document { chrome, article, promise_toggle: Some(toggle) })
 }
 
-pub async fn cookies(State(state): State<AppState>, ctx: PageContext) -> Response {
-    let lang = ctx.lang;
+pub async fn cookies(State(state): State<AppState>, ctx: PageContext, headers: axum::http::HeaderMap) -> Response {
+    let (lang, t) = (ctx.lang, ctx.t);
     // The policy's own Cookies section, under a lead that says what this page is.
     let section = render::section(&render::policy(&state.policy, lang), "cookies");
-    let lead = lang.pick(
-        "Her er alle de cookies, tjenesten kan bruge, og hvad der sker, hvis du fravælger dem.",
-        "Here is every cookie the service may use, and what happens if you refuse it.",
-    );
-    let mut nodes = vec![render::Node::Para(vec![render::Span::plain(lead)])];
+    let mut nodes = vec![render::Node::Para(vec![render::Span::plain(t.consent_page_lead())])];
     nodes.extend(section.nodes);
-    let title = lang.pick("Cookie-indstillinger", "Cookie settings");
+    let title = t.consent_page_title();
     let article = render::write(&render::Doc { lang, title: title.into(), nodes }, Format::Html, Options::default());
+    let allowed = |choices: passme_core::consent::Choices| {
+        let names: Vec<&str> = [CookieCategory::Preferences, CookieCategory::Statistics, CookieCategory::Marketing]
+            .into_iter()
+            .filter(|k| choices.allows(*k))
+            .map(|k| k.label(lang))
+            .collect();
+        if names.is_empty() { t.consent_necessary_only().to_string() } else { names.join(", ") }
+    };
     let status = match &ctx.consent {
-        ConsentState::Unanswered => lang
-            .pick(
-                "Du har ikke valgt endnu, så vi bruger kun nødvendige cookies.",
-                "You have not chosen yet, so we use only necessary cookies.",
-            )
-            .to_string(),
-        ConsentState::Outdated(_) => lang
-            .pick(
-                "Politikken er ændret siden dit valg; vælg igen. Indtil da bruger vi kun nødvendige cookies.",
-                "The policy changed since your choice; please choose again. Until then we use only necessary cookies.",
-            )
-            .to_string(),
-        ConsentState::Current(c) => {
-            let allowed: Vec<&str> = [CookieCategory::Preferences, CookieCategory::Statistics, CookieCategory::Marketing]
-                .into_iter()
-                .filter(|k| c.choices.allows(*k))
-                .map(|k| k.label(lang))
-                .collect();
-            let list = if allowed.is_empty() { lang.pick("kun nødvendige", "necessary only").to_string() } else { allowed.join(", ") };
-            format!("{} {list}. {} {}", lang.pick("Dit valg:", "Your choice:"), lang.pick("Samtykke-id:", "Consent id:"), c.id)
-        }
+        ConsentState::Unanswered => t.consent_unanswered().to_string(),
+        ConsentState::Outdated(_) => t.consent_outdated().to_string(),
+        ConsentState::Current(c) => t.consent_chosen(allowed(c.choices), &c.id),
     };
     let history = match ctx.consent.previous() {
-        Some(c) => ConsentLedger::new(state.store.clone(), state.clock.clone())
+        Some(c) => state
+            .consent
             .history(&c.id)
             .await
             .unwrap_or_default()
             .into_iter()
-            .map(|row| {
-                let when = jiff::Timestamp::from_millisecond(row.at)
-                    .map_or_else(|_| row.at.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string());
-                format!("{when}: {} {}", row.action.trim_start_matches("consent."), row.details)
+            .map(|record| {
+                let action = match record.action {
+                    ConsentAction::Given => t.consent_given(),
+                    ConsentAction::Changed => t.consent_changed(),
+                    ConsentAction::Withdrawn => t.consent_withdrawn(),
+                };
+                t.consent_record(when(record.at), action, allowed(record.choices), record.policy_version, record.network)
             })
             .collect(),
         None => Vec::new(),
     };
     let body = CookiesPage {
-        chrome: Chrome::new(&state, &ctx, title, "/cookies", false),
+        chrome: Chrome::new(&state, &ctx, title, false),
         article,
-        choice_heading: lang.pick("Dit valg", "Your choice"),
         status,
+        tracking_refused: crate::routes::tracking::refuses_tracking(&headers),
         form: Some(ConsentForm::new(&state, &ctx, false)),
-        history_heading: lang.pick("Dine registrerede valg (vores bevis)", "Your recorded choices (our proof)"),
         history,
     };
     page(&ctx, &state, true, &body)
+}
+
+/// A time as people read it: `2026-12-01 09:30 UTC`.
+pub fn when(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 pub async fn stylesheet() -> impl IntoResponse {
@@ -297,22 +266,25 @@ pub async fn stylesheet() -> impl IntoResponse {
     )
 }
 
-/// The page answering a failed browser request.
-pub fn error_page(_state: &AppState, lang: Lang, error: &ApiError) -> Response {
+pub async fn favicon() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "public, max-age=86400")], include_str!("../../static/favicon.svg"))
+}
+
+/// The page answering a failed browser request, in the visitor's language.
+pub fn error_page(t: Texts, error: &WebError) -> Response {
     let heading = match error.status {
-        StatusCode::NOT_FOUND => lang.pick("Siden findes ikke", "Page not found"),
-        s if s.is_server_error() => lang.pick("Noget gik galt hos os", "Something went wrong on our side"),
-        _ => lang.pick("Anmodningen kunne ikke behandles", "The request could not be handled"),
+        StatusCode::NOT_FOUND => t.error_page_not_found(),
+        s if s.is_server_error() => t.error_page_server(),
+        _ => t.error_page_refused(),
     };
     let mut response = html(&ErrorPage {
-        chrome: Chrome::plain(lang, heading, "/"),
+        chrome: Chrome::plain(t, heading, "/"),
         heading,
-        message: error.message.clone(),
-        code_label: lang.pick("Fejlkode", "Error code"),
+        message: error.message(t),
         code: error.code,
         status: error.status.as_u16(),
-        back: lang.pick("Til forsiden", "Go to the front page"),
     });
     *response.status_mut() = error.status;
+    error.add_headers(&mut response);
     response
 }

@@ -1,20 +1,23 @@
 //! The display preferences page: theme, language, text size. Saved on the account when signed in;
-//! for signed-out visitors in the `__Host-prefs` cookie, and only with preference consent.
+//! for signed-out visitors in the `__Host-prefs` cookie, and only with preference consent, which
+//! the form itself can give (so the page is never a dead end).
 
 use askama::Template;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use passme_core::consent::{self, Choices};
 use passme_core::prefs::{self, Prefs, TextSize, Theme};
-use passme_policy::{CookieCategory, Lang};
+use passme_messages::Lang;
+use passme_policy::CookieCategory;
 use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::context::PageContext;
-use crate::error::ApiError;
-use crate::routes::pages::{Chrome, error_page, page};
-use crate::{cookies, csrf};
+use crate::cookies;
+use crate::error::WebError;
+use crate::extract::CsrfForm;
+use crate::routes::pages::{Chrome, page};
 
 pub struct Group {
     legend: &'static str,
@@ -26,59 +29,51 @@ pub struct Group {
 #[template(path = "prefs.html")]
 struct PrefsPage {
     chrome: Chrome,
-    heading: &'static str,
-    intro: &'static str,
-    note: Option<&'static str>,
+    /// Signed out without preference consent: the form offers to give it.
+    needs_consent: bool,
+    /// A save was refused for want of that consent.
+    refused: bool,
     csrf: String,
     groups: Vec<Group>,
-    submit: &'static str,
 }
 
-pub async fn form(State(state): State<AppState>, ctx: PageContext) -> Response {
-    let lang = ctx.lang;
+fn prefs_page(state: &AppState, ctx: &PageContext, refused: bool) -> PrefsPage {
+    let t = ctx.t;
     let p = ctx.prefs;
-    let can_store = ctx.account_id.is_some() || ctx.consent.choices().allows(CookieCategory::Preferences);
-    let body = PrefsPage {
-        chrome: Chrome::new(&state, &ctx, lang.pick("Visning", "Display"), "/preferences", true),
-        heading: lang.pick("Visning", "Display"),
-        intro: lang.pick("Vælg tema, sprog og tekststørrelse.", "Choose theme, language and text size."),
-        note: (!can_store).then(|| {
-            lang.pick(
-                "Uden konto huskes valget i en præference-cookie, som kræver dit samtykke (se cookie-indstillingerne).",
-                "Without an account the choice is kept in a preference cookie, which needs your consent (see the cookie settings).",
-            )
-        }),
-        csrf: csrf::token(state.secrets.master_key(), &ctx.csrf_cookie),
+    PrefsPage {
+        chrome: Chrome::new(state, ctx, t.prefs_heading(), true),
+        needs_consent: ctx.session.is_none() && !ctx.consent.choices().allows(CookieCategory::Preferences),
+        refused,
+        csrf: ctx.csrf_token(state),
         groups: vec![
             Group {
-                legend: lang.pick("Tema", "Theme"),
+                legend: t.prefs_theme(),
                 name: "theme",
-                options: vec![
-                    ("light", lang.pick("Lyst", "Light"), p.theme == Theme::Light),
-                    ("dark", lang.pick("Mørkt", "Dark"), p.theme == Theme::Dark),
-                ],
+                options: vec![("light", t.prefs_light(), p.theme == Theme::Light), ("dark", t.prefs_dark(), p.theme == Theme::Dark)],
             },
             Group {
-                legend: lang.pick("Sprog", "Language"),
+                legend: t.prefs_language(),
                 name: "lang",
                 options: vec![
-                    ("auto", lang.pick("Som browseren", "As the browser"), p.lang.is_none()),
+                    ("auto", t.prefs_as_browser(), p.lang.is_none()),
                     ("da", "Dansk", p.lang == Some(Lang::Da)),
                     ("en", "English", p.lang == Some(Lang::En)),
                 ],
             },
             Group {
-                legend: lang.pick("Tekststørrelse", "Text size"),
+                legend: t.prefs_text_size(),
                 name: "text",
                 options: vec![
-                    ("normal", lang.pick("Normal", "Normal"), p.text == TextSize::Normal),
-                    ("large", lang.pick("Stor", "Large"), p.text == TextSize::Large),
+                    ("normal", t.prefs_normal(), p.text == TextSize::Normal),
+                    ("large", t.prefs_large(), p.text == TextSize::Large),
                 ],
             },
         ],
-        submit: lang.pick("Gem", "Save"),
-    };
-    page(&ctx, &state, true, &body)
+    }
+}
+
+pub async fn form(State(state): State<AppState>, ctx: PageContext) -> Response {
+    page(&ctx, &state, true, &prefs_page(&state, &ctx, false))
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,63 +82,55 @@ pub struct PrefsInput {
     theme: String,
     lang: String,
     text: String,
+    /// Signed out: "on" gives consent to preference cookies along with the save.
+    consent: Option<String>,
 }
 
-pub async fn save(
-    State(state): State<AppState>,
-    ctx: PageContext,
-    headers: HeaderMap,
-    form: Result<Form<PrefsInput>, FormRejection>,
-) -> Response {
-    let lang = ctx.lang;
-    let Ok(Form(input)) = form else {
-        return error_page(
-            &state,
-            lang,
-            &ApiError::new(StatusCode::BAD_REQUEST, "form_invalid", lang.pick("Formularen var ufuldstændig.", "The form was incomplete.")),
-        );
-    };
-    let explanation =
-        lang.pick("Din browser afviser cookies, så valget kan ikke huskes.", "Your browser refuses cookies, so the choice cannot be kept.");
-    if let Some(refused) = super::csrf_refusal(&state, lang, &headers, &input.csrf, ("cookies_refused", explanation)) {
-        return refused;
-    }
+crate::csrf_protected!(PrefsInput, refused = "cookies_refused_prefs");
+
+pub async fn save(State(state): State<AppState>, ctx: PageContext, CsrfForm(input): CsrfForm<PrefsInput>) -> Result<Response, WebError> {
     let lang_choice = match input.lang.as_str() {
         "auto" => Some(None),
         code => Lang::parse(code).map(Some),
     };
     let (Some(theme), Some(chosen_lang), Some(text)) = (Theme::parse(&input.theme), lang_choice, TextSize::parse(&input.text)) else {
-        return error_page(
-            &state,
-            lang,
-            &ApiError::new(StatusCode::BAD_REQUEST, "preferences_invalid", lang.pick("Ukendt valg.", "Unknown choice.")),
-        );
+        return Err(WebError::bad_request("preferences_invalid"));
     };
     let prefs = Prefs { theme, lang: chosen_lang, text };
-    let mut response = Redirect::to("/preferences").into_response();
-    if let Some(account_id) = &ctx.account_id {
-        if let Err(e) = state
+    // The confirmation in the language just chosen.
+    let back = format!("/preferences?done=prefs_saved&lang={}", chosen_lang.unwrap_or(ctx.lang).code());
+    let mut response = Redirect::to(&back).into_response();
+    if let Some(account_id) = ctx.account_id() {
+        state
             .store
             .set_account_prefs(account_id, theme.id(), chosen_lang.map_or("auto", Lang::code), text.id(), state.clock.now_ms())
-            .await
-        {
-            return error_page(&state, lang, &ApiError::from(e));
-        }
-    } else if ctx.consent.choices().allows(CookieCategory::Preferences) {
-        response.headers_mut().extend(cookies::set(&state.policy, prefs::COOKIE, &prefs.encode()).map(|v| (header::SET_COOKIE, v)));
-    } else {
-        return error_page(
-            &state,
-            lang,
-            &ApiError::new(
-                StatusCode::CONFLICT,
-                "preferences_need_consent",
-                lang.pick(
-                    "Uden konto kræver det samtykke til præference-cookies at huske valget.",
-                    "Without an account, keeping the choice needs consent to preference cookies.",
-                ),
-            ),
-        );
+            .await?;
+        return Ok(response);
     }
-    response
+    let mut choices = ctx.consent.choices();
+    if !choices.allows(CookieCategory::Preferences) {
+        if input.consent.as_deref() != Some("on") {
+            let mut refused = page(&ctx, &state, true, &prefs_page(&state, &ctx, true));
+            *refused.status_mut() = StatusCode::CONFLICT;
+            return Ok(refused);
+        }
+        // Consent given here, recorded like any other choice.
+        choices = Choices { preferences: true, ..choices };
+        let recorded = state
+            .consent
+            .record(
+                ctx.consent.previous(),
+                choices,
+                None,
+                &state.policy.meta.version,
+                crate::routes::consent::BANNER_VERSION,
+                ctx.client_ip,
+            )
+            .await?;
+        response
+            .headers_mut()
+            .extend(cookies::set(&state.policy, consent::COOKIE_NAME, &recorded.encode()).map(|v| (header::SET_COOKIE, v)));
+    }
+    response.headers_mut().extend(cookies::set(&state.policy, prefs::COOKIE, &prefs.encode()).map(|v| (header::SET_COOKIE, v)));
+    Ok(response)
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::AppState;
 use crate::context::client_ip;
 use crate::cookies;
-use crate::error::ApiError;
+use crate::error::WebError;
 use crate::middleware::{body_bytes, parse_json};
 
 pub const VISITOR_COOKIE: &str = "__Host-pm_vid";
@@ -40,7 +40,7 @@ pub struct EventsAccepted {
 }
 
 /// True when the browser asks not to be tracked: such a visit is counted cookielessly only.
-fn refuses_tracking(headers: &HeaderMap) -> bool {
+pub fn refuses_tracking(headers: &HeaderMap) -> bool {
     ["dnt", "sec-gpc"].iter().any(|h| headers.get(*h).is_some_and(|v| v.as_bytes() == b"1"))
 }
 
@@ -66,15 +66,16 @@ fn error_for(e: AcceptError) -> Response {
     let (status, code, retry) = match &e {
         AcceptError::Invalid(inner) => (StatusCode::BAD_REQUEST, inner.code, None),
         AcceptError::BatchTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", None),
-        AcceptError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", Some("10")),
-        AcceptError::Ingest(IngestError::Overloaded) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", Some("1")),
-        AcceptError::Ingest(IngestError::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, "events_unavailable", Some("5")),
+        AcceptError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", Some(10)),
+        AcceptError::Ingest(IngestError::Overloaded) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", Some(1)),
+        AcceptError::Ingest(IngestError::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, "events_unavailable", Some(5)),
     };
-    let mut response = ApiError::new(status, code, e.to_string()).into_response();
-    if let Some(seconds) = retry {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+    // The event's position (which one of a batch) is what only this error can say.
+    let error = WebError::new(status, code).with_detail(e.to_string());
+    match retry {
+        Some(seconds) => error.retry_after(seconds).into_response(),
+        None => error.into_response(),
     }
-    response
 }
 
 /// What the request says about its sender, read before its body is consumed.
@@ -177,11 +178,11 @@ pub struct PixelQuery {
 pub async fn pixel(State(state): State<AppState>, request: Request) -> Response {
     let headers = request.headers();
     let Ok(Query(query)) = Query::<PixelQuery>::try_from_uri(request.uri()) else {
-        return ApiError::bad_request("query_invalid", "expected ?site=…&url=…").into_response();
+        return WebError::bad_request("query_invalid").with_detail("?site=…&url=…").into_response();
     };
     let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok()).map(str::to_string);
     let Some(url) = query.url.or(referer) else {
-        return ApiError::bad_request("url_missing", "give the page as ?url=…").into_response();
+        return WebError::bad_request("url_missing").into_response();
     };
     let event = EventIn { site: query.site, url, referrer: None, ts: state.clock.now_ms() };
     let response = accept(&state, Sender::of(&state, headers, request.extensions()), vec![event]).await;

@@ -1,0 +1,129 @@
+//! The account page: who is signed in, the subscription, the sessions (as "Chrome on Linux",
+//! the network, the last use), the password and address forms, personal access tokens, and
+//! closing the account.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use passme_analytics::useragent::UserAgents;
+use passme_core::identity::sessions::ActiveSession;
+use passme_messages::Texts;
+
+use crate::app::AppState;
+use crate::context::PageContext;
+use crate::error::WebError;
+use crate::extract::SignedIn;
+use crate::routes::pages::{Chrome, page, when};
+
+pub struct SessionLine {
+    id: String,
+    device: String,
+    network: String,
+    seen: String,
+    current: bool,
+    remembered: bool,
+}
+
+pub struct TokenLine {
+    id: String,
+    name: String,
+    created: String,
+    used: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    chrome: Chrome,
+    email: String,
+    csrf: String,
+    /// A failed payment: shown here too, where the user looks first.
+    payment_problem: bool,
+    sessions: Vec<SessionLine>,
+    tokens: Vec<TokenLine>,
+    /// A form of this page that was refused: its name (`password`, `email`, `token`, `close`)
+    /// and why, shown in that form.
+    problem: Option<(&'static str, String)>,
+}
+
+/// "Chrome on Linux", from a stored user agent.
+fn device(t: Texts, user_agent: &str) -> String {
+    let client = UserAgents::shared().parse(user_agent);
+    match (client.browser.as_str(), client.os.as_str()) {
+        ("" | "Other", "" | "Other") => t.account_unknown_device().to_string(),
+        (browser, "" | "Other") => browser.to_string(),
+        ("" | "Other", os) => os.to_string(),
+        (browser, os) => t.account_browser_on(browser, os),
+    }
+}
+
+pub async fn account(State(state): State<AppState>, ctx: PageContext, SignedIn(session): SignedIn) -> Result<Response, WebError> {
+    render(&state, &ctx, &session, None).await
+}
+
+/// A form of the account page refused: the page again, with the reason in that form, as 400.
+pub(super) async fn refused(
+    state: &AppState,
+    ctx: &PageContext,
+    session: &ActiveSession,
+    form: &'static str,
+    error: passme_core::CoreError,
+) -> Result<Response, WebError> {
+    let passme_core::CoreError::Input { code, hint } = error else { return Err(error.into()) };
+    let message = WebError::bad_request(code).with_hint(hint).message(ctx.t);
+    let mut response = render(state, ctx, session, Some((form, message))).await?;
+    *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    Ok(response)
+}
+
+async fn render(
+    state: &AppState,
+    ctx: &PageContext,
+    session: &ActiveSession,
+    problem: Option<(&'static str, String)>,
+) -> Result<Response, WebError> {
+    let t = ctx.t;
+    let Some(account) = state.identity.active_account(&session.account_id).await? else { return Err(WebError::not_found()) };
+    let sessions = state
+        .identity
+        .sessions
+        .list(&account.id)
+        .await?
+        .into_iter()
+        .map(|r| SessionLine {
+            current: r.id == session.id,
+            device: device(t, &r.user_agent),
+            network: r.ip_prefix,
+            seen: when(r.last_seen_at),
+            remembered: r.remembered,
+            id: r.id,
+        })
+        .collect();
+    let tokens = state
+        .identity
+        .api_tokens
+        .list(&account.id)
+        .await?
+        .into_iter()
+        .map(|token| TokenLine {
+            id: token.id,
+            name: token.name,
+            created: when(token.created_at),
+            used: token.last_used_at.map_or_else(|| "–".into(), when),
+        })
+        .collect();
+    let payment_problem = match &state.billing {
+        Some(billing) => billing.summary(&account.id).await.is_ok_and(|s| s.payment_problem),
+        None => false,
+    };
+    let body = AccountPage {
+        chrome: Chrome::new(state, ctx, t.account_heading(), true),
+        csrf: ctx.csrf_token(state),
+        email: account.email,
+        payment_problem,
+        sessions,
+        tokens,
+        problem,
+    };
+    Ok(page(ctx, state, true, &body))
+}
