@@ -16,12 +16,59 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Text with its web addresses (`https://…`, `stripe.com/privacy`) and the site's own paths
+/// (`/cookies`) turned into links, everything escaped.
+pub fn linked(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, after) = rest.split_at(word_end);
+        // Brackets and trailing punctuation belong to the sentence, not to the address.
+        let core_start = word.find(|c: char| c != '(').unwrap_or(word.len());
+        let core_end = word.trim_end_matches(['.', ',', ';', ':', ')', '!', '?']).len().max(core_start);
+        let (before, core, tail) = (&word[..core_start], &word[core_start..core_end], &word[core_end..]);
+        out.push_str(&escape(before));
+        match href(core) {
+            Some(href) => out.push_str(&format!("<a href=\"{}\">{}</a>", escape(&href), escape(core))),
+            None => out.push_str(&escape(core)),
+        }
+        out.push_str(&escape(tail));
+        let space_end = after.find(|c: char| !c.is_whitespace()).unwrap_or(after.len());
+        out.push_str(&after[..space_end]);
+        rest = &after[space_end..];
+    }
+    out
+}
+
+/// Where a word links to, if it is an address.
+fn href(word: &str) -> Option<String> {
+    let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._~/%?=&#".contains(c));
+    if let Some(rest) = word.strip_prefix("https://").or_else(|| word.strip_prefix("http://")) {
+        return plain(rest).then(|| word.to_string());
+    }
+    if let Some(path) = word.strip_prefix('/') {
+        let is_path = path.starts_with(|c: char| c.is_ascii_lowercase())
+            && path.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_/.".contains(c));
+        return is_path.then(|| word.to_string());
+    }
+    let host = word.split('/').next().unwrap_or_default();
+    let labels: Vec<&str> = host.split('.').collect();
+    let is_host = labels.len() >= 2
+        && labels.iter().all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+        && ["dk", "com", "eu", "org", "net", "ai", "io"].contains(&labels[labels.len() - 1]);
+    (is_host && plain(word)).then(|| format!("https://{word}"))
+}
+
 pub fn write(doc: &Doc, options: Options) -> String {
     let lang = doc.lang.code();
     let mut out = format!("<article class=\"policy\" lang=\"{lang}\">\n<h1>{}</h1>\n", escape(&doc.title));
+    // A table is named by the heading above it (for the region that scrolls it on narrow screens).
+    let mut section = doc.title.as_str();
     for node in &doc.nodes {
         match node {
             Node::Heading { level, anchor, text } => {
+                section = text;
                 let level = (*level).clamp(2, 6);
                 out.push_str(&format!("<h{level} id=\"{}\">{}</h{level}>\n", escape(anchor), escape(text)));
             }
@@ -34,7 +81,12 @@ pub fn write(doc: &Doc, options: Options) -> String {
                 out.push_str("</ul>\n");
             }
             Node::Table { header, rows } => {
-                out.push_str("<div class=\"table-wrap\"><table>\n<thead><tr>");
+                // Focusable, so keyboard users can scroll it when it is wider than the screen; on
+                // phones the stylesheet stacks each row into a card labelled by `data-label`.
+                out.push_str(&format!(
+                    "<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" aria-label=\"{}\"><table class=\"stack\">\n<thead><tr>",
+                    escape(section)
+                ));
                 for h in header {
                     out.push_str(&format!("<th scope=\"col\">{}</th>", escape(h)));
                 }
@@ -43,7 +95,8 @@ pub fn write(doc: &Doc, options: Options) -> String {
                     out.push_str(&format!("<tr data-promise=\"{}\">", escape(&row.promises.join(" "))));
                     for (i, cell) in row.cells.iter().enumerate() {
                         let marks = if i == 0 { promise_marks(&row.promises, options) } else { String::new() };
-                        out.push_str(&format!("<td>{}{marks}</td>", escape(cell)));
+                        let label = header.get(i).map(String::as_str).unwrap_or_default();
+                        out.push_str(&format!("<td data-label=\"{}\">{}{marks}</td>", escape(label), linked(cell)));
                     }
                     out.push_str("</tr>\n");
                 }
@@ -67,12 +120,12 @@ fn spans_html(spans: &[Span], options: Options) -> String {
         .iter()
         .map(|s| {
             if s.promises.is_empty() {
-                escape(&s.text)
+                linked(&s.text)
             } else {
                 format!(
                     "<span data-promise=\"{}\">{}{}</span>",
                     escape(&s.promises.join(" ")),
-                    escape(&s.text),
+                    linked(&s.text),
                     promise_marks(&s.promises, options)
                 )
             }
@@ -86,4 +139,24 @@ fn promise_marks(promises: &[String], options: Options) -> String {
         return String::new();
     }
     promises.iter().map(|p| format!(" <sup class=\"promise\"><code>{}</code></sup>", escape(p))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::linked;
+
+    #[test]
+    fn addresses_and_paths_become_links_and_the_rest_stays_text() {
+        assert_eq!(
+            linked("See https://stripe.com/privacy, or (datatilsynet.dk)."),
+            "See <a href=\"https://stripe.com/privacy\">https://stripe.com/privacy</a>, or (<a href=\"https://datatilsynet.dk\">datatilsynet.dk</a>)."
+        );
+        assert_eq!(linked("the settings (/cookies), always"), "the settings (<a href=\"/cookies\">/cookies</a>), always");
+        assert_eq!(linked("stripe.com/privacy"), "<a href=\"https://stripe.com/privacy\">stripe.com/privacy</a>");
+        for text in ["e.g. a list", "24/7", "and/or", "v1.2", "3.5 years", "ISO 8601", "<b>", "/", "a.b.x", "/24", "/48"] {
+            assert!(!linked(text).contains("<a "), "{text}");
+        }
+        assert_eq!(linked("<script> & \"x\""), "&lt;script&gt; &amp; &quot;x&quot;");
+        assert_eq!(linked("javascript:alert(1)"), "javascript:alert(1)");
+    }
 }

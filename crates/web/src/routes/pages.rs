@@ -42,6 +42,9 @@ pub struct ConsentForm {
     pub csrf: String,
     pub next: String,
     pub outdated: bool,
+    /// On the banner: refuse and accept first, the categories folded away, so that both answers
+    /// are on a phone's first screen.
+    pub compact: bool,
     pub necessary_label: &'static str,
     pub necessary_text: String,
     pub categories: Vec<CategoryBox>,
@@ -68,6 +71,7 @@ impl ConsentForm {
             csrf: ctx.csrf_token(state),
             next: ctx.here.clone(),
             outdated,
+            compact: false,
             necessary_label: CookieCategory::Necessary.label(lang),
             necessary_text: describe(CookieCategory::Necessary),
             categories,
@@ -79,7 +83,7 @@ impl Chrome {
     /// A page's chrome, with the consent banner when the visitor still has to answer.
     pub fn new(state: &AppState, ctx: &PageContext, title: &str, with_banner: bool) -> Chrome {
         let banner = (with_banner && ctx.consent.needs_answer())
-            .then(|| ConsentForm::new(state, ctx, matches!(ctx.consent, ConsentState::Outdated(_))));
+            .then(|| ConsentForm { compact: true, ..ConsentForm::new(state, ctx, matches!(ctx.consent, ConsentState::Outdated(_))) });
         let path = ctx.here.split('?').next().unwrap_or("/");
         let done =
             ctx.here.split_once('?').and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("done="))).and_then(|c| ctx.t.done(c));

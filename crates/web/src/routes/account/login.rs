@@ -41,8 +41,7 @@ fn login_page(state: &AppState, ctx: &PageContext, email: &str, next: &str) -> F
 pub async fn login_form(State(state): State<AppState>, ctx: PageContext, Query(query): Query<NextQuery>) -> Response {
     let next = redirect::local_path(query.next.as_deref());
     if ctx.session.is_some() {
-        let to = if next == "/" { "/account" } else { next.as_str() };
-        return Redirect::to(to).into_response();
+        return Redirect::to(destination(&next)).into_response();
     }
     login_page(&state, &ctx, "", &next).respond(&state, &ctx, StatusCode::OK)
 }
@@ -68,7 +67,7 @@ pub async fn login(
     let remember = input.remember.as_deref() == Some("on");
     let outcome = state.identity.sign_in(&input.email, SecretString::from(input.password), ctx.lang, ctx.client_ip).await?;
     let error = match outcome {
-        SignIn::SignedIn(account) => return sign_in(&state, &ctx, &headers, &account.id, &next, remember).await,
+        SignIn::SignedIn(account) => return sign_in(&state, &ctx, &headers, &account.id, destination(&next), remember).await,
         refused => refusal(refused),
     };
     let mut form = login_page(&state, &ctx, &input.email, &next);
@@ -76,6 +75,11 @@ pub async fn login(
     let mut response = form.respond(&state, &ctx, error.status);
     error.add_headers(&mut response);
     Ok(response)
+}
+
+/// Where a sign-in leads: where the visitor was headed, else their account.
+fn destination(next: &str) -> &str {
+    if next == "/" { "/account" } else { next }
 }
 
 /// Why a sign-in did not happen, as the page and the API answer it.

@@ -1,0 +1,279 @@
+// PassMe's pages in a real browser (Debian's chromium, driven by playwright-core), as a person
+// uses them: sign-up, the confirmation mail from the outbox, sign-in with remember-me,
+// preferences, consent choices and the cookies each leaves, the staff pages; in Danish and
+// English, on a desktop and on a 360 px phone. Every page visited is checked with axe-core (no
+// serious or critical violation), must not be wider than its viewport, and is screenshotted.
+// Run by scripts/browser, which starts the server and passes its address in the environment.
+
+import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const require = createRequire(`${process.env.PASSME_BROWSER_MODULES}/`);
+const { chromium } = require('playwright-core');
+const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+const BASE = process.env.PASSME_BASE;
+const OUTBOX = process.env.PASSME_OUTBOX;
+const ADMIN_LINK = process.env.PASSME_ADMIN_LINK;
+const SHOTS = process.env.PASSME_SHOTS;
+const PASSWORD = 'correct horse battery staple';
+const ADMIN_PASSWORD = 'a staff password nobody guesses';
+
+const DEVICES = {
+  desktop: { viewport: { width: 1280, height: 900 } },
+  phone: { viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 },
+};
+const NECESSARY = ['__Host-session', '__Host-csrf', '__Host-consent'];
+const PREFERENCES = ['__Host-remember', '__Host-prefs'];
+
+let passed = 0;
+const failures = [];
+
+function check(name, condition, detail = '') {
+  if (condition) {
+    passed += 1;
+  } else {
+    failures.push(`${name}${detail ? `: ${detail}` : ''}`);
+    console.log(`FAIL ${name}${detail ? `: ${detail}` : ''}`);
+  }
+}
+
+/** The checks every page gets: fits its viewport, no serious accessibility problem, a screenshot. */
+async function inspect(page, label) {
+  const fit = await page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > width + 1 && getComputedStyle(e).position !== 'absolute')
+      .filter((e) => !e.closest('.table-wrap'))
+      .slice(0, 3)
+      .map((e) => `${e.tagName.toLowerCase()}${e.className ? `.${e.className}` : ''} (${Math.round(e.getBoundingClientRect().right)} px)`);
+    // The policy's tables fit their box too: no sideways scrolling to read a recipient.
+    const tables = [...document.querySelectorAll('.table-wrap')]
+      .filter((w) => w.querySelector('table.stack') && w.scrollWidth > w.clientWidth + 1)
+      .map((w) => `${w.getAttribute('aria-label')} (${w.scrollWidth} px in ${w.clientWidth})`);
+    return { scroll: document.documentElement.scrollWidth, width, wide, tables };
+  });
+  check(`${label}: fits ${fit.width} px`, fit.scroll <= fit.width, `${fit.scroll} px wide; ${fit.wide.join(', ')}`);
+  check(`${label}: tables fit their box`, fit.tables.length === 0, fit.tables.join(', '));
+  await page.addScriptTag({ content: axeSource });
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 2).map((n) => n.target.join(' ')).join('; ')}`);
+  });
+  check(`${label}: axe finds no serious or critical violation`, violations.length === 0, violations.join(' | '));
+  await page.screenshot({ path: path.join(SHOTS, `${label.replaceAll(' ', '-')}.png`), fullPage: true });
+}
+
+async function visit(page, url, label, status = 200) {
+  const response = await page.goto(`${BASE}${url}`);
+  check(`${label}: answers ${status}`, response.status() === status, `got ${response.status()} for ${url}`);
+  await inspect(page, label);
+  return response;
+}
+
+async function cookieNames(context) {
+  return (await context.cookies()).map((c) => c.name).sort();
+}
+
+/** The link with `?token=` in the newest mail to `to` (quoted-printable undone). */
+async function mailedLink(to, subjectPart) {
+  for (let i = 0; i < 100; i += 1) {
+    const mails = fs
+      .readdirSync(OUTBOX)
+      .map((f) => path.join(OUTBOX, f))
+      .map((f) => ({ f, text: fs.readFileSync(f, 'utf8'), at: fs.statSync(f).mtimeMs }))
+      .map((m) => ({ ...m, text: m.text.replace(/=\r?\n/g, '').replace(/=3D/g, '=') }))
+      .filter((m) => m.text.includes(`To: ${to}`) && m.text.includes(subjectPart))
+      .sort((a, b) => b.at - a.at);
+    const link = mails[0]?.text.match(/https?:\/\/\S+token=[A-Za-z0-9_-]+/);
+    if (link) return link[0];
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no mail to ${to} with a link (${subjectPart})`);
+}
+
+/** Runs `steps` on a new page; when one throws, says where the page was and what it showed. */
+async function onPage(browser, options, label, steps) {
+  const context = await browser.newContext({ ...options, bypassCSP: true });
+  const page = await context.newPage();
+  try {
+    await steps(page, context);
+  } catch (e) {
+    const main = await page.locator('main').innerText().catch(() => '');
+    check(`${label}: ${e.message.split('\n')[0]}`, false, `at ${page.url()}: ${main.slice(0, 300)}`);
+    await page.screenshot({ path: path.join(SHOTS, `${label.replaceAll(' ', '-')}-FAILED.png`), fullPage: true }).catch(() => {});
+  } finally {
+    await context.close();
+  }
+}
+
+function locale(lang) {
+  return lang === 'da' ? 'da-DK' : 'en-GB';
+}
+
+/** One person's way through the service, in one language on one device. */
+async function journey(browser, lang, device) {
+  await onPage(browser, { ...DEVICES[device], locale: locale(lang) }, `${lang} ${device} journey`, (page, context) =>
+    journeySteps(page, context, lang, device));
+}
+
+async function journeySteps(page, context, lang, device) {
+  const label = (name) => `${lang} ${device} ${name}`;
+  const email = `${lang}-${device}@example.com`;
+
+  await visit(page, `/?lang=${lang}`, label('home'));
+  check(label('home: title is the service name once'), (await page.title()) === 'PassMe AI', await page.title());
+  const reject = page.locator('section.consent button[value="none"]');
+  const box = await reject.boundingBox();
+  check(label('banner: refusing is on the first screen'), box && box.y + box.height <= DEVICES[device].viewport.height, JSON.stringify(box));
+  await reject.click();
+  await page.waitForLoadState();
+  check(label('banner: gone once answered'), (await page.locator('section.consent').count()) === 0);
+  check(label('banner: a confirmation is shown'), (await page.locator('.done').count()) === 1);
+  const afterReject = await cookieNames(context);
+  check(label('cookies after "reject all": necessary only'), afterReject.every((c) => NECESSARY.includes(c)), afterReject.join(', '));
+
+  await visit(page, `/privacy?lang=${lang}`, label('privacy'));
+  const links = await page.locator('main a[href*="datatilsynet.dk"], main a[href*="stripe.com"]').count();
+  check(label('privacy: addresses are links'), links >= 2, `${links} links`);
+  await visit(page, `/cookies?lang=${lang}`, label('cookies'));
+  await page.locator('main input[name="preferences"]').check();
+  await page.locator('main button[value="custom"]').click();
+  await page.waitForLoadState();
+  check(label('cookies: saving confirms'), (await page.locator('.done').count()) === 1);
+  await inspect(page, label('cookies-saved'));
+
+  await visit(page, `/signup?lang=${lang}`, label('signup'));
+  await page.fill('#f-email', email);
+  await page.fill('#f-password', 'short');
+  await page.locator('main form button[type="submit"]').click();
+  await page.waitForLoadState();
+  check(label('signup: a weak password is explained beside its field'), (await page.locator('#f-password-error').count()) === 1);
+  await inspect(page, label('signup-refused'));
+  await page.fill('#f-password', PASSWORD);
+  await page.locator('main form button[type="submit"]').click();
+  await page.waitForLoadState();
+  await inspect(page, label('signup-sent'));
+
+  const verify = await mailedLink(email, 'Subject:');
+  await page.goto(verify);
+  await inspect(page, label('verify'));
+  await page.locator('main form button[type="submit"]').click();
+  await page.waitForURL(/\/account/);
+  await inspect(page, label('account'));
+  check(label('account: sessions read as a device'), /(Chrome|Chromium) (on|på) Linux/.test(await page.locator('.sessions').innerText()));
+  check(label('account: password forms name their account'), (await page.locator('form[action="/account/password"] input[autocomplete="username"]').count()) === 1);
+
+  await page.locator('form[action="/logout"] button').click();
+  await page.waitForLoadState();
+  await visit(page, `/login?lang=${lang}`, label('login'));
+  await page.fill('#f-email', email);
+  await page.fill('#f-password', PASSWORD);
+  await page.check('#f-remember');
+  await page.locator('main form button[type="submit"]').click();
+  await page.waitForURL(/\/account/);
+  const signedIn = await cookieNames(context);
+  check(label('cookies signed in with remember-me'), signedIn.includes('__Host-session') && signedIn.includes('__Host-remember'), signedIn.join(', '));
+  check(label('cookies: nothing beyond the consented categories'), signedIn.every((c) => NECESSARY.includes(c) || PREFERENCES.includes(c)), signedIn.join(', '));
+  await context.clearCookies({ name: '__Host-session' });
+  await page.goto(`${BASE}/account?lang=${lang}`);
+  check(label('remember-me resumes after the session cookie is gone'), new URL(page.url()).pathname === '/account', page.url());
+  const login = await page.goto(`${BASE}/login?lang=${lang}`);
+  check(label('login: a signed-in visitor goes on to the account'), new URL(page.url()).pathname === '/account', `${login.status()} ${page.url()}`);
+
+  await visit(page, `/preferences?lang=${lang}`, label('preferences'));
+  await page.check('#p-theme-dark');
+  await page.check('#p-text-large');
+  await page.locator('main form button[type="submit"]').click();
+  await page.waitForLoadState();
+  check(label('preferences: saving confirms'), (await page.locator('.done').count()) === 1);
+  check(label('preferences: dark theme applied'), (await page.locator('html[data-theme="dark"]').count()) === 1);
+  await inspect(page, label('preferences-dark'));
+  await visit(page, `/account?lang=${lang}`, label('account-dark'));
+  await visit(page, `/billing?lang=${lang}`, label('billing'));
+  await visit(page, `/no-such-page?lang=${lang}`, label('not-found'), 404);
+  check(label('not-found: in the visitor language'), (await page.locator('html').getAttribute('lang')) === lang);
+}
+
+/** Staff pages, signed in as the admin the script made. */
+async function staff(browser, lang, device) {
+  await onPage(browser, { ...DEVICES[device], locale: locale(lang) }, `${lang} ${device} staff`, (page) => staffSteps(page, lang, device));
+}
+
+async function staffSteps(page, lang, device) {
+  const label = (name) => `${lang} ${device} ${name}`;
+  await page.goto(`${BASE}/login?lang=${lang}`);
+  await page.fill('#f-email', 'admin@passme.test');
+  await page.fill('#f-password', ADMIN_PASSWORD);
+  await page.locator('main form button[type="submit"]').click();
+  await page.waitForURL(/\/account/);
+  check(label('staff: the header links to the staff pages'), (await page.locator('header a[href^="/staff/"]').count()) === 1);
+  await visit(page, `/staff/analytics?lang=${lang}`, label('dashboard'));
+  check(label('dashboard: the chart has axes'), (await page.locator('.chart svg .axis').count()) >= 2);
+  await visit(page, `/staff/analytics?lang=${lang}&page=%2F`, label('dashboard-filtered'));
+  await visit(page, `/staff/audit?lang=${lang}`, label('audit'));
+  check(label('audit: entries are listed'), (await page.locator('main table tbody tr').count()) > 0);
+}
+
+/** Every public page with cookies refused: the jar is emptied before every request, so the
+ * server never gets a cookie back, as from a browser that refuses them. */
+async function cookiesRefused(browser, lang) {
+  await onPage(browser, { ...DEVICES.phone, locale: locale(lang) }, `${lang} no-cookies`, (page, context) =>
+    cookiesRefusedSteps(page, context, lang));
+}
+
+async function cookiesRefusedSteps(page, context, lang) {
+  const label = (name) => `${lang} no-cookies ${name}`;
+  for (const [name, url] of [['home', '/'], ['privacy', '/privacy'], ['cookies', '/cookies'], ['signup', '/signup'], ['login', '/login']]) {
+    await context.clearCookies();
+    await visit(page, `${url}?lang=${lang}`, label(name));
+  }
+  await page.fill('#f-email', 'nobody@example.com');
+  await page.fill('#f-password', PASSWORD);
+  await context.clearCookies();
+  await page.locator('main form button[type="submit"]').click();
+  await page.waitForLoadState();
+  check(label('login explains that it needs a cookie'), (await page.locator('main').innerText()).includes('__Host-session'));
+  await inspect(page, label('login-refused'));
+}
+
+/** The admin's one-hour link from `passme admin create`: set the password. */
+async function setAdminPassword(browser) {
+  const context = await browser.newContext({ ...DEVICES.desktop, locale: 'en-GB' });
+  const page = await context.newPage();
+  await page.goto(ADMIN_LINK.replace(/^https?:\/\/[^/]+/, BASE));
+  await page.fill('#f-password', ADMIN_PASSWORD);
+  await page.locator('main form button[type="submit"]').click();
+  await page.waitForLoadState();
+  await context.close();
+}
+
+// Chromium as people run it: a headless one says so in its user agent, and the tracker leaves
+// bots uncounted. Set on the command line, so the beacons sent while a page unloads carry it too.
+const version = execFileSync('/usr/bin/chromium', ['--version']).toString().match(/\d+\.[\d.]+/)[0];
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: [
+    `--user-agent=Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${version} Safari/537.36`,'--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  await setAdminPassword(browser);
+  const each = [['da', 'desktop'], ['da', 'phone'], ['en', 'desktop'], ['en', 'phone']];
+  for (const [lang, device] of each) await journey(browser, lang, device);
+  for (const lang of ['da', 'en']) await cookiesRefused(browser, lang);
+  // Last, so that the dashboard has the journeys' page views to show.
+  for (const [lang, device] of each) await staff(browser, lang, device);
+} catch (e) {
+  failures.push(`the suite stopped: ${e.stack ?? e}`);
+  console.log(`FAIL the suite stopped: ${e.stack ?? e}`);
+} finally {
+  await browser.close();
+}
+const shots = fs.readdirSync(SHOTS).length;
+console.log(`browser suite: ${passed} checks passed, ${failures.length} failed; ${shots} screenshots in ${SHOTS}`);
+console.log(`test result: ${failures.length ? 'FAILED' : 'ok'}. ${passed} passed; ${failures.length} failed; 0 ignored`);
+process.exit(failures.length ? 1 : 0);
