@@ -213,7 +213,7 @@ pub fn handler(rollups: Rollups) -> impl Fn(passme_store::Job) -> passme_core::j
     move |_job| {
         let rollups = rollups.clone();
         Box::pin(async move {
-            let report = rollups.run().await.map_err(|e| e.to_string())?;
+            let report = rollups.run().await?;
             tracing::debug!(visitors = report.visitors, days = report.days, "analytics rollup pass");
             Ok(())
         })

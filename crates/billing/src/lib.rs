@@ -24,9 +24,10 @@ use passme_core::CoreError;
 use passme_core::audit::{AuditEvent, AuditLog};
 use passme_core::clock::SharedClock;
 use passme_core::config::BillingConfig;
-use passme_core::jobs::{EnqueueOptions, HandlerFuture, JobQueue};
+use passme_core::jobs::{EnqueueOptions, HandlerFuture, JobError, JobPayload, JobQueue};
 use passme_store::{BillingEventRow, InvoiceRow, NewJob, Store, StoreError, SubscriptionRow};
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use catalogue::{Catalogue, Plan, Status};
@@ -310,15 +311,15 @@ impl Billing {
         // Only a handled event's minimised form is queued. Any other is recorded with its outcome
         // and its body dropped.
         let minimised = match event.handled() {
-            Some(kind) => event.minimised(kind).map_err(|e| format!("ignored: {e}")),
-            None => Err(IGNORED_TYPE.into()),
+            Some(kind) => event.minimised(kind).map_err(|e| Outcome::Ignored(Ignored::Unreadable(e.to_string()))),
+            None => Err(Outcome::Ignored(Ignored::TypeNotHandled)),
         };
         let row = BillingEventRow {
             event_id: event.id.clone(),
             event_type: event.kind.clone(),
             created: event.created,
             received_at: now,
-            outcome: minimised.as_ref().err().cloned(),
+            outcome: minimised.as_ref().err().map(Outcome::to_string),
         };
         let job = minimised.ok().map(|payload| NewJob {
             id: format!("billing-event-{}", event.id),
@@ -334,12 +335,12 @@ impl Billing {
 
     /// Applies a stored event (the job's payload) and records the outcome. An error means "try
     /// again later" (the provider did not answer); everything else is an outcome.
-    pub async fn process(&self, payload: &str) -> Result<String, BillingError> {
+    pub async fn process(&self, payload: &str) -> Result<Outcome, BillingError> {
         let event = Event::parse(payload.as_bytes())
             .map_err(|message| BillingError::Core(CoreError::broken("stored billing event unreadable", message)))?;
         let outcome = self.apply(&event).await?;
-        self.store.set_billing_event_outcome(&event.id, &outcome).await?;
-        if outcome.starts_with("ignored") {
+        self.store.set_billing_event_outcome(&event.id, &outcome.to_string()).await?;
+        if let Outcome::Ignored(_) = outcome {
             tracing::info!(event = %event.id, kind = %event.kind, %outcome, "provider event ignored");
         } else {
             tracing::debug!(event = %event.id, kind = %event.kind, %outcome, "provider event processed");
@@ -347,37 +348,41 @@ impl Billing {
         Ok(outcome)
     }
 
-    async fn apply(&self, event: &Event) -> Result<String, BillingError> {
+    async fn apply(&self, event: &Event) -> Result<Outcome, BillingError> {
         if event.livemode != self.livemode {
-            return Ok("ignored: livemode does not match our key".into());
+            return Ok(Outcome::Ignored(Ignored::LivemodeMismatch));
         }
         match event.handled() {
-            None => Ok(IGNORED_TYPE.into()),
+            None => Ok(Outcome::Ignored(Ignored::TypeNotHandled)),
             Some(Handled::Subscription) => match Subscription::from_object(&event.object) {
                 Ok(subscription) => self.apply_subscription(subscription, event, false).await,
-                Err(e) => Ok(format!("ignored: {e}")),
+                Err(e) => Ok(Outcome::Ignored(Ignored::Unreadable(e.to_string()))),
             },
             Some(Handled::Checkout) => self.apply_checkout(event).await,
             Some(Handled::Invoice) => self.apply_invoice(event).await,
             Some(Handled::CustomerDeleted) => {
                 let customer = event.object.get("id").and_then(Value::as_str).unwrap_or_default();
-                Ok(if self.store.unbind_billing_customer(customer).await? { "applied".into() } else { "ignored: unknown customer".into() })
+                Ok(if self.store.unbind_billing_customer(customer).await? {
+                    Outcome::Applied
+                } else {
+                    Outcome::Ignored(Ignored::UnknownCustomer)
+                })
             }
         }
     }
 
     /// Stores a subscription state from `event` unless a newer one is stored. `fresh` says it was
     /// just fetched from the provider (no need to ask again on a tie).
-    async fn apply_subscription(&self, mut subscription: Subscription, event: &Event, fresh: bool) -> Result<String, BillingError> {
+    async fn apply_subscription(&self, mut subscription: Subscription, event: &Event, fresh: bool) -> Result<Outcome, BillingError> {
         let Some(account) = self.store.billing_account_of(&subscription.customer).await? else {
-            return Ok("ignored: unknown customer".into());
+            return Ok(Outcome::Ignored(Ignored::UnknownCustomer));
         };
         if let Some(stored) = self.store.billing_subscription(&subscription.id).await? {
             if stored.ended_at.is_some() {
-                return Ok("stale: the subscription has ended".into());
+                return Ok(Outcome::Stale(Stale::Ended));
             }
             if stored.state_at > event.created {
-                return Ok("stale: a newer state is stored".into());
+                return Ok(Outcome::Stale(Stale::NewerStored));
             }
             // Same second: the order of the two is unknown, so ask the provider what is true now.
             if stored.state_at == event.created
@@ -388,7 +393,7 @@ impl Billing {
             }
         }
         let row = self.row_of(&subscription, Some(account), Some(event.id.clone()), event.created);
-        Ok(if self.store.put_billing_subscription(&row).await? { "applied".into() } else { "stale: a newer state is stored".into() })
+        Ok(if self.store.put_billing_subscription(&row).await? { Outcome::Applied } else { Outcome::Stale(Stale::NewerStored) })
     }
 
     fn row_of(&self, s: &Subscription, account_id: Option<String>, last_event_id: Option<String>, state_at: i64) -> SubscriptionRow {
@@ -415,39 +420,39 @@ impl Billing {
 
     /// A completed checkout: the customer must be the one we created for the account named by
     /// the client reference, and the subscription is read from the provider, not from the event.
-    async fn apply_checkout(&self, event: &Event) -> Result<String, BillingError> {
+    async fn apply_checkout(&self, event: &Event) -> Result<Outcome, BillingError> {
         let text = |name: &str| {
             event.object.get(name).and_then(|v| v.as_str().map(str::to_string).or_else(|| v.get("id")?.as_str().map(str::to_string)))
         };
         if text("mode").as_deref() != Some("subscription") {
-            return Ok("ignored: not a subscription checkout".into());
+            return Ok(Outcome::Ignored(Ignored::NotSubscriptionCheckout));
         }
-        let Some(customer) = text("customer") else { return Ok("ignored: no customer".into()) };
+        let Some(customer) = text("customer") else { return Ok(Outcome::Ignored(Ignored::NoCustomer)) };
         let Some(account) = self.store.billing_account_of(&customer).await? else {
-            return Ok("ignored: unknown customer".into());
+            return Ok(Outcome::Ignored(Ignored::UnknownCustomer));
         };
         if text("client_reference_id").as_deref() != Some(account.as_str()) {
             tracing::warn!(event = %event.id, "checkout completion whose client reference does not match its customer's account: ignored");
-            return Ok("ignored: client reference does not match the customer".into());
+            return Ok(Outcome::Ignored(Ignored::ReferenceMismatch));
         }
-        let Some(subscription_id) = text("subscription") else { return Ok("ignored: no subscription".into()) };
+        let Some(subscription_id) = text("subscription") else { return Ok(Outcome::Ignored(Ignored::NoSubscription)) };
         let Some(subscription) = self.provider.subscription(&subscription_id).await? else {
-            return Ok("ignored: the provider does not know the subscription".into());
+            return Ok(Outcome::Ignored(Ignored::UnknownToProvider));
         };
         if subscription.customer != customer {
             tracing::warn!(event = %event.id, "checkout completion naming another customer's subscription: ignored");
-            return Ok("ignored: the subscription belongs to another customer".into());
+            return Ok(Outcome::Ignored(Ignored::AnotherCustomers));
         }
         self.apply_subscription(subscription, event, true).await
     }
 
-    async fn apply_invoice(&self, event: &Event) -> Result<String, BillingError> {
+    async fn apply_invoice(&self, event: &Event) -> Result<Outcome, BillingError> {
         let invoice = match provider::Invoice::from_object(&event.object) {
             Ok(invoice) => invoice,
-            Err(e) => return Ok(format!("ignored: {e}")),
+            Err(e) => return Ok(Outcome::Ignored(Ignored::Unreadable(e.to_string()))),
         };
         let Some(account) = self.store.billing_account_of(&invoice.customer).await? else {
-            return Ok("ignored: unknown customer".into());
+            return Ok(Outcome::Ignored(Ignored::UnknownCustomer));
         };
         let settled = matches!(invoice.status.as_str(), "paid" | "void");
         let failed_before = self.store.billing_invoice(&invoice.id).await?.is_some_and(|i| i.payment_failed);
@@ -463,7 +468,7 @@ impl Billing {
             payment_failed: !settled && (event.kind == "invoice.payment_failed" || failed_before),
             state_at: event.created,
         };
-        Ok(if self.store.put_billing_invoice(&row).await? { "applied".into() } else { "stale: a newer state is stored".into() })
+        Ok(if self.store.put_billing_invoice(&row).await? { Outcome::Applied } else { Outcome::Stale(Stale::NewerStored) })
     }
 
     // ---- reconciliation ----
@@ -585,38 +590,103 @@ impl Billing {
     /// Queues ending the subscriptions of a closed account.
     pub async fn schedule_account_closed(queue: &JobQueue, account_id: &str) -> Result<(), CoreError> {
         let options = EnqueueOptions { id: Some(format!("billing-closed-{account_id}")), ..Default::default() };
-        queue.enqueue(ACCOUNT_CLOSED_JOB, &json!({ "account": account_id }), options).await.map(|_| ())
+        queue.push(&AccountClosed { account: account_id.to_string() }, options).await.map(|_| ())
     }
 
     /// The job handlers: events, reconciliation, account closure.
     pub fn register(self: &Arc<Self>, handlers: &mut passme_core::jobs::Handlers) {
         let billing = self.clone();
+        // The provider's event, stored as it came: `process` reads what it handles and keeps the rest.
         handlers.register(EVENT_JOB, move |job| {
             let billing = billing.clone();
-            async move { billing.process(&job.payload).await.map(|_| ()).map_err(|e| e.to_string()) }
+            async move { billing.process(&job.payload).await.map(|_| ()).map_err(JobError::failed) }
         });
         let billing = self.clone();
         handlers.register(RECONCILE_JOB, move |_job| -> HandlerFuture {
             let billing = billing.clone();
             Box::pin(async move {
-                let report = billing.reconcile().await.map_err(|e| e.to_string())?;
+                let report = billing.reconcile().await.map_err(JobError::failed)?;
                 tracing::info!(checked = report.checked, repaired = report.repaired.len(), foreign = report.foreign, catalogue_problems = ?report.catalogue_problems, "billing reconciled");
                 Ok(())
             })
         });
         let billing = self.clone();
-        handlers.register(ACCOUNT_CLOSED_JOB, move |job| {
+        handlers.on(move |closed: AccountClosed| {
             let billing = billing.clone();
-            async move {
-                let payload: Value = serde_json::from_str(&job.payload).map_err(|e| e.to_string())?;
-                let account = payload.get("account").and_then(Value::as_str).ok_or("no account in the payload")?;
-                billing.end_subscriptions_of(account).await.map(|_| ()).map_err(|e| e.to_string())
-            }
+            async move { billing.end_subscriptions_of(&closed.account).await.map(|_| ()).map_err(JobError::failed) }
         });
     }
 }
 
-const IGNORED_TYPE: &str = "ignored: type not handled";
+/// An account was closed: end its subscriptions at the provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountClosed {
+    pub account: String,
+}
+
+impl JobPayload for AccountClosed {
+    const KIND: &'static str = ACCOUNT_CLOSED_JOB;
+}
+
+/// What processing a provider event did; stored beside the event as its text
+/// (`applied`, `stale: …`, `ignored: …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// The event is older than what is stored: it changes nothing.
+    Stale(Stale),
+    /// The event is not for us, or not to be trusted.
+    Ignored(Ignored),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stale {
+    Ended,
+    NewerStored,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ignored {
+    TypeNotHandled,
+    LivemodeMismatch,
+    UnknownCustomer,
+    NotSubscriptionCheckout,
+    NoCustomer,
+    NoSubscription,
+    /// A checkout whose client reference names another account than its customer's.
+    ReferenceMismatch,
+    UnknownToProvider,
+    /// A checkout naming another customer's subscription.
+    AnotherCustomers,
+    /// The event's object lacks what we need (the reason says what).
+    Unreadable(String),
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Applied => f.write_str("applied"),
+            Outcome::Stale(Stale::Ended) => f.write_str("stale: the subscription has ended"),
+            Outcome::Stale(Stale::NewerStored) => f.write_str("stale: a newer state is stored"),
+            Outcome::Ignored(why) => {
+                let why = match why {
+                    Ignored::TypeNotHandled => "type not handled",
+                    Ignored::LivemodeMismatch => "livemode does not match our key",
+                    Ignored::UnknownCustomer => "unknown customer",
+                    Ignored::NotSubscriptionCheckout => "not a subscription checkout",
+                    Ignored::NoCustomer => "no customer",
+                    Ignored::NoSubscription => "no subscription",
+                    Ignored::ReferenceMismatch => "client reference does not match the customer",
+                    Ignored::UnknownToProvider => "the provider does not know the subscription",
+                    Ignored::AnotherCustomers => "the subscription belongs to another customer",
+                    Ignored::Unreadable(reason) => reason,
+                };
+                write!(f, "ignored: {why}")
+            }
+        }
+    }
+}
 
 fn random_key(purpose: &str) -> String {
     format!("passme-{purpose}-{}", hex::encode(rand::random::<[u8; 16]>()))

@@ -14,10 +14,46 @@ use tokio::sync::watch;
 use crate::CoreError;
 use crate::clock::SharedClock;
 
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>;
 type Handler = Arc<dyn Fn(Job) -> HandlerFuture + Send + Sync>;
 
 pub const DEFAULT_QUEUE: &str = "default";
+
+/// Why a job did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The payload is not what its kind stores. No retry can fix that, so the job goes to the
+    /// dead letters at once.
+    #[error("unreadable payload: {0}")]
+    Payload(String),
+    /// A failure that may pass (a database, the mail relay, the payment provider): the next
+    /// attempt comes after the backoff.
+    #[error("{0}")]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl JobError {
+    pub fn failed(error: impl std::error::Error + Send + Sync + 'static) -> JobError {
+        JobError::Failed(Box::new(error))
+    }
+
+    /// Whether another attempt could succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(self, JobError::Failed(_))
+    }
+}
+
+impl From<CoreError> for JobError {
+    fn from(e: CoreError) -> JobError {
+        JobError::failed(e)
+    }
+}
+
+/// A job kind with a typed payload: queued with [`JobQueue::push`], handled with
+/// [`Handlers::on`], which parses the payload before the handler sees it.
+pub trait JobPayload: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {
+    const KIND: &'static str;
+}
 
 /// Exponential backoff: `base * 2^(attempt-1)`, capped, with up to 25 % random jitter so retries of
 /// many failed jobs do not arrive in lockstep.
@@ -64,6 +100,12 @@ impl JobQueue {
         JobQueue { store, clock, max_attempts: max_attempts.max(1) }
     }
 
+    /// Queues a typed job; returns its id and whether it was new.
+    pub async fn push<P: JobPayload>(&self, payload: &P, options: EnqueueOptions) -> Result<(String, bool), CoreError> {
+        let value = serde_json::to_value(payload).map_err(|e| CoreError::broken("job payload not serialisable", e))?;
+        self.enqueue(P::KIND, &value, options).await
+    }
+
     /// Stores a job; returns its id and whether it was new (false: that id was already queued).
     pub async fn enqueue(&self, kind: &str, payload: &serde_json::Value, options: EnqueueOptions) -> Result<(String, bool), CoreError> {
         let now = self.clock.now_ms();
@@ -105,9 +147,26 @@ impl Handlers {
     pub fn register<F, Fut>(&mut self, kind: &str, handler: F)
     where
         F: Fn(Job) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), String>> + Send + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
     {
         self.by_kind.insert(kind.to_string(), Arc::new(move |job| Box::pin(handler(job))));
+    }
+
+    /// Handles the jobs of a typed kind; an unreadable payload fails without a retry.
+    pub fn on<P, F, Fut>(&mut self, handler: F)
+    where
+        P: JobPayload,
+        F: Fn(P) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.register(P::KIND, move |job: Job| {
+            let handler = handler.clone();
+            async move {
+                let payload: P = serde_json::from_str(&job.payload).map_err(|e| JobError::Payload(e.to_string()))?;
+                handler(payload).await
+            }
+        });
     }
 }
 
@@ -159,12 +218,14 @@ impl Worker {
         let jobs = self.store.claim_jobs(&self.queue, &self.id, self.batch, self.lease_ms, self.clock.now_ms()).await?;
         let mut pass = Pass::default();
         for job in jobs {
-            let outcome = match self.handlers.by_kind.get(&job.kind) {
+            // (error, whether another attempt could succeed)
+            let outcome: Result<(), (String, bool)> = match self.handlers.by_kind.get(&job.kind) {
                 Some(handler) => match tokio::spawn(handler(job.clone())).await {
-                    Ok(result) => result,
-                    Err(join) => Err(format!("handler panicked: {join}")),
+                    Ok(result) => result.map_err(|e| (e.to_string(), e.retryable())),
+                    Err(join) => Err((format!("handler panicked: {join}"), true)),
                 },
-                None => Err(format!("no handler for job kind {:?}", job.kind)),
+                // Another version of the service may know the kind (a rolling deploy).
+                None => Err((format!("no handler for job kind {:?}", job.kind), true)),
             };
             let now = self.clock.now_ms();
             match outcome {
@@ -175,8 +236,8 @@ impl Worker {
                         pass.lost += 1;
                     }
                 }
-                Err(error) => {
-                    let retry_at = (job.attempts < job.max_attempts).then(|| now + self.backoff.delay_ms(job.attempts));
+                Err((error, retryable)) => {
+                    let retry_at = (retryable && job.attempts < job.max_attempts).then(|| now + self.backoff.delay_ms(job.attempts));
                     tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, max_attempts = job.max_attempts, retry = retry_at.is_some(), %error, "job failed");
                     if !self.store.fail_job(&job.id, &self.id, &error, retry_at, now).await? {
                         pass.lost += 1;

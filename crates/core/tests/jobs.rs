@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use passme_core::clock::{ManualClock, SharedClock};
 use passme_core::housekeeping::Housekeeping;
-use passme_core::jobs::{Backoff, EnqueueOptions, Handlers, JobQueue, Worker};
+use passme_core::jobs::{Backoff, EnqueueOptions, Handlers, JobError, JobPayload, JobQueue, Worker};
 use passme_policy::proves;
 use passme_store::{JobStatus, Store};
 use passme_testkit::for_each_engine;
@@ -72,7 +72,7 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_be_retried() {
         let (clock, shared, queue) = setup(&store);
         let (id, _) = queue.enqueue("slow", &json!({}), EnqueueOptions::default()).await.expect("enqueue");
         let mut hanging = Handlers::default();
-        hanging.register("slow", |_job| std::future::pending::<Result<(), String>>());
+        hanging.register("slow", |_job| std::future::pending::<Result<(), JobError>>());
         let doomed = Worker { lease_ms: 60_000, ..Worker::new(store.clone(), shared.clone(), hanging) };
         // The worker claims the job and is then killed while the handler runs.
         let task = tokio::spawn(async move { doomed.run_once().await });
@@ -107,7 +107,7 @@ async fn failures_back_off_then_dead_letter_after_max_attempts() {
             .await
             .expect("enqueue");
         let mut handlers = Handlers::default();
-        handlers.register("flaky", |_job| async { Err("provider said 503".to_string()) });
+        handlers.register("flaky", |_job| async { Err(JobError::failed(std::io::Error::other("provider said 503"))) });
         let worker =
             Worker { backoff: Backoff { base_ms: 1_000, max_ms: 60_000, jitter: false }, ..Worker::new(store.clone(), shared, handlers) };
 
@@ -125,6 +125,43 @@ async fn failures_back_off_then_dead_letter_after_max_attempts() {
         let dead = store.job(&id).await.expect("read").expect("job");
         assert_eq!((dead.status, dead.attempts, dead.last_error.as_deref()), (JobStatus::Dead, 3, Some("provider said 503")));
         assert!(store.requeue_dead_job(&id, T0).await.expect("requeue"), "an operator can retry a dead job");
+    })
+    .await;
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Greeting {
+    to: String,
+}
+
+impl JobPayload for Greeting {
+    const KIND: &'static str = "greeting";
+}
+
+#[tokio::test]
+async fn typed_jobs_arrive_parsed_and_an_unreadable_payload_is_dead_at_once() {
+    for_each_engine(|store| async move {
+        let (_, shared, queue) = setup(&store);
+        let (good, _) = queue.push(&Greeting { to: "Ola".into() }, EnqueueOptions::default()).await.expect("push");
+        let (bad, _) = queue.enqueue("greeting", &json!({ "to": 7 }), EnqueueOptions::default()).await.expect("enqueue");
+        let greeted = Arc::new(Mutex::new(Vec::new()));
+        let mut handlers = Handlers::default();
+        let seen = greeted.clone();
+        handlers.on(move |g: Greeting| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().expect("lock").push(g.to);
+                Ok(())
+            }
+        });
+        let pass = Worker::new(store.clone(), shared, handlers).run_once().await.expect("pass");
+        assert_eq!((pass.succeeded, pass.retried, pass.dead), (1, 0, 1), "no retry can fix a payload");
+        assert_eq!(*greeted.lock().expect("lock"), vec!["Ola".to_string()]);
+        assert_eq!(store.job(&good).await.expect("read").map(|j| j.status), Some(JobStatus::Done));
+        let dead = store.job(&bad).await.expect("read").expect("job");
+        assert_eq!((dead.status, dead.attempts), (JobStatus::Dead, 1));
+        assert!(dead.last_error.as_deref().is_some_and(|e| e.starts_with("unreadable payload")), "{:?}", dead.last_error);
     })
     .await;
 }

@@ -95,7 +95,7 @@ impl TestApp {
     /// left; returns what the passes did together.
     pub async fn run_jobs(&self) -> passme_core::jobs::Pass {
         let mut handlers = passme_core::jobs::Handlers::default();
-        handlers.register(passme_core::identity::account_mail::JOB_KIND, self.state.account_mailer().handler());
+        self.state.account_mailer().register(&mut handlers);
         if let Some(billing) = &self.state.billing {
             billing.register(&mut handlers);
         }

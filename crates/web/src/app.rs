@@ -23,7 +23,7 @@ use passme_core::clock::{self, SharedClock};
 use passme_core::config::{Config, ConfigError, Secrets};
 use passme_core::consent::ConsentLedger;
 use passme_core::housekeeping::{self, Housekeeping};
-use passme_core::identity::account_mail::{self, AccountMailer};
+use passme_core::identity::account_mail::AccountMailer;
 use passme_core::identity::service::Identity;
 use passme_core::jobs::{Handlers, JobQueue, Worker};
 use passme_core::mail::Mailer;
@@ -136,7 +136,7 @@ impl Services {
         let housekeeping = Housekeeping::new(self.store.clone(), self.clock.clone(), &self.policy)?;
         handlers.register(housekeeping::JOB_KIND, housekeeping::handler(Arc::new(housekeeping)));
         handlers.register(rollup::JOB_KIND, rollup::handler(Rollups::new(self.store.clone(), self.clock.clone())));
-        handlers.register(account_mail::JOB_KIND, self.account_mailer().handler());
+        self.account_mailer().register(&mut handlers);
         if let Some(billing) = &self.billing {
             billing.register(&mut handlers);
         }
@@ -267,7 +267,7 @@ impl Application {
             tracing::info!(?applied, "database migrated");
         }
         let clock = clock::system();
-        // Refuses to start when a platform retention rule has no executor.
+        // Refuses to start when a retention rule of an implemented capability has no executor.
         Housekeeping::new(store.clone(), clock.clone(), &policy)?;
         AuditLog::new(store.clone(), clock.clone())
             .record(AuditEvent {

@@ -45,11 +45,8 @@ async fn sign_up_answers_alike_whether_or_not_the_address_is_taken() {
     assert_eq!(taken.status, free.status);
     assert_eq!(taken.text(), free.text(), "identical pages");
     let mails = app.deliver(&sink, 3).await;
-    let owner_mail = mails
-        .iter()
-        .find(|m| m.to == "ola@example.com" && m.subject != mails[0].subject)
-        .expect("the owner is told, at the address on file");
-    assert_eq!(owner_mail.subject, "Du har allerede en konto hos PassMe AI");
+    let told = mails.iter().filter(|m| m.to == "ola@example.com" && m.subject == "Du har allerede en konto hos PassMe AI").count();
+    assert_eq!(told, 1, "the owner is told, at the address on file: {mails:?}");
 }
 
 #[tokio::test]

@@ -7,16 +7,14 @@
 use std::sync::Arc;
 
 use passme_messages::Lang;
-use passme_store::{Job, Store};
+use passme_store::Store;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use super::accounts::{Accounts, VERIFY, VERIFY_TTL_MS};
 use crate::CoreError;
-use crate::jobs::{EnqueueOptions, HandlerFuture, JobQueue};
+use crate::jobs::{EnqueueOptions, Handlers, JobError, JobPayload, JobQueue};
 use crate::mail::{Mailer, Template};
-
-pub const JOB_KIND: &str = "account.mail";
 
 /// One account mail to send, as its job stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,11 +39,14 @@ pub enum AccountMail {
     RememberTheft { account_id: String },
 }
 
+impl JobPayload for AccountMail {
+    const KIND: &'static str = "account.mail";
+}
+
 impl AccountMail {
     /// Queues the mail; delivered at least once by the worker.
     pub async fn enqueue(&self, queue: &JobQueue) -> Result<(), CoreError> {
-        let payload = serde_json::to_value(self).map_err(|e| CoreError::broken("account mail not serialisable", e))?;
-        queue.enqueue(JOB_KIND, &payload, EnqueueOptions::default()).await?;
+        queue.push(self, EnqueueOptions::default()).await?;
         Ok(())
     }
 }
@@ -119,14 +120,11 @@ impl AccountMailer {
         self.mailer.send(&account.email, lang, &Template::VerifyAddress { link }).await
     }
 
-    /// The job handler.
-    pub fn handler(self) -> impl Fn(Job) -> HandlerFuture + Send + Sync + 'static {
-        move |job| {
+    /// Handles the account mail jobs.
+    pub fn register(self, handlers: &mut Handlers) {
+        handlers.on(move |mail: AccountMail| {
             let sender = self.clone();
-            Box::pin(async move {
-                let mail: AccountMail = serde_json::from_str(&job.payload).map_err(|e| format!("not an account mail: {e}"))?;
-                sender.deliver(&mail).await.map_err(|e| e.to_string())
-            })
-        }
+            async move { sender.deliver(&mail).await.map_err(JobError::from) }
+        });
     }
 }
