@@ -1,0 +1,68 @@
+//! Mailed one-time links: address confirmation, password reset, e-mail change (table
+//! `account_tokens`, hashes only).
+
+use sqlx::Row;
+
+use crate::{Store, StoreError, on_pool};
+
+impl Store {
+    /// Stores a mailed token's hash; `new_email` is the address an e-mail change will switch to.
+    pub async fn insert_account_token(
+        &self,
+        id: &str,
+        account_id: &str,
+        purpose: &str,
+        new_email: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("INSERT INTO account_tokens (id, account_id, purpose, created_at, expires_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(id)
+                .bind(account_id)
+                .bind(purpose)
+                .bind(now)
+                .bind(expires_at)
+                .bind(new_email)
+                .execute(pool)
+                .await
+                .map_err(crate::error::conflict_or)?;
+            Ok(())
+        })
+    }
+
+    /// Marks a live token of this purpose used and returns its account (and, for an e-mail
+    /// change, the new address); `None` when unknown, expired, already used or of another
+    /// purpose. One statement, so a token works once even when two requests race.
+    pub async fn use_account_token(&self, id: &str, purpose: &str, now: i64) -> Result<Option<(String, Option<String>)>, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "UPDATE account_tokens SET used_at = $1 WHERE id = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 RETURNING account_id, new_email",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(purpose)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => Ok(Some((row.try_get("account_id")?, row.try_get("new_email")?))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub async fn set_email_verified(&self, account_id: &str, now: i64) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $1 WHERE id = $2").bind(now).bind(account_id).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// Deletes tokens created before `before`. Returns how many.
+    pub async fn purge_account_tokens(&self, before: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("DELETE FROM account_tokens WHERE created_at < $1").bind(before).execute(pool).await?;
+            Ok(r.rows_affected())
+        })
+    }
+}
