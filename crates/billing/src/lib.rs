@@ -25,6 +25,7 @@ use passme_core::audit::{AuditEvent, AuditLog};
 use passme_core::clock::SharedClock;
 use passme_core::config::BillingConfig;
 use passme_core::jobs::{EnqueueOptions, HandlerFuture, JobError, JobPayload, JobQueue};
+use passme_store::AccountId;
 use passme_store::{BillingEventRow, InvoiceRow, NewJob, Store, StoreError, SubscriptionRow};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -219,14 +220,14 @@ impl Billing {
     /// the account's, so concurrent or retried calls get the same customer; one made earlier
     /// whose answer never reached us (the provider keeps keys only a day) is found by its
     /// metadata first.
-    pub async fn ensure_customer(&self, account_id: &str) -> Result<String, BillingError> {
+    pub async fn ensure_customer(&self, account_id: &AccountId) -> Result<String, BillingError> {
         if let Some(customer) = self.store.billing_customer_of(account_id).await? {
             return Ok(customer);
         }
         let account = self.store.account(account_id).await?.ok_or(CoreError::NotFound { code: "account_unknown" })?;
-        let customer = match self.provider.find_customer(account_id, &account.email).await? {
+        let customer = match self.provider.find_customer(account_id.as_str(), &account.email).await? {
             Some(earlier) => earlier,
-            None => self.provider.create_customer(account_id, &account.email, &format!("passme-customer-{account_id}")).await?,
+            None => self.provider.create_customer(account_id.as_str(), &account.email, &format!("passme-customer-{account_id}")).await?,
         };
         match self.store.insert_billing_customer(account_id, &customer, self.clock.now_ms()).await {
             Ok(()) => Ok(customer),
@@ -237,7 +238,7 @@ impl Billing {
 
     /// A checkout session for `plan_id`, bound to the account's own customer; returns the
     /// provider's page to send the user to. Access follows from the provider's events only.
-    pub async fn start_checkout(&self, account_id: &str, plan_id: &str, lang: passme_policy::Lang) -> Result<String, BillingError> {
+    pub async fn start_checkout(&self, account_id: &AccountId, plan_id: &str, lang: passme_policy::Lang) -> Result<String, BillingError> {
         let plan = self.catalogue.plan(plan_id).ok_or_else(|| BillingError::UnknownPlan(plan_id.chars().take(64).collect()))?;
         if self.current_subscription(account_id).await?.is_some_and(|s| Status::parse(&s.status).grants_access()) {
             return Err(BillingError::AlreadySubscribed);
@@ -260,7 +261,7 @@ impl Billing {
     }
 
     /// The provider's billing portal for the account (payment method, plan, invoices).
-    pub async fn open_portal(&self, account_id: &str) -> Result<String, BillingError> {
+    pub async fn open_portal(&self, account_id: &AccountId) -> Result<String, BillingError> {
         let customer = self.store.billing_customer_of(account_id).await?.ok_or(BillingError::NoSubscription)?;
         let return_url = format!("{}/billing", self.base_url);
         Ok(self.provider.create_portal_session(&customer, &return_url, &random_key("portal")).await?.url)
@@ -268,17 +269,17 @@ impl Billing {
 
     /// Cancels at the end of the paid period (or takes the cancellation back). The provider's
     /// answer is stored at once; its event follows.
-    pub async fn set_cancel_at_period_end(&self, account_id: &str, cancel: bool) -> Result<(), BillingError> {
+    pub async fn set_cancel_at_period_end(&self, account_id: &AccountId, cancel: bool) -> Result<(), BillingError> {
         let current = self.current_subscription(account_id).await?.filter(|s| Status::parse(&s.status).grants_access());
         let current = current.ok_or(BillingError::NoSubscription)?;
         let updated = self.provider.set_cancel_at_period_end(&current.subscription_id, cancel, &random_key("cancel")).await?;
-        self.store_fetched(&updated, Some(account_id.to_string()), current.state_at.max(self.now_secs())).await?;
+        self.store_fetched(&updated, Some(account_id.clone()), current.state_at.max(self.now_secs())).await?;
         Ok(())
     }
 
     /// The subscription that counts for an account: one granting access, else one not yet
     /// ended, else the newest.
-    async fn current_subscription(&self, account_id: &str) -> Result<Option<SubscriptionRow>, BillingError> {
+    async fn current_subscription(&self, account_id: &AccountId) -> Result<Option<SubscriptionRow>, BillingError> {
         let subscriptions = self.store.billing_subscriptions_of(account_id).await?;
         Ok(subscriptions
             .iter()
@@ -288,7 +289,7 @@ impl Billing {
             .cloned())
     }
 
-    pub async fn summary(&self, account_id: &str) -> Result<Summary, BillingError> {
+    pub async fn summary(&self, account_id: &AccountId) -> Result<Summary, BillingError> {
         let current = self.current_subscription(account_id).await?;
         let invoices = self.store.billing_invoices_of(account_id, 24).await?;
         let status = current.as_ref().map(|s| Status::parse(&s.status));
@@ -396,7 +397,7 @@ impl Billing {
         Ok(if self.store.put_billing_subscription(&row).await? { Outcome::Applied } else { Outcome::Stale(Stale::NewerStored) })
     }
 
-    fn row_of(&self, s: &Subscription, account_id: Option<String>, last_event_id: Option<String>, state_at: i64) -> SubscriptionRow {
+    fn row_of(&self, s: &Subscription, account_id: Option<AccountId>, last_event_id: Option<String>, state_at: i64) -> SubscriptionRow {
         let now = self.clock.now_ms();
         SubscriptionRow {
             subscription_id: s.id.clone(),
@@ -414,7 +415,7 @@ impl Billing {
     }
 
     /// Stores a state read from the provider's API (not from an event) as of `state_at`.
-    async fn store_fetched(&self, s: &Subscription, account_id: Option<String>, state_at: i64) -> Result<bool, BillingError> {
+    async fn store_fetched(&self, s: &Subscription, account_id: Option<AccountId>, state_at: i64) -> Result<bool, BillingError> {
         Ok(self.store.put_billing_subscription(&self.row_of(s, account_id, None, state_at)).await?)
     }
 
@@ -542,7 +543,7 @@ impl Billing {
     async fn repair(
         &self,
         current: &Subscription,
-        account: Option<String>,
+        account: Option<AccountId>,
         now: i64,
         report: &mut ReconcileReport,
     ) -> Result<(), BillingError> {
@@ -569,7 +570,7 @@ impl Billing {
 
     /// Ends, at the provider, every subscription of an account being closed. Their deletion
     /// events follow; the answer is stored at once.
-    pub async fn end_subscriptions_of(&self, account_id: &str) -> Result<usize, BillingError> {
+    pub async fn end_subscriptions_of(&self, account_id: &AccountId) -> Result<usize, BillingError> {
         let mut ended = 0;
         for s in self.store.billing_subscriptions_of(account_id).await?.into_iter().filter(|s| s.ended_at.is_none()) {
             if let Some(current) = self.provider.cancel_now(&s.subscription_id).await? {
@@ -588,9 +589,9 @@ impl Billing {
     }
 
     /// Queues ending the subscriptions of a closed account.
-    pub async fn schedule_account_closed(queue: &JobQueue, account_id: &str) -> Result<(), CoreError> {
+    pub async fn schedule_account_closed(queue: &JobQueue, account_id: &AccountId) -> Result<(), CoreError> {
         let options = EnqueueOptions { id: Some(format!("billing-closed-{account_id}")), ..Default::default() };
-        queue.push(&AccountClosed { account: account_id.to_string() }, options).await.map(|_| ())
+        queue.push(&AccountClosed { account: account_id.clone() }, options).await.map(|_| ())
     }
 
     /// The job handlers: events, reconciliation, account closure.
@@ -622,7 +623,7 @@ impl Billing {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountClosed {
-    pub account: String,
+    pub account: AccountId,
 }
 
 impl JobPayload for AccountClosed {

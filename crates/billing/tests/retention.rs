@@ -20,10 +20,10 @@ fn ms(text: &str) -> i64 {
     text.parse::<jiff::Timestamp>().expect("timestamp").as_millisecond()
 }
 
-fn subscription(id: &str, account: &str, status: &str, ended_at: Option<i64>) -> SubscriptionRow {
+fn subscription(id: &str, account: &passme_store::AccountId, status: &str, ended_at: Option<i64>) -> SubscriptionRow {
     SubscriptionRow {
         subscription_id: id.into(),
-        account_id: Some(account.into()),
+        account_id: Some(account.clone()),
         customer_id: "cus_ola".into(),
         price_id: "pro-monthly".into(),
         status: status.into(),

@@ -5,6 +5,7 @@
 //! policy version counts as no choice: the visitor is asked again and, until they answer, only
 //! necessary cookies are set.
 
+use passme_store::AccountId;
 use std::net::IpAddr;
 
 use base64::Engine as _;
@@ -213,7 +214,7 @@ impl ConsentLedger {
         &self,
         previous: Option<&ConsentCookie>,
         choices: Choices,
-        account_id: Option<&str>,
+        account_id: Option<&AccountId>,
         policy_version: &str,
         banner_version: &str,
         ip: IpAddr,

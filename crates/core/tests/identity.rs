@@ -28,7 +28,7 @@ fn services(store: &Store) -> (ManualClock, Accounts, Sessions) {
     (clock, Accounts::new(store.clone(), shared.clone()), Sessions::new(store.clone(), shared))
 }
 
-async fn account(accounts: &Accounts, email: &str) -> String {
+async fn account(accounts: &Accounts, email: &str) -> passme_store::AccountId {
     match accounts.sign_up(email, secret(GOOD)).await.expect("sign up") {
         SignUp::Created { account_id } => account_id,
         SignUp::AlreadyRegistered => panic!("{email} already registered"),

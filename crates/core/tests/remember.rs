@@ -15,7 +15,7 @@ fn s(v: &str) -> SecretString {
     SecretString::from(v.to_string())
 }
 
-async fn setup(store: &passme_store::Store) -> (ManualClock, Accounts, Remember, String) {
+async fn setup(store: &passme_store::Store) -> (ManualClock, Accounts, Remember, passme_store::AccountId) {
     let clock = ManualClock::at(1_790_000_000_000);
     let shared: SharedClock = Arc::new(clock.clone());
     let accounts = Accounts::new(store.clone(), shared.clone());

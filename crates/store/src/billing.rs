@@ -5,13 +5,13 @@
 use sqlx::Row;
 
 use crate::jobs::NewJob;
-use crate::{Store, StoreError, on_pool};
+use crate::{AccountId, Store, StoreError, on_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionRow {
     pub subscription_id: String,
     /// None once the account is erased.
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     pub customer_id: String,
     pub price_id: String,
     pub status: String,
@@ -28,7 +28,7 @@ pub struct SubscriptionRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceRow {
     pub invoice_id: String,
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     pub subscription_id: Option<String>,
     pub number: Option<String>,
     /// In the currency's minor unit.
@@ -100,7 +100,7 @@ macro_rules! invoice_from_row {
 
 impl Store {
     /// The provider's customer id of an account.
-    pub async fn billing_customer_of(&self, account_id: &str) -> Result<Option<String>, StoreError> {
+    pub async fn billing_customer_of(&self, account_id: &AccountId) -> Result<Option<String>, StoreError> {
         on_pool!(self, pool => {
             let row = sqlx::query("SELECT customer_id FROM billing_customers WHERE account_id = $1").bind(account_id).fetch_optional(pool).await?;
             Ok(row.map(|r| r.try_get("customer_id")).transpose()?)
@@ -108,7 +108,7 @@ impl Store {
     }
 
     /// The account a provider customer belongs to, if we created it for one.
-    pub async fn billing_account_of(&self, customer_id: &str) -> Result<Option<String>, StoreError> {
+    pub async fn billing_account_of(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError> {
         on_pool!(self, pool => {
             let row = sqlx::query("SELECT account_id FROM billing_customers WHERE customer_id = $1").bind(customer_id).fetch_optional(pool).await?;
             Ok(row.map(|r| r.try_get("account_id")).transpose()?)
@@ -116,7 +116,7 @@ impl Store {
     }
 
     /// Binds a provider customer to an account; `Conflict` when the account already has one.
-    pub async fn insert_billing_customer(&self, account_id: &str, customer_id: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn insert_billing_customer(&self, account_id: &AccountId, customer_id: &str, now: i64) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             sqlx::query("INSERT INTO billing_customers (account_id, customer_id, created_at) VALUES ($1, $2, $3)")
                 .bind(account_id)
@@ -195,7 +195,7 @@ impl Store {
     }
 
     /// An account's subscriptions, the most recently changed first.
-    pub async fn billing_subscriptions_of(&self, account_id: &str) -> Result<Vec<SubscriptionRow>, StoreError> {
+    pub async fn billing_subscriptions_of(&self, account_id: &AccountId) -> Result<Vec<SubscriptionRow>, StoreError> {
         let sql = format!(
             "SELECT {SUBSCRIPTION_COLUMNS} FROM billing_subscriptions WHERE account_id = $1 ORDER BY state_at DESC, updated_at DESC"
         );
@@ -280,7 +280,7 @@ impl Store {
     }
 
     /// An account's invoices, newest first.
-    pub async fn billing_invoices_of(&self, account_id: &str, limit: i64) -> Result<Vec<InvoiceRow>, StoreError> {
+    pub async fn billing_invoices_of(&self, account_id: &AccountId, limit: i64) -> Result<Vec<InvoiceRow>, StoreError> {
         let sql =
             format!("SELECT {INVOICE_COLUMNS} FROM billing_invoices WHERE account_id = $1 ORDER BY issued_at DESC, invoice_id LIMIT $2");
         on_pool!(self, pool => {

@@ -10,6 +10,7 @@ mod analytics;
 mod audit;
 mod billing;
 mod error;
+mod ids;
 mod instances;
 mod jobs;
 mod migrate;
@@ -30,6 +31,7 @@ pub use analytics::{BreakdownRow, DayRow, Dimension, EventRow, Totals, VisitRow}
 pub use audit::{AuditAnchor, AuditFilter, AuditRow, Chain};
 pub use billing::{BillingEventRow, InvoiceRow, SubscriptionRow};
 pub use error::StoreError;
+pub use ids::AccountId;
 pub use instances::InstanceRow;
 pub use jobs::{Job, JobCounts, JobStatus, NewJob};
 pub use migrate::{MIGRATIONS, Migration};

@@ -2,6 +2,7 @@
 //! language), the consent state, the visitor's CSRF cookie (made when a form is shown and there
 //! is none yet) and the client address.
 
+use passme_store::AccountId;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -36,8 +37,8 @@ pub struct PageContext {
 }
 
 impl PageContext {
-    pub fn account_id(&self) -> Option<&str> {
-        self.session.as_ref().map(|s| s.account_id.as_str())
+    pub fn account_id(&self) -> Option<&AccountId> {
+        self.session.as_ref().map(|s| &s.account_id)
     }
 
     /// The token the forms of this page carry.

@@ -4,6 +4,7 @@
 //! that comes back), the API answers 401 or 403 as JSON. The session comes from the request's
 //! [`Visitor`], worked out once however many extractors ask.
 
+use passme_store::AccountId;
 use std::marker::PhantomData;
 
 use axum::extract::{Form, FromRequest, FromRequestParts, Request};
@@ -31,7 +32,7 @@ pub struct MaybeSignedIn(pub Option<ActiveSession>);
 pub struct SignedIn(pub ActiveSession);
 
 impl SignedIn {
-    pub fn account_id(&self) -> &str {
+    pub fn account_id(&self) -> &AccountId {
         &self.0.account_id
     }
 }
@@ -163,7 +164,7 @@ impl Scope for AnalyticsRead {
 /// Who calls the API: a personal access token with scope `S` (`Authorization: Bearer pm_…`), or
 /// a signed-in session.
 pub struct Caller<S: Scope> {
-    pub account_id: String,
+    pub account_id: AccountId,
     _scope: PhantomData<S>,
 }
 
@@ -171,7 +172,7 @@ impl<S: Scope> FromRequestParts<AppState> for Caller<S> {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let caller = |account_id: String| Caller { account_id, _scope: PhantomData };
+        let caller = |account_id: AccountId| Caller { account_id, _scope: PhantomData };
         let Some(auth) = parts.headers.get(header::AUTHORIZATION) else {
             let session = Visitor::of(parts, state).await.session.ok_or_else(unauthenticated)?;
             return Ok(caller(session.account_id));

@@ -7,6 +7,7 @@
 //! visitor fills it. On the way out the middleware adds the cookies a resumed sign-in set, and
 //! tells the outer middleware the visitor's language so that errors are rendered in it.
 
+use passme_store::AccountId;
 use std::sync::Arc;
 
 use axum::extract::Request;
@@ -71,8 +72,8 @@ impl Visitor {
         }
     }
 
-    pub fn account_id(&self) -> Option<&str> {
-        self.session.as_ref().map(|s| s.account_id.as_str())
+    pub fn account_id(&self) -> Option<&AccountId> {
+        self.session.as_ref().map(|s| &s.account_id)
     }
 }
 

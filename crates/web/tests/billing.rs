@@ -37,7 +37,7 @@ async fn billed(db: TestDb) -> Billed {
 
 /// A signed-in member: account id and the cookie header of a browser session.
 struct Member {
-    id: String,
+    id: passme_store::AccountId,
     cookie: String,
 }
 
@@ -497,7 +497,7 @@ async fn provider_failures_are_retried_with_the_same_key_and_never_duplicate_a_c
         // A customer the provider made for an account whose answer never arrived, longer ago
         // than the provider keeps idempotency keys: found by its metadata, not made twice.
         let lee = member(&app, "lee@example.test").await;
-        let earlier = stripe.post("/v1/customers", &[("email", "lee@example.test"), ("metadata[passme_account]", &lee.id)]).await;
+        let earlier = stripe.post("/v1/customers", &[("email", "lee@example.test"), ("metadata[passme_account]", lee.id.as_str())]).await;
         let creations = front.requests_to("POST", "/v1/customers").len();
         let found = app.state.billing.clone().expect("billing").ensure_customer(&lee.id).await.expect("customer");
         assert_eq!(Some(found.as_str()), earlier["id"].as_str(), "{engine}");

@@ -390,7 +390,7 @@ fn report_breakdown(report: &Value) -> BTreeMap<(String, String), i64> {
 }
 
 /// A staff member with `role`, signed in: their account id and session cookie.
-async fn staff(app: &TestApp, role: Role) -> (String, String) {
+async fn staff(app: &TestApp, role: Role) -> (passme_store::AccountId, String) {
     let signup = passme_core::identity::accounts::Accounts::new(app.db.store.clone(), app.state.clock.clone())
         .sign_up(&format!("{}@passme.test", role.id()), secrecy::SecretString::from(passme_testkit::PASSWORD))
         .await

@@ -4,6 +4,7 @@
 //! the worker mints a mailed link's token only when it sends, so no usable token ever waits in
 //! the job table.
 
+use passme_store::AccountId;
 use std::sync::Arc;
 
 use passme_messages::Lang;
@@ -21,7 +22,7 @@ use crate::mail::{Mailer, Template};
 #[serde(tag = "mail", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AccountMail {
     /// Confirms a new account's address with a 24-hour link.
-    VerifyAddress { account_id: String, lang: Lang },
+    VerifyAddress { account_id: AccountId, lang: Lang },
     /// Someone signed up with an address that has an account: tell its owner, or, while the
     /// address is unconfirmed, send a new confirmation link (so nobody is stranded unverified).
     AlreadyRegistered { email_key: String, lang: Lang },
@@ -29,14 +30,14 @@ pub enum AccountMail {
     /// account, nothing otherwise.
     PasswordReset { email_key: String, lang: Lang },
     /// Confirms a new address (an e-mail change) with a 24-hour link sent to it.
-    ConfirmNewAddress { account_id: String, new_address: String, lang: Lang },
+    ConfirmNewAddress { account_id: AccountId, new_address: String, lang: Lang },
     /// Tells the old address that the account moved to a new one.
     AddressChanged { old_address: String, new_address: String, lang: Lang },
     /// Tells the owner that the password was changed.
-    PasswordChanged { account_id: String, lang: Lang },
+    PasswordChanged { account_id: AccountId, lang: Lang },
     /// A copied "remember me" cookie was replayed: every session ended. In the account's own
     /// language, when it chose one.
-    RememberTheft { account_id: String },
+    RememberTheft { account_id: AccountId },
 }
 
 impl JobPayload for AccountMail {

@@ -3,6 +3,7 @@
 //! outcomes the web layer renders identically.
 
 use passme_messages::Lang;
+use passme_store::AccountId;
 use passme_store::{AccountRow, AccountStatus, Store, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -22,7 +23,7 @@ pub const RESET_TTL_MS: i64 = 60 * 60 * 1000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignUp {
     Created {
-        account_id: String,
+        account_id: AccountId,
     },
     /// The address already has an account. Render exactly like `Created` (and tell the owner by
     /// mail), so sign-up cannot be used to find out who has an account.
@@ -36,8 +37,8 @@ pub struct Accounts {
     audit: AuditLog,
 }
 
-fn new_account_id() -> String {
-    format!("acc_{}", hex::encode(rand::random::<[u8; 16]>()))
+fn new_account_id() -> AccountId {
+    AccountId::new(format!("acc_{}", hex::encode(rand::random::<[u8; 16]>())))
 }
 
 impl Accounts {
@@ -92,7 +93,7 @@ impl Accounts {
 
     /// The account, after checking its current password: the re-authentication every
     /// sensitive change asks for, also from a remembered sign-in.
-    async fn reauthenticate(&self, account_id: &str, current: SecretString) -> Result<AccountRow, CoreError> {
+    async fn reauthenticate(&self, account_id: &AccountId, current: SecretString) -> Result<AccountRow, CoreError> {
         let account = self.store.account(account_id).await?.ok_or(CoreError::NotFound { code: "account_unknown" })?;
         if !password::verify(current, account.password_hash.clone()).await {
             return Err(CoreError::input("password_incorrect"));
@@ -101,7 +102,7 @@ impl Accounts {
     }
 
     /// A single-use token for a mailed link; only its hash is stored.
-    pub async fn issue_token(&self, account_id: &str, purpose: &str, ttl_ms: i64) -> Result<SecretString, CoreError> {
+    pub async fn issue_token(&self, account_id: &AccountId, purpose: &str, ttl_ms: i64) -> Result<SecretString, CoreError> {
         let token = super::new_token();
         let now = self.clock.now_ms();
         self.store.insert_account_token(&super::token_hash(&token), account_id, purpose, None, now, now + ttl_ms).await?;
@@ -159,7 +160,7 @@ impl Accounts {
     /// password must not outlive it). Audited under `action`. Returns how many sessions ended.
     async fn replace_password(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         new_password: SecretString,
         keep: Option<&str>,
         action: &str,
@@ -185,14 +186,19 @@ impl Accounts {
     /// Starts an e-mail change after checking the password (re-authentication, also for a
     /// remembered sign-in). Returns the new address as it will be stored; the address changes
     /// only when the link mailed to it is used (see [`Accounts::issue_email_change_token`]).
-    pub async fn request_email_change(&self, account_id: &str, current: SecretString, new_address: &str) -> Result<String, CoreError> {
+    pub async fn request_email_change(
+        &self,
+        account_id: &AccountId,
+        current: SecretString,
+        new_address: &str,
+    ) -> Result<String, CoreError> {
         let new_address = email::validate(new_address)?;
         self.reauthenticate(account_id, current).await?;
         Ok(new_address)
     }
 
     /// The token of the link that moves an account to `new_address`; only its hash is stored.
-    pub async fn issue_email_change_token(&self, account_id: &str, new_address: &str) -> Result<SecretString, CoreError> {
+    pub async fn issue_email_change_token(&self, account_id: &AccountId, new_address: &str) -> Result<SecretString, CoreError> {
         let token = super::new_token();
         let now = self.clock.now_ms();
         self.store
@@ -202,7 +208,7 @@ impl Accounts {
     }
 
     /// The language an account chose for the service, if it chose one.
-    pub async fn language_of(&self, account_id: &str) -> Result<Option<Lang>, CoreError> {
+    pub async fn language_of(&self, account_id: &AccountId) -> Result<Option<Lang>, CoreError> {
         let (_, lang, _) = self.store.account_prefs(account_id).await?;
         Ok(lang.as_deref().and_then(Lang::parse))
     }
@@ -234,7 +240,7 @@ impl Accounts {
     /// ends. Returns how many sessions were ended.
     pub async fn change_password(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         current: SecretString,
         new_password: SecretString,
         keep_session: Option<&str>,
@@ -247,7 +253,7 @@ impl Accounts {
     /// Closes an account at its owner's request, after checking the password: every session,
     /// remember-me series and access token ends now; the declared retention rules then erase the
     /// password hash after a day and the rest after the 30-day grace period.
-    pub async fn close(&self, account_id: &str, current: SecretString) -> Result<(), CoreError> {
+    pub async fn close(&self, account_id: &AccountId, current: SecretString) -> Result<(), CoreError> {
         self.reauthenticate(account_id, current).await?;
         let now = self.clock.now_ms();
         self.store.close_account(account_id, now).await?;
@@ -260,7 +266,7 @@ impl Accounts {
     }
 
     /// Disables an account and ends all its sessions.
-    pub async fn disable(&self, account_id: &str, actor: &str) -> Result<u64, CoreError> {
+    pub async fn disable(&self, account_id: &AccountId, actor: &str) -> Result<u64, CoreError> {
         let now = self.clock.now_ms();
         if !self.store.set_account_status(account_id, AccountStatus::Disabled, now).await? {
             return Err(CoreError::NotFound { code: "account_unknown" });

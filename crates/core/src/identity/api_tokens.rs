@@ -1,6 +1,7 @@
 //! Personal access tokens: let the product call the API as a user. `pm_` plus 256 random bits,
 //! shown once; stored as SHA-256; scoped; revocable; never valid for anything outside their scopes.
 
+use passme_store::AccountId;
 use passme_store::{ApiTokenRow, Store};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -26,7 +27,7 @@ pub struct ApiTokens {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {
     pub token_id: String,
-    pub account_id: String,
+    pub account_id: AccountId,
     pub scopes: Vec<String>,
 }
 
@@ -36,7 +37,7 @@ impl ApiTokens {
     }
 
     /// Creates a token; the returned secret is shown to the user once and never stored.
-    pub async fn create(&self, account_id: &str, name: &str, scopes: &[&str]) -> Result<SecretString, CoreError> {
+    pub async fn create(&self, account_id: &AccountId, name: &str, scopes: &[&str]) -> Result<SecretString, CoreError> {
         let name: String = name.chars().filter(|c| !c.is_control()).take(NAME_MAX).collect::<String>().trim().to_string();
         if name.is_empty() {
             return Err(CoreError::input("token_name_missing"));
@@ -47,7 +48,7 @@ impl ApiTokens {
         let secret = new_token();
         let row = ApiTokenRow {
             id: token_hash(&secret),
-            account_id: account_id.into(),
+            account_id: account_id.clone(),
             name,
             scopes: scopes.join(" "),
             created_at: self.clock.now_ms(),
@@ -72,11 +73,11 @@ impl ApiTokens {
         Ok(Some(TokenGrant { token_id: row.id, account_id: row.account_id, scopes: row.scopes.split(' ').map(str::to_string).collect() }))
     }
 
-    pub async fn list(&self, account_id: &str) -> Result<Vec<ApiTokenRow>, CoreError> {
+    pub async fn list(&self, account_id: &AccountId) -> Result<Vec<ApiTokenRow>, CoreError> {
         Ok(self.store.api_tokens_of(account_id).await?)
     }
 
-    pub async fn revoke(&self, account_id: &str, token_id: &str) -> Result<bool, CoreError> {
+    pub async fn revoke(&self, account_id: &AccountId, token_id: &str) -> Result<bool, CoreError> {
         Ok(self.store.revoke_api_token(account_id, token_id, self.clock.now_ms()).await?)
     }
 }

@@ -8,6 +8,7 @@
 //! from the copy, among them) and the owner is told.
 
 use base64::Engine as _;
+use passme_store::AccountId;
 use passme_store::{RememberRow, Store};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -24,13 +25,13 @@ pub const GRACE_MS: i64 = 60_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resume {
     /// Sign the account in (marked remembered); set the new cookie value when there is one.
-    Resumed { account_id: String, new_cookie: Option<String> },
+    Resumed { account_id: AccountId, new_cookie: Option<String> },
     /// The previous validator inside its grace window, whose one use is already spent: no
     /// sign-in, and the cookie stays as it is (the browser may hold the new one by now).
     Refused,
     /// A copied cookie was replayed: every series and session of the account ended; tell the
     /// owner.
-    Stolen { account_id: String },
+    Stolen { account_id: AccountId },
     /// Malformed, unknown or expired: ignore it (and clear it).
     Invalid,
 }
@@ -55,13 +56,13 @@ impl Remember {
     }
 
     /// Starts a series; returns the cookie value.
-    pub async fn start(&self, account_id: &str) -> Result<SecretString, CoreError> {
+    pub async fn start(&self, account_id: &AccountId) -> Result<SecretString, CoreError> {
         let selector = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
         let validator = new_token();
         let now = self.clock.now_ms();
         let row = RememberRow {
             selector: selector.clone(),
-            account_id: account_id.into(),
+            account_id: account_id.clone(),
             validator_hash: token_hash(&validator),
             prev_validator_hash: None,
             prev_valid_until: None,
@@ -98,7 +99,7 @@ impl Remember {
 
     /// The one use of a just-replaced validator: a sign-in without a new cookie, or a refusal once
     /// it is spent.
-    async fn grace(&self, selector: &str, presented: &str, account_id: String, now: i64) -> Result<Resume, CoreError> {
+    async fn grace(&self, selector: &str, presented: &str, account_id: AccountId, now: i64) -> Result<Resume, CoreError> {
         Ok(if self.store.use_remember_grace(selector, presented, now).await? {
             Resume::Resumed { account_id, new_cookie: None }
         } else {
@@ -107,7 +108,7 @@ impl Remember {
     }
 
     /// A copied cookie: ends every series and every session of the account, whoever holds them.
-    async fn stolen(&self, account_id: String, now: i64) -> Result<Resume, CoreError> {
+    async fn stolen(&self, account_id: AccountId, now: i64) -> Result<Resume, CoreError> {
         let series = self.store.delete_remember_of(&account_id).await?;
         let sessions = self.store.revoke_sessions_of(&account_id, None, now).await?;
         let subject = format!("account:{account_id}");

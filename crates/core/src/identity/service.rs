@@ -3,6 +3,7 @@
 //! what happens, in the order that keeps the promises (throttles first, answers that reveal
 //! nothing), and queues the mail it causes; the web layer only parses and renders.
 
+use passme_store::AccountId;
 use std::net::IpAddr;
 
 use passme_messages::Lang;
@@ -123,14 +124,14 @@ impl Identity {
     /// ends, and the owner is told by mail. Returns how many sessions ended.
     pub async fn change_password(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         current: SecretString,
         new_password: SecretString,
         keep_session: Option<&str>,
         lang: Lang,
     ) -> Result<u64, CoreError> {
         let ended = self.accounts.change_password(account_id, current, new_password, keep_session).await?;
-        AccountMail::PasswordChanged { account_id: account_id.into(), lang }.enqueue(&self.jobs).await?;
+        AccountMail::PasswordChanged { account_id: account_id.clone(), lang }.enqueue(&self.jobs).await?;
         Ok(ended)
     }
 
@@ -138,7 +139,7 @@ impl Identity {
     /// (within the mail limits, silently beyond them).
     pub async fn request_email_change(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         current: SecretString,
         new_address: &str,
         lang: Lang,
@@ -146,7 +147,7 @@ impl Identity {
     ) -> Result<(), CoreError> {
         let new_address = self.accounts.request_email_change(account_id, current, new_address).await?;
         if self.mail_limits.allow(&email::key(&new_address), ip).await? {
-            AccountMail::ConfirmNewAddress { account_id: account_id.into(), new_address, lang }.enqueue(&self.jobs).await?;
+            AccountMail::ConfirmNewAddress { account_id: account_id.clone(), new_address, lang }.enqueue(&self.jobs).await?;
         }
         Ok(())
     }
@@ -169,7 +170,7 @@ impl Identity {
     }
 
     /// The active account of an id.
-    pub async fn active_account(&self, account_id: &str) -> Result<Option<AccountRow>, CoreError> {
+    pub async fn active_account(&self, account_id: &AccountId) -> Result<Option<AccountRow>, CoreError> {
         Ok(self.store.account(account_id).await?.filter(|a| a.status == AccountStatus::Active))
     }
 }

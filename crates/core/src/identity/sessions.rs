@@ -2,6 +2,7 @@
 //! SHA-256, so a database copy signs no one in. A new token at every sign-in (no fixation), an
 //! idle timeout and an absolute lifetime, and revocation of one or all.
 
+use passme_store::AccountId;
 use std::net::IpAddr;
 
 use passme_store::{SessionRow, Store};
@@ -22,7 +23,7 @@ const USER_AGENT_MAX: usize = 256;
 pub struct ActiveSession {
     /// The stored id (hash of the token): safe to show and to use in revocation URLs.
     pub id: String,
-    pub account_id: String,
+    pub account_id: AccountId,
     pub created_at: i64,
     /// Started from a "remember me" cookie, not a password.
     pub remembered: bool,
@@ -44,14 +45,14 @@ impl Sessions {
     }
 
     /// Starts a session after a password sign-in and returns its token (for the cookie).
-    pub async fn issue(&self, account_id: &str, user_agent: &str, ip: IpAddr) -> Result<(SecretString, ActiveSession), CoreError> {
+    pub async fn issue(&self, account_id: &AccountId, user_agent: &str, ip: IpAddr) -> Result<(SecretString, ActiveSession), CoreError> {
         self.issue_with(account_id, user_agent, ip, false).await
     }
 
     /// Starts a session; `remembered` marks one started from a "remember me" cookie.
     pub async fn issue_with(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         user_agent: &str,
         ip: IpAddr,
         remembered: bool,
@@ -60,7 +61,7 @@ impl Sessions {
         let now = self.clock.now_ms();
         let row = SessionRow {
             id: session_id(&token),
-            account_id: account_id.into(),
+            account_id: account_id.clone(),
             created_at: now,
             last_seen_at: now,
             expires_at: now + ABSOLUTE_LIFETIME_MS,
@@ -100,16 +101,16 @@ impl Sessions {
     }
 
     /// Ends one of an account's sessions by its id; false when the id is not that account's.
-    pub async fn revoke(&self, account_id: &str, session_id: &str) -> Result<bool, CoreError> {
+    pub async fn revoke(&self, account_id: &AccountId, session_id: &str) -> Result<bool, CoreError> {
         Ok(self.store.revoke_session(account_id, session_id, self.clock.now_ms()).await?)
     }
 
     /// Ends every session of an account except `keep`.
-    pub async fn revoke_all(&self, account_id: &str, keep: Option<&str>) -> Result<u64, CoreError> {
+    pub async fn revoke_all(&self, account_id: &AccountId, keep: Option<&str>) -> Result<u64, CoreError> {
         Ok(self.store.revoke_sessions_of(account_id, keep, self.clock.now_ms()).await?)
     }
 
-    pub async fn list(&self, account_id: &str) -> Result<Vec<SessionRow>, CoreError> {
+    pub async fn list(&self, account_id: &AccountId) -> Result<Vec<SessionRow>, CoreError> {
         let now = self.clock.now_ms();
         let rows = self.store.sessions_of(account_id, now).await?;
         Ok(rows.into_iter().filter(|r| now - r.last_seen_at <= IDLE_TIMEOUT_MS).collect())

@@ -1,6 +1,7 @@
 //! Staff roles. A user may hold several; every staff route states which roles may use it, and
 //! everyone else gets "forbidden" (least privilege). Grants and removals are audited.
 
+use passme_store::AccountId;
 use passme_store::Store;
 use serde_json::json;
 
@@ -46,7 +47,7 @@ impl Staff {
         Staff { store, clock, audit }
     }
 
-    pub async fn grant(&self, account_id: &str, role: Role, by: &str) -> Result<bool, CoreError> {
+    pub async fn grant(&self, account_id: &AccountId, role: Role, by: &str) -> Result<bool, CoreError> {
         let new = self.store.grant_role(account_id, role.id(), by, self.clock.now_ms()).await?;
         if new {
             self.audit
@@ -61,7 +62,7 @@ impl Staff {
         Ok(new)
     }
 
-    pub async fn remove(&self, account_id: &str, role: Role, by: &str) -> Result<bool, CoreError> {
+    pub async fn remove(&self, account_id: &AccountId, role: Role, by: &str) -> Result<bool, CoreError> {
         let removed = self.store.revoke_role(account_id, role.id()).await?;
         if removed {
             self.audit
@@ -76,12 +77,12 @@ impl Staff {
         Ok(removed)
     }
 
-    pub async fn roles(&self, account_id: &str) -> Result<Vec<Role>, CoreError> {
+    pub async fn roles(&self, account_id: &AccountId) -> Result<Vec<Role>, CoreError> {
         Ok(self.store.roles_of(account_id).await?.iter().filter_map(|r| Role::parse(r)).collect())
     }
 
     /// Passes when the account holds at least one of `allowed`.
-    pub async fn require(&self, account_id: &str, allowed: &[Role]) -> Result<Vec<Role>, CoreError> {
+    pub async fn require(&self, account_id: &AccountId, allowed: &[Role]) -> Result<Vec<Role>, CoreError> {
         let held = self.roles(account_id).await?;
         if held.iter().any(|r| allowed.contains(r)) { Ok(held) } else { Err(CoreError::Forbidden) }
     }

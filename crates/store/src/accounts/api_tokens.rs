@@ -2,13 +2,13 @@
 
 use sqlx::Row;
 
-use crate::{Store, StoreError, on_pool};
+use crate::{AccountId, Store, StoreError, on_pool};
 
 /// A personal access token as listed to its owner (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiTokenRow {
     pub id: String,
-    pub account_id: String,
+    pub account_id: AccountId,
     pub name: String,
     pub scopes: String,
     pub created_at: i64,
@@ -50,7 +50,7 @@ impl Store {
         })
     }
 
-    pub async fn api_tokens_of(&self, account_id: &str) -> Result<Vec<ApiTokenRow>, StoreError> {
+    pub async fn api_tokens_of(&self, account_id: &AccountId) -> Result<Vec<ApiTokenRow>, StoreError> {
         on_pool!(self, pool => {
             let rows = sqlx::query("SELECT id, account_id, name, scopes, created_at, last_used_at, revoked_at FROM api_tokens WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at, id")
                 .bind(account_id)
@@ -80,7 +80,7 @@ impl Store {
     }
 
     /// Revokes every live token of an account; returns how many.
-    pub async fn revoke_api_tokens_of(&self, account_id: &str, now: i64) -> Result<u64, StoreError> {
+    pub async fn revoke_api_tokens_of(&self, account_id: &AccountId, now: i64) -> Result<u64, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL").bind(now).bind(account_id).execute(pool).await?;
             Ok(r.rows_affected())
@@ -88,7 +88,7 @@ impl Store {
     }
 
     /// Revokes one of an account's tokens; false when it is not that account's.
-    pub async fn revoke_api_token(&self, account_id: &str, id: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn revoke_api_token(&self, account_id: &AccountId, id: &str, now: i64) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL").bind(now).bind(id).bind(account_id).execute(pool).await?;
             Ok(r.rows_affected() == 1)

@@ -15,11 +15,11 @@ pub use sessions::SessionRow;
 
 use sqlx::Row;
 
-use crate::{Store, StoreError, on_pool};
+use crate::{AccountId, Store, StoreError, on_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRow {
-    pub id: String,
+    pub id: AccountId,
     pub email: String,
     pub email_key: String,
     pub email_verified_at: Option<i64>,
@@ -103,7 +103,7 @@ impl Store {
         })
     }
 
-    pub async fn account(&self, id: &str) -> Result<Option<AccountRow>, StoreError> {
+    pub async fn account(&self, id: &AccountId) -> Result<Option<AccountRow>, StoreError> {
         on_pool!(self, pool => {
             match sqlx::query("SELECT * FROM accounts WHERE id = $1").bind(id).fetch_optional(pool).await? {
                 Some(row) => Ok(Some(account_from_row!(&row))),
@@ -112,14 +112,14 @@ impl Store {
         })
     }
 
-    pub async fn set_password_hash(&self, account_id: &str, hash: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn set_password_hash(&self, account_id: &AccountId, hash: &str, now: i64) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3").bind(hash).bind(now).bind(account_id).execute(pool).await?;
             Ok(r.rows_affected() == 1)
         })
     }
 
-    pub async fn set_account_status(&self, account_id: &str, status: AccountStatus, now: i64) -> Result<bool, StoreError> {
+    pub async fn set_account_status(&self, account_id: &AccountId, status: AccountStatus, now: i64) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query("UPDATE accounts SET status = $1, updated_at = $2 WHERE id = $3").bind(status.name()).bind(now).bind(account_id).execute(pool).await?;
             Ok(r.rows_affected() == 1)
@@ -127,7 +127,7 @@ impl Store {
     }
 
     /// Changes the address; `Conflict` when another account holds it by now.
-    pub async fn set_account_email(&self, account_id: &str, email: &str, email_key: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn set_account_email(&self, account_id: &AccountId, email: &str, email_key: &str, now: i64) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             sqlx::query("UPDATE accounts SET email = $1, email_key = $2, email_verified_at = $3, updated_at = $3 WHERE id = $4")
                 .bind(email)
@@ -142,7 +142,7 @@ impl Store {
     }
 
     /// The account's interface preferences: (theme, language, text size), each possibly unset.
-    pub async fn account_prefs(&self, account_id: &str) -> Result<(Option<String>, Option<String>, Option<String>), StoreError> {
+    pub async fn account_prefs(&self, account_id: &AccountId) -> Result<(Option<String>, Option<String>, Option<String>), StoreError> {
         on_pool!(self, pool => {
             let row = sqlx::query("SELECT pref_theme, pref_lang, pref_text FROM accounts WHERE id = $1").bind(account_id).fetch_optional(pool).await?;
             match row {
@@ -152,7 +152,7 @@ impl Store {
         })
     }
 
-    pub async fn set_account_prefs(&self, account_id: &str, theme: &str, lang: &str, text: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn set_account_prefs(&self, account_id: &AccountId, theme: &str, lang: &str, text: &str, now: i64) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             sqlx::query("UPDATE accounts SET pref_theme = $1, pref_lang = $2, pref_text = $3, updated_at = $4 WHERE id = $5")
                 .bind(theme)
@@ -166,7 +166,7 @@ impl Store {
         })
     }
 
-    pub async fn close_account(&self, account_id: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn close_account(&self, account_id: &AccountId, now: i64) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query("UPDATE accounts SET status = 'closed', closed_at = $1, updated_at = $1 WHERE id = $2 AND status <> 'closed'").bind(now).bind(account_id).execute(pool).await?;
             Ok(r.rows_affected() == 1)

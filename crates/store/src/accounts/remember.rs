@@ -3,13 +3,13 @@
 
 use sqlx::Row;
 
-use crate::{Store, StoreError, on_pool};
+use crate::{AccountId, Store, StoreError, on_pool};
 
 /// One "remember me" series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RememberRow {
     pub selector: String,
-    pub account_id: String,
+    pub account_id: AccountId,
     pub validator_hash: String,
     pub prev_validator_hash: Option<String>,
     pub prev_valid_until: Option<i64>,
@@ -105,7 +105,7 @@ impl Store {
         })
     }
 
-    pub async fn delete_remember_of(&self, account_id: &str) -> Result<u64, StoreError> {
+    pub async fn delete_remember_of(&self, account_id: &AccountId) -> Result<u64, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query("DELETE FROM remember_series WHERE account_id = $1").bind(account_id).execute(pool).await?;
             Ok(r.rows_affected())

@@ -2,13 +2,13 @@
 
 use sqlx::Row;
 
-use crate::{Store, StoreError, on_pool};
+use crate::{AccountId, Store, StoreError, on_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
     /// SHA-256 of the session token, hex.
     pub id: String,
-    pub account_id: String,
+    pub account_id: AccountId,
     pub created_at: i64,
     pub last_seen_at: i64,
     pub expires_at: i64,
@@ -74,7 +74,7 @@ impl Store {
     }
 
     /// Revokes one session of an account; false when it is not that account's, or already ended.
-    pub async fn revoke_session(&self, account_id: &str, id: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn revoke_session(&self, account_id: &AccountId, id: &str, now: i64) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL")
                 .bind(now)
@@ -87,7 +87,7 @@ impl Store {
     }
 
     /// Revokes every live session of an account except `keep`. Returns how many ended.
-    pub async fn revoke_sessions_of(&self, account_id: &str, keep: Option<&str>, now: i64) -> Result<u64, StoreError> {
+    pub async fn revoke_sessions_of(&self, account_id: &AccountId, keep: Option<&str>, now: i64) -> Result<u64, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL AND id <> COALESCE($3, '')")
                 .bind(now)
@@ -100,7 +100,7 @@ impl Store {
     }
 
     /// Live (not revoked, not expired) sessions of an account, newest first.
-    pub async fn sessions_of(&self, account_id: &str, now: i64) -> Result<Vec<SessionRow>, StoreError> {
+    pub async fn sessions_of(&self, account_id: &AccountId, now: i64) -> Result<Vec<SessionRow>, StoreError> {
         on_pool!(self, pool => {
             let rows = sqlx::query("SELECT * FROM sessions WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id")
                 .bind(account_id)

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use crate::{Store, StoreError, on_pool};
+use crate::{AccountId, Store, StoreError, on_pool};
 
 impl Store {
     /// Counts a failure for `key` within a window starting no earlier than `window_from`; a key
@@ -61,7 +61,7 @@ impl Store {
     }
 
     /// The networks (truncated addresses) an account signed in from since `since`.
-    pub async fn account_networks(&self, account_id: &str, since: i64) -> Result<Vec<String>, StoreError> {
+    pub async fn account_networks(&self, account_id: &AccountId, since: i64) -> Result<Vec<String>, StoreError> {
         on_pool!(self, pool => {
             let rows = sqlx::query("SELECT DISTINCT ip_prefix FROM sessions WHERE account_id = $1 AND created_at >= $2").bind(account_id).bind(since).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());

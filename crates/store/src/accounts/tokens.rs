@@ -3,14 +3,14 @@
 
 use sqlx::Row;
 
-use crate::{Store, StoreError, on_pool};
+use crate::{AccountId, Store, StoreError, on_pool};
 
 impl Store {
     /// Stores a mailed token's hash; `new_email` is the address an e-mail change will switch to.
     pub async fn insert_account_token(
         &self,
         id: &str,
-        account_id: &str,
+        account_id: &AccountId,
         purpose: &str,
         new_email: Option<&str>,
         now: i64,
@@ -34,7 +34,7 @@ impl Store {
     /// Marks a live token of this purpose used and returns its account (and, for an e-mail
     /// change, the new address); `None` when unknown, expired, already used or of another
     /// purpose. One statement, so a token works once even when two requests race.
-    pub async fn use_account_token(&self, id: &str, purpose: &str, now: i64) -> Result<Option<(String, Option<String>)>, StoreError> {
+    pub async fn use_account_token(&self, id: &str, purpose: &str, now: i64) -> Result<Option<(AccountId, Option<String>)>, StoreError> {
         on_pool!(self, pool => {
             let row = sqlx::query(
                 "UPDATE account_tokens SET used_at = $1 WHERE id = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 RETURNING account_id, new_email",
@@ -51,7 +51,7 @@ impl Store {
         })
     }
 
-    pub async fn set_email_verified(&self, account_id: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn set_email_verified(&self, account_id: &AccountId, now: i64) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query("UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $1 WHERE id = $2").bind(now).bind(account_id).execute(pool).await?;
             Ok(r.rows_affected() == 1)

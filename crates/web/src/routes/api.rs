@@ -50,7 +50,7 @@ pub async fn me(State(state): State<AppState>, caller: Caller<MeRead>) -> Result
     let (theme, lang, text) = state.store.account_prefs(&account.id).await?;
     let prefs = Prefs::from_parts(theme.as_deref(), lang.as_deref(), text.as_deref());
     Ok(Json(Me {
-        id: account.id,
+        id: account.id.to_string(),
         email: account.email,
         email_verified: account.email_verified_at.is_some(),
         roles: roles.iter().map(|r| r.id().to_string()).collect(),
@@ -309,7 +309,7 @@ pub async fn login(
     match state.identity.sign_in(&body.email, SecretString::from(body.password), ctx.lang, ctx.client_ip).await? {
         SignIn::SignedIn(account) => {
             let cookies = session_cookies(&state, &ctx, &headers, &account.id, body.remember).await?;
-            let mut response = Json(SignedInAs { account_id: account.id }).into_response();
+            let mut response = Json(SignedInAs { account_id: account.id.to_string() }).into_response();
             response.headers_mut().extend(cookies.into_iter().map(|v| (header::SET_COOKIE, v)));
             Ok(response)
         }

@@ -20,6 +20,7 @@ use passme_core::CoreError;
 use passme_core::identity::remember;
 use passme_messages::Texts;
 use passme_policy::CookieCategory;
+use passme_store::AccountId;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -163,7 +164,7 @@ pub async fn sign_in(
     state: &AppState,
     ctx: &PageContext,
     headers: &HeaderMap,
-    account_id: &str,
+    account_id: &AccountId,
     next: &str,
     remember: bool,
 ) -> Result<Response, WebError> {
@@ -179,7 +180,7 @@ pub async fn session_cookies(
     state: &AppState,
     ctx: &PageContext,
     headers: &HeaderMap,
-    account_id: &str,
+    account_id: &AccountId,
     remember: bool,
 ) -> Result<Vec<HeaderValue>, WebError> {
     if let Some(old) = &ctx.session {
