@@ -111,6 +111,35 @@ fn production_refuses_to_start_without_secrets_and_says_which() {
     assert!(!dir.path().join("passme-data/dev-secrets.key").exists(), "no development key is made in production");
 }
 
+/// The published policy states nothing as fact that the code does not do: production refuses to
+/// start while a promise is pending and names it; `policy check --strict` fails the same way;
+/// `/privacy?promises=1` marks pending sentences in development.
+#[test]
+fn production_refuses_to_publish_promises_the_code_does_not_keep() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = passme(dir.path())
+        .args(["serve", "--production"])
+        .env("PASSME_SECRETS__MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .env("PASSME_MAIL__SMTP_URL", "smtp://127.0.0.1:1")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("refusing to start in production: the policy publishes"), "{stderr}");
+    // Named: a feature still to come, and a gate with nothing behind it.
+    assert!(stderr.contains("security.tokens_encrypted") && stderr.contains("consent.advertising"), "{stderr}");
+
+    let strict = passme(dir.path()).args(["policy", "check", "--strict"]).output().expect("run");
+    let stdout = String::from_utf8_lossy(&strict.stdout);
+    assert!(!strict.status.success(), "{stdout}");
+    assert!(stdout.contains("pending: consent.advertising (no data of a built capability is used to advertising"), "{stdout}");
+    assert!(passme(dir.path()).args(["policy", "check"]).output().expect("run").status.success(), "without --strict it only validates");
+
+    let promises = passme(dir.path()).args(["policy", "promises"]).output().expect("run");
+    let listing = String::from_utf8_lossy(&promises.stdout);
+    assert!(listing.lines().any(|l| l.starts_with("consent.advertising ") && l.contains("pending")), "{listing}");
+}
+
 #[test]
 fn a_malformed_policy_stops_the_start_with_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -156,6 +156,12 @@ pub enum StartError {
     Core(#[from] CoreError),
     #[error("{0}")]
     Billing(#[from] BillingError),
+    #[error(
+        "refusing to start in production: the policy publishes {} promise(s) the code does not keep yet ({}); build them, or remove their declarations",
+        .0.len(),
+        .0.join(", ")
+    )]
+    PendingPromises(Vec<String>),
     #[error("cannot listen on {addr}: {cause}")]
     Bind { addr: SocketAddr, cause: std::io::Error },
 }
@@ -258,6 +264,11 @@ impl Application {
     pub async fn build(config: Config) -> Result<Application, StartError> {
         let policy = load_policy(&config)?;
         let secrets = Secrets::resolve(&config)?;
+        // Production publishes nothing as fact that the code does not do.
+        let pending = passme_core::pending_promises(&policy);
+        if config.is_production() && !pending.is_empty() {
+            return Err(StartError::PendingPromises(pending.into_iter().map(|(p, _)| p.id).collect()));
+        }
         if secrets.development_key {
             tracing::warn!(path = %config.data_dir.join("dev-secrets.key").display(), "using a generated development key file; set PASSME_SECRETS__MASTER_KEY in production");
         }

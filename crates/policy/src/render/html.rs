@@ -1,4 +1,5 @@
 use super::{Doc, Node, Options, Span};
+use crate::model::Lang;
 
 /// Escapes text for HTML element content and double-quoted attributes.
 pub fn escape(text: &str) -> String {
@@ -60,7 +61,7 @@ fn href(word: &str) -> Option<String> {
     (is_host && plain(word)).then(|| format!("https://{word}"))
 }
 
-pub fn write(doc: &Doc, options: Options) -> String {
+pub fn write(doc: &Doc, options: Options<'_>) -> String {
     let lang = doc.lang.code();
     let mut out = format!("<article class=\"policy\" lang=\"{lang}\">\n<h1>{}</h1>\n", escape(&doc.title));
     // A table is named by the heading above it (for the region that scrolls it on narrow screens).
@@ -72,11 +73,11 @@ pub fn write(doc: &Doc, options: Options) -> String {
                 let level = (*level).clamp(2, 6);
                 out.push_str(&format!("<h{level} id=\"{}\">{}</h{level}>\n", escape(anchor), escape(text)));
             }
-            Node::Para(spans) => out.push_str(&format!("<p>{}</p>\n", spans_html(spans, options))),
+            Node::Para(spans) => out.push_str(&format!("<p>{}</p>\n", spans_html(spans, options, doc.lang))),
             Node::List(items) => {
                 out.push_str("<ul>\n");
                 for item in items {
-                    out.push_str(&format!("<li>{}</li>\n", spans_html(item, options)));
+                    out.push_str(&format!("<li>{}</li>\n", spans_html(item, options, doc.lang)));
                 }
                 out.push_str("</ul>\n");
             }
@@ -94,7 +95,7 @@ pub fn write(doc: &Doc, options: Options) -> String {
                 for row in rows {
                     out.push_str(&format!("<tr data-promise=\"{}\">", escape(&row.promises.join(" "))));
                     for (i, cell) in row.cells.iter().enumerate() {
-                        let marks = if i == 0 { promise_marks(&row.promises, options) } else { String::new() };
+                        let marks = if i == 0 { promise_marks(&row.promises, options, doc.lang) } else { String::new() };
                         let label = header.get(i).map(String::as_str).unwrap_or_default();
                         out.push_str(&format!("<td data-label=\"{}\">{}{marks}</td>", escape(label), linked(cell)));
                     }
@@ -115,7 +116,7 @@ pub fn write(doc: &Doc, options: Options) -> String {
     }
 }
 
-fn spans_html(spans: &[Span], options: Options) -> String {
+fn spans_html(spans: &[Span], options: Options<'_>, lang: Lang) -> String {
     let parts: Vec<String> = spans
         .iter()
         .map(|s| {
@@ -126,7 +127,7 @@ fn spans_html(spans: &[Span], options: Options) -> String {
                     "<span data-promise=\"{}\">{}{}</span>",
                     escape(&s.promises.join(" ")),
                     linked(&s.text),
-                    promise_marks(&s.promises, options)
+                    promise_marks(&s.promises, options, lang)
                 )
             }
         })
@@ -134,11 +135,17 @@ fn spans_html(spans: &[Span], options: Options) -> String {
     parts.join(" ")
 }
 
-fn promise_marks(promises: &[String], options: Options) -> String {
+fn promise_marks(promises: &[String], options: Options<'_>, lang: Lang) -> String {
     if !options.show_promises || promises.is_empty() {
         return String::new();
     }
-    promises.iter().map(|p| format!(" <sup class=\"promise\"><code>{}</code></sup>", escape(p))).collect()
+    promises
+        .iter()
+        .map(|p| match options.is_pending(p) {
+            true => format!(" <sup class=\"promise pending\"><code>{}</code> {}</sup>", escape(p), super::pending_word(lang)),
+            false => format!(" <sup class=\"promise\"><code>{}</code></sup>", escape(p)),
+        })
+        .collect()
 }
 
 #[cfg(test)]

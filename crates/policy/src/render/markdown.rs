@@ -1,6 +1,7 @@
 use super::{Doc, Node, Options, Span};
+use crate::model::Lang;
 
-pub fn write(doc: &Doc, options: Options) -> String {
+pub fn write(doc: &Doc, options: Options<'_>) -> String {
     let mut out = format!("# {}\n", doc.title);
     for node in &doc.nodes {
         out.push('\n');
@@ -12,13 +13,13 @@ pub fn write(doc: &Doc, options: Options) -> String {
                 out.push('\n');
             }
             Node::Para(spans) => {
-                out.push_str(&spans_text(spans, options));
+                out.push_str(&spans_text(spans, options, doc.lang));
                 out.push('\n');
             }
             Node::List(items) => {
                 for item in items {
                     out.push_str("- ");
-                    out.push_str(&spans_text(item, options));
+                    out.push_str(&spans_text(item, options, doc.lang));
                     out.push('\n');
                 }
             }
@@ -32,7 +33,7 @@ pub fn write(doc: &Doc, options: Options) -> String {
                 for row in rows {
                     let mut cells = row.cells.clone();
                     if options.show_promises {
-                        cells.push(row.promises.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(" "));
+                        cells.push(row.promises.iter().map(|p| mark(p, options, doc.lang)).collect::<Vec<_>>().join(" "));
                     }
                     out.push_str(&table_row(&cells));
                 }
@@ -42,12 +43,12 @@ pub fn write(doc: &Doc, options: Options) -> String {
     out
 }
 
-fn spans_text(spans: &[Span], options: Options) -> String {
+fn spans_text(spans: &[Span], options: Options<'_>, lang: Lang) -> String {
     let parts: Vec<String> = spans
         .iter()
         .map(|s| {
             if options.show_promises && !s.promises.is_empty() {
-                let ids: Vec<String> = s.promises.iter().map(|p| format!("`{p}`")).collect();
+                let ids: Vec<String> = s.promises.iter().map(|p| mark(p, options, lang)).collect();
                 format!("{} [{}]", s.text, ids.join(" "))
             } else {
                 s.text.clone()
@@ -60,4 +61,9 @@ fn spans_text(spans: &[Span], options: Options) -> String {
 fn table_row(cells: &[String]) -> String {
     let escaped: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|").replace('\n', " ")).collect();
     format!("| {} |\n", escaped.join(" | "))
+}
+
+/// A promise's id, with the pending mark when the code does not keep it yet.
+fn mark(promise: &str, options: Options<'_>, lang: Lang) -> String {
+    if options.is_pending(promise) { format!("`{promise}` ({})", super::pending_word(lang)) } else { format!("`{promise}`") }
 }

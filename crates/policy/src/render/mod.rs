@@ -29,11 +29,27 @@ impl Format {
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
+pub struct Options<'a> {
     /// Show the promise id behind each sentence.
     pub show_promises: bool,
     /// For HTML: a whole document rather than an `<article>` to embed in a page.
     pub standalone: bool,
+    /// Promises the code does not keep yet: marked as pending where promises are shown.
+    pub pending: &'a [String],
+}
+
+impl Options<'_> {
+    fn is_pending(&self, promise: &str) -> bool {
+        self.pending.iter().any(|p| p == promise)
+    }
+}
+
+/// The word that marks a pending promise.
+fn pending_word(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Da => "afventer",
+        Lang::En => "pending",
+    }
 }
 
 /// The published privacy policy.
@@ -64,7 +80,7 @@ pub fn section(doc: &Doc, anchor: &str) -> Doc {
     Doc { lang: doc.lang, title: doc.title.clone(), nodes }
 }
 
-pub fn write(doc: &Doc, format: Format, options: Options) -> String {
+pub fn write(doc: &Doc, format: Format, options: Options<'_>) -> String {
     match format {
         Format::Markdown => markdown::write(doc, options),
         Format::Html => html::write(doc, options),

@@ -197,7 +197,10 @@ pub async fn privacy(State(state): State<AppState>, Query(query): Query<PageQuer
     let (lang, t) = (ctx.lang, ctx.t);
     let show_promises = query.promises.as_deref() == Some("1");
     let doc = render::policy(&state.policy, lang);
-    let article = render::write(&doc, Format::Html, Options { show_promises, standalone: false });
+    // Marked so that nobody reads a promise of a feature still to come as a fact.
+    let pending: Vec<String> =
+        if show_promises { passme_core::pending_promises(&state.policy).into_iter().map(|(p, _)| p.id).collect() } else { Vec::new() };
+    let article = render::write(&doc, Format::Html, Options { show_promises, standalone: false, pending: &pending });
     let toggle = if show_promises {
         (format!("/privacy?lang={}", lang.code()), t.privacy_hide_promises())
     } else {
