@@ -53,6 +53,8 @@ impl From<CoreError> for JobError {
 /// [`Handlers::on`], which parses the payload before the handler sees it.
 pub trait JobPayload: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {
     const KIND: &'static str;
+    /// Empty the payload once the job is done: it names a person who is to leave no trace.
+    const FORGET_WHEN_DONE: bool = false;
 }
 
 /// Exponential backoff: `base * 2^(attempt-1)`, capped, with up to 25 % random jitter so retries of
@@ -135,6 +137,8 @@ fn new_job_id() -> String {
 #[derive(Clone, Default)]
 pub struct Handlers {
     by_kind: HashMap<String, Handler>,
+    /// Kinds whose payload is emptied when done (see [`JobPayload::FORGET_WHEN_DONE`]).
+    forget: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for Handlers {
@@ -160,6 +164,9 @@ impl Handlers {
         Fut: Future<Output = Result<(), JobError>> + Send + 'static,
     {
         let handler = Arc::new(handler);
+        if P::FORGET_WHEN_DONE {
+            self.forget.push(P::KIND);
+        }
         self.register(P::KIND, move |job: Job| {
             let handler = handler.clone();
             async move {
@@ -230,7 +237,8 @@ impl Worker {
             let now = self.clock.now_ms();
             match outcome {
                 Ok(()) => {
-                    if self.store.complete_job(&job.id, &self.id, now).await? {
+                    let forget = self.handlers.forget.contains(&job.kind.as_str());
+                    if self.store.complete_job(&job.id, &self.id, now, forget).await? {
                         pass.succeeded += 1;
                     } else {
                         pass.lost += 1;

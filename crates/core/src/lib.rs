@@ -15,6 +15,7 @@ pub mod mail;
 pub mod net;
 pub mod prefs;
 pub mod redact;
+pub mod rights;
 
 pub use error::CoreError;
 

@@ -322,6 +322,23 @@ fn validate(checker: &mut Checker<'_>, m: Merged) -> Option<Policy> {
                 format!("table {:?} is declared free of personal data; list no technical columns for it", t.name.get_ref()),
             );
         }
+        // The deletion manifest: every personal table says how a person's rows leave it.
+        match (t.personal, t.erasure) {
+            (true, None) => checker.at(
+                t.origin.file,
+                t.origin.offset,
+                format!(
+                    "personal table {:?} does not say how a person's rows leave it: add erasure = \"with_account\", \"expires\" or \"legal_duty\"",
+                    t.name.get_ref()
+                ),
+            ),
+            (false, Some(_)) => checker.at(
+                t.origin.file,
+                t.origin.offset,
+                format!("table {:?} is declared free of personal data; it needs no erasure entry", t.name.get_ref()),
+            ),
+            _ => {}
+        }
     }
 
     let mut categories = Unique::new("category");

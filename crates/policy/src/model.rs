@@ -300,9 +300,36 @@ pub struct Table {
     /// Columns of a personal table that hold no personal data, each with the reason.
     #[serde(default)]
     pub technical: Vec<Spanned<String>>,
+    /// How a person's rows leave a personal table when they erase their account (the deletion
+    /// manifest).
+    pub erasure: Option<Erasure>,
     pub note: Option<String>,
     #[serde(skip)]
     pub origin: Origin,
+}
+
+/// How a person's rows leave a table at their erasure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Erasure {
+    /// Deleted at once with the account.
+    WithAccount,
+    /// Not linked to the account (a daily-salted visitor hash, a hashed key): anonymised or
+    /// deleted by its fields' retention rules, which the erasure cannot speed up.
+    Expires,
+    /// Kept because a legal duty requires it, until its fields' retention rules end it; the
+    /// erasure tells the person what was kept, why and until when.
+    LegalDuty,
+}
+
+impl Erasure {
+    pub fn id(self) -> &'static str {
+        match self {
+            Erasure::WithAccount => "with_account",
+            Erasure::Expires => "expires",
+            Erasure::LegalDuty => "legal_duty",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -141,3 +141,27 @@ fn every_text_exists_in_both_languages() {
     assert!(err.to_string().contains("missing field `en`"), "{err}");
     let _ = Lang::En;
 }
+
+#[test]
+fn a_personal_table_without_a_deletion_manifest_entry_is_refused() {
+    let err = load_edited("20-tables.toml", |t| {
+        t.replacen(
+            "name = \"billing_invoices\"\npersonal = true\nerasure = \"legal_duty\"\n",
+            "name = \"billing_invoices\"\npersonal = true\n",
+            1,
+        )
+    })
+    .expect_err("must fail");
+    let d = &err.diagnostics[0];
+    assert_eq!(d.file, "20-tables.toml");
+    assert!(d.message.contains("personal table \"billing_invoices\" does not say how a person's rows leave it"), "{}", d.message);
+    let err = load_edited("20-tables.toml", |t| {
+        t.replacen(
+            "name = \"analytics_rollup\"\npersonal = false\n",
+            "name = \"analytics_rollup\"\npersonal = false\nerasure = \"expires\"\n",
+            1,
+        )
+    })
+    .expect_err("must fail");
+    assert!(err.to_string().contains("needs no erasure entry"), "{err}");
+}

@@ -14,6 +14,9 @@ pub enum StoreError {
     InvalidUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A caller's mistake, such as a name that cannot be a table or column.
+    #[error("invalid request to the store: {0}")]
+    Invalid(String),
 }
 
 impl StoreError {
@@ -37,6 +40,7 @@ impl StoreError {
             StoreError::Conflict => "conflict",
             StoreError::InvalidUrl(_) => "database_url_invalid",
             StoreError::Database(_) => "database_error",
+            StoreError::Invalid(_) => "store_request_invalid",
         }
     }
 }

@@ -161,15 +161,19 @@ impl Store {
 
     /// Marks a claimed job done. Returns false if `worker` no longer holds it (its lease ran out
     /// and another worker took over), so a late worker cannot overwrite the new owner's state.
-    pub async fn complete_job(&self, id: &str, worker: &str, now: i64) -> Result<bool, StoreError> {
+    /// Marks a job done. With `forget`, its payload and last error are emptied too: a job that
+    /// names a person (an erasure) leaves nothing about them behind.
+    pub async fn complete_job(&self, id: &str, worker: &str, now: i64, forget: bool) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let done = sqlx::query(
-                "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, finished_at = $1, updated_at = $1 \
+                "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, finished_at = $1, updated_at = $1, \
+                 payload = CASE WHEN $4 THEN '{}' ELSE payload END, last_error = CASE WHEN $4 THEN NULL ELSE last_error END \
                  WHERE id = $2 AND locked_by = $3 AND status = 'running'",
             )
             .bind(now)
             .bind(id)
             .bind(worker)
+            .bind(forget)
             .execute(pool)
             .await?;
             Ok(done.rows_affected() == 1)

@@ -14,6 +14,7 @@ mod ids;
 mod instances;
 mod jobs;
 mod migrate;
+mod rights;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub use ids::AccountId;
 pub use instances::InstanceRow;
 pub use jobs::{Job, JobCounts, JobStatus, NewJob};
 pub use migrate::{MIGRATIONS, Migration};
+pub use rights::{ErasureReceiptRow, LegalHoldRow};
 pub use schema::TableSchema;
 
 /// Runs `$body` with `$pool` bound to whichever engine's pool the store holds. The body is

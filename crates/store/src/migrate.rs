@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 12, name: "analytics_inbox", sql: include_str!("../migrations/0012_analytics_inbox.sql") },
     Migration { version: 13, name: "billing", sql: include_str!("../migrations/0013_billing.sql") },
     Migration { version: 14, name: "hardening", sql: include_str!("../migrations/0014_hardening.sql") },
+    Migration { version: 15, name: "rights", sql: include_str!("../migrations/0015_rights.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

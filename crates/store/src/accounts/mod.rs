@@ -166,6 +166,21 @@ impl Store {
         })
     }
 
+    /// Empties an account row of everything but its id (an erasure under a legal hold on rows
+    /// that hang off it); retention removes the row once it is closed long enough.
+    pub async fn blank_account(&self, account_id: &AccountId) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE accounts SET email = '', email_key = 'erased:' || id, email_verified_at = NULL, password_hash = '', \
+                 pref_theme = NULL, pref_lang = NULL, pref_text = NULL, status = 'closed', closed_at = COALESCE(closed_at, updated_at) WHERE id = $1",
+            )
+            .bind(account_id)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
     pub async fn close_account(&self, account_id: &AccountId, now: i64) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query("UPDATE accounts SET status = 'closed', closed_at = $1, updated_at = $1 WHERE id = $2 AND status <> 'closed'").bind(now).bind(account_id).execute(pool).await?;
