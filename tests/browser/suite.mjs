@@ -194,9 +194,26 @@ async function journeySteps(page, context, lang, device) {
   check(label('preferences: dark theme applied'), (await page.locator('html[data-theme="dark"]').count()) === 1);
   await inspect(page, label('preferences-dark'));
   await visit(page, `/account?lang=${lang}`, label('account-dark'));
+  await visit(page, `/account/privacy?lang=${lang}`, label('privacy-centre'));
+  const download = await Promise.all([page.waitForEvent('download'), page.locator('a[href="/account/privacy/export"]').click()]);
+  check(label('privacy centre: the data archive downloads'), (await download[0].suggestedFilename()).endsWith('.tar'));
   await visit(page, `/billing?lang=${lang}`, label('billing'));
   await visit(page, `/no-such-page?lang=${lang}`, label('not-found'), 404);
   check(label('not-found: in the visitor language'), (await page.locator('html').getAttribute('lang')) === lang);
+
+  // Last: erase the account, and read the receipt once the worker has run.
+  await page.goto(`${BASE}/account/privacy?lang=${lang}`);
+  await page.fill('#f-erase-password', PASSWORD);
+  await page.locator('form[action="/account/privacy/erase"] button').click();
+  await page.waitForURL(/\/erasure\/era_/);
+  const receipt = page.url();
+  check(label('erasure: signed out at once'), !(await cookieNames(context)).includes('__Host-session'));
+  for (let i = 0; i < 50 && !(await page.locator('p.done').count()); i += 1) {
+    await page.waitForTimeout(200);
+    await page.goto(receipt);
+  }
+  check(label('erasure: the receipt is verified'), (await page.locator('p.done').count()) === 1, page.url());
+  await inspect(page, label('erasure-receipt'));
 }
 
 /** Staff pages, signed in as the admin the script made. */

@@ -82,6 +82,38 @@ impl Store {
         })
     }
 
+    /// The rows of `table` whose value in any of `links` is `value`, each as its `columns`' values
+    /// in text form.
+    pub async fn rows_where(
+        &self,
+        table: &str,
+        columns: &[&str],
+        links: &[&str],
+        value: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, StoreError> {
+        let mut select = Vec::with_capacity(columns.len());
+        for column in columns {
+            select.push(format!("CAST({0} AS TEXT) AS {0}", identifier(column)?));
+        }
+        let mut conditions = Vec::with_capacity(links.len());
+        for link in links {
+            conditions.push(format!("{} = $1", identifier(link)?));
+        }
+        let sql = format!("SELECT {} FROM {} WHERE {}", select.join(", "), identifier(table)?, conditions.join(" OR "));
+        on_pool!(self, pool => {
+            let rows = sqlx::query(AssertSqlSafe(sql)).bind(value).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut values = Vec::with_capacity(columns.len());
+                for i in 0..columns.len() {
+                    values.push(row.try_get::<Option<String>, _>(i)?);
+                }
+                out.push(values);
+            }
+            Ok(out)
+        })
+    }
+
     pub async fn insert_erasure_receipt(&self, receipt: &ErasureReceiptRow) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             sqlx::query(

@@ -96,6 +96,7 @@ impl TestApp {
     pub async fn run_jobs(&self) -> passme_core::jobs::Pass {
         let mut handlers = passme_core::jobs::Handlers::default();
         self.state.account_mailer().register(&mut handlers);
+        self.state.erasures.clone().register(&mut handlers);
         if let Some(billing) = &self.state.billing {
             billing.register(&mut handlers);
         }

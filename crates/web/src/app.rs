@@ -2,6 +2,8 @@
 //! start-up step (policy, secrets, database, migrations) and binds the listener, so tests start
 //! the real thing on port 0 and ask it for its port.
 
+use passme_core::rights::erasure::Erasures;
+use passme_core::rights::holds::LegalHolds;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +76,9 @@ pub struct Services {
     pub identity: Identity,
     pub consent: ConsentLedger,
     pub audit: AuditLog,
+    /// Erasure with proof (article 17) and legal holds.
+    pub erasures: Erasures,
+    pub holds: LegalHolds,
     /// Where people reach us, for links in e-mails: the public URL, or this server's address.
     pub base_url: String,
     pub behind_tls: bool,
@@ -104,12 +109,15 @@ pub struct Wiring {
 impl Services {
     pub fn new(w: Wiring) -> Services {
         let jobs = JobQueue::new(w.store.clone(), w.clock.clone(), w.max_job_attempts);
+        let policy = Arc::new(w.policy);
         Services {
+            erasures: Erasures::new(w.store.clone(), w.clock.clone(), policy.clone()),
+            holds: LegalHolds::new(w.store.clone(), w.clock.clone()),
             identity: Identity::new(w.store.clone(), w.clock.clone(), w.secrets.master_key(), jobs.clone()),
             consent: ConsentLedger::new(w.store.clone(), w.clock.clone()),
             audit: AuditLog::new(w.store.clone(), w.clock.clone()),
             jobs,
-            policy: Arc::new(w.policy),
+            policy,
             store: w.store,
             metrics: Arc::new(Metrics::new()),
             metrics_access: w.metrics_access,
@@ -137,6 +145,7 @@ impl Services {
         handlers.register(housekeeping::JOB_KIND, housekeeping::handler(Arc::new(housekeeping)));
         handlers.register(rollup::JOB_KIND, rollup::handler(Rollups::new(self.store.clone(), self.clock.clone())));
         self.account_mailer().register(&mut handlers);
+        self.erasures.clone().register(&mut handlers);
         if let Some(billing) = &self.billing {
             billing.register(&mut handlers);
         }
@@ -201,6 +210,10 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/account/password", post(account::password::change_password))
         .route("/account/email", post(account::email::request_email_change))
         .route("/account/close", post(account::close::close))
+        .route("/account/privacy", get(account::privacy::privacy_centre))
+        .route("/account/privacy/export", get(account::privacy::export))
+        .route("/account/privacy/erase", post(account::privacy::erase))
+        .route("/erasure/{id}", get(account::privacy::receipt))
         .route("/email-confirm", get(account::email::email_confirm_form).post(account::email::email_confirm))
         .route("/preferences", get(prefs::form).post(prefs::save))
         .route("/api/v1/me", get(api::me))

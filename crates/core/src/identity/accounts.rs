@@ -93,7 +93,7 @@ impl Accounts {
 
     /// The account, after checking its current password: the re-authentication every
     /// sensitive change asks for, also from a remembered sign-in.
-    async fn reauthenticate(&self, account_id: &AccountId, current: SecretString) -> Result<AccountRow, CoreError> {
+    pub async fn reauthenticate(&self, account_id: &AccountId, current: SecretString) -> Result<AccountRow, CoreError> {
         let account = self.store.account(account_id).await?.ok_or(CoreError::NotFound { code: "account_unknown" })?;
         if !password::verify(current, account.password_hash.clone()).await {
             return Err(CoreError::input("password_incorrect"));

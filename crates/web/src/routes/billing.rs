@@ -182,7 +182,7 @@ fn current_line(summary: &Summary, lang: Lang, t: Texts) -> Option<CurrentLine> 
 
 /// A billing failure as the visitor's error: the code says what happened, the catalogue how to
 /// put it.
-fn billing_error(e: BillingError) -> WebError {
+pub(crate) fn billing_error(e: BillingError) -> WebError {
     let code = e.code();
     match e {
         BillingError::UnknownPlan(_) => WebError::bad_request(code),

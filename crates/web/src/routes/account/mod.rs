@@ -9,6 +9,7 @@ pub mod email;
 pub mod login;
 pub mod page;
 pub mod password;
+pub mod privacy;
 pub mod sessions;
 pub mod signup;
 pub mod tokens;

@@ -1,0 +1,265 @@
+//! The privacy centre: what we hold about the signed-in person and why (article 15), their data
+//! as a downloadable archive (article 20), where to correct it, and erasure (article 17) with a
+//! receipt that says what was removed, what a legal duty keeps and until when.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use passme_core::identity::remember;
+use passme_core::rights::access::Export;
+use passme_core::rights::erasure::Receipt;
+use passme_policy::{Erasure, Lang, Policy};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::SESSION_COOKIE;
+use crate::app::AppState;
+use crate::context::PageContext;
+use crate::cookies;
+use crate::error::WebError;
+use crate::extract::{CsrfForm, SignedIn};
+use crate::routes::pages::{Chrome, page, when};
+
+pub struct FieldView {
+    name: String,
+    purposes: String,
+    basis: String,
+    kept: String,
+    /// How many of the person's records hold this field.
+    records: usize,
+}
+
+pub struct CategoryView {
+    name: String,
+    source: String,
+    fields: Vec<FieldView>,
+}
+
+pub struct RecipientView {
+    name: String,
+    service: String,
+    location: String,
+    url: String,
+}
+
+#[derive(Template)]
+#[template(path = "privacy_centre.html")]
+struct PrivacyCentre {
+    chrome: Chrome,
+    csrf: String,
+    categories: Vec<CategoryView>,
+    recipients: Vec<RecipientView>,
+    /// What an erasure keeps, and why: one line per legal-duty field.
+    kept_on_erasure: Vec<String>,
+    problem: Option<String>,
+}
+
+/// The field names stored in `table`, in the person's language.
+fn fields_in<'p>(policy: &'p Policy, table: &str) -> impl Iterator<Item = &'p passme_policy::Field> {
+    let prefix = format!("{table}.");
+    policy.fields().map(|(_, f)| f).filter(move |f| f.columns.iter().any(|c| c.get_ref().starts_with(&prefix)))
+}
+
+fn centre(state: &AppState, ctx: &PageContext, export: &Export, problem: Option<String>) -> PrivacyCentre {
+    let (policy, lang, t) = (&state.policy, ctx.lang, ctx.t);
+    let purpose = |id: &str| policy.purposes.iter().find(|p| p.id.get_ref() == id).map_or(id.to_string(), |p| p.text.get(lang).to_string());
+    let records = |field: &passme_policy::Field| {
+        let tables: Vec<&str> = field.columns.iter().filter_map(|c| c.get_ref().split('.').next()).collect();
+        tables.iter().map(|table| export.tables.get(*table).map_or(0, Vec::len)).max().unwrap_or(0)
+    };
+    let categories = policy
+        .categories
+        .iter()
+        .filter(|c| passme_core::is_implemented(c.capability))
+        .map(|c| CategoryView {
+            name: c.name.get(lang).to_string(),
+            source: c.source.get(lang).to_string(),
+            fields: c
+                .fields
+                .iter()
+                .map(|f| FieldView {
+                    name: f.name.get(lang).to_string(),
+                    purposes: f.purposes.iter().map(|p| purpose(p.get_ref())).collect::<Vec<_>>().join("; "),
+                    basis: f.legal_basis.iter().map(|b| b.label(lang)).collect::<Vec<_>>().join(", "),
+                    kept: policy
+                        .retention
+                        .iter()
+                        .find(|r| &r.field == f.id.get_ref())
+                        .map_or_else(String::new, |r| format!("{} {}", r.period.describe(lang), r.trigger.label(lang))),
+                    records: records(f),
+                })
+                .collect(),
+        })
+        .collect();
+    let recipients = policy
+        .processors
+        .iter()
+        .filter(|p| passme_core::is_implemented(p.capability))
+        .map(|p| RecipientView {
+            name: p.name.get(lang).to_string(),
+            service: p.service.get(lang).to_string(),
+            location: p.location.get(lang).to_string(),
+            url: p.privacy_url.clone(),
+        })
+        .collect();
+    PrivacyCentre {
+        chrome: Chrome::new(state, ctx, t.rights_heading(), true),
+        csrf: ctx.csrf_token(state),
+        categories,
+        recipients,
+        kept_on_erasure: kept_on_erasure(policy, lang),
+        problem,
+    }
+}
+
+/// What a legal duty keeps after an erasure, from the deletion manifest.
+fn kept_on_erasure(policy: &Policy, lang: Lang) -> Vec<String> {
+    let mut lines = Vec::new();
+    for table in policy.tables.iter().filter(|t| t.erasure == Some(Erasure::LegalDuty)) {
+        for field in fields_in(policy, table.name.get_ref()) {
+            if let Some(rule) = policy.retention.iter().find(|r| &r.field == field.id.get_ref()) {
+                let line = format!(
+                    "{}: {} {} – {}",
+                    field.name.get(lang),
+                    rule.period.describe(lang),
+                    rule.trigger.label(lang),
+                    rule.reason.get(lang)
+                );
+                if !lines.contains(&line) {
+                    lines.push(line);
+                }
+            }
+        }
+    }
+    lines
+}
+
+pub async fn privacy_centre(State(state): State<AppState>, ctx: PageContext, SignedIn(session): SignedIn) -> Result<Response, WebError> {
+    let export = Export::of(&state.store, &session.account_id, state.clock.now_ms()).await?;
+    Ok(page(&ctx, &state, true, &centre(&state, &ctx, &export, None)))
+}
+
+/// The person's data as a tar archive: `data.json` and a CSV per table.
+pub async fn export(State(state): State<AppState>, SignedIn(session): SignedIn) -> Result<Response, WebError> {
+    let now = state.clock.now_ms();
+    let export = Export::of(&state.store, &session.account_id, now).await?;
+    let subject = format!("account:{}", session.account_id);
+    state
+        .audit
+        .record(passme_core::audit::AuditEvent {
+            actor: &subject,
+            action: "rights.exported",
+            subject: &subject,
+            details: serde_json::json!({}),
+        })
+        .await?;
+    let day = passme_analytics::report::date_of_day(now.div_euclid(86_400_000));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"passme-export-{day}.tar\"")),
+        ],
+        export.archive(),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EraseInput {
+    csrf: String,
+    current: String,
+}
+
+crate::csrf_protected!(EraseInput);
+
+/// Erases the account: the password again; subscriptions end at the provider first (a provider
+/// that does not answer postpones the erasure, so nobody keeps paying for an erased account).
+pub async fn erase(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    SignedIn(session): SignedIn,
+    CsrfForm(input): CsrfForm<EraseInput>,
+) -> Result<Response, WebError> {
+    if let Err(e) = state.identity.accounts.reauthenticate(&session.account_id, SecretString::from(input.current)).await {
+        let passme_core::CoreError::Input { code, hint } = e else { return Err(e.into()) };
+        let export = Export::of(&state.store, &session.account_id, state.clock.now_ms()).await?;
+        let message = WebError::bad_request(code).with_hint(hint).message(ctx.t);
+        let mut response = page(&ctx, &state, true, &centre(&state, &ctx, &export, Some(message)));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return Ok(response);
+    }
+    if let Some(billing) = &state.billing {
+        billing.end_subscriptions_of(&session.account_id).await.map_err(super::super::billing::billing_error)?;
+    }
+    let receipt = state.erasures.request(&session.account_id, &state.jobs).await?;
+    let mut response = Redirect::to(&format!("/erasure/{receipt}?lang={}", ctx.lang.code())).into_response();
+    for value in [cookies::delete(SESSION_COOKIE), cookies::delete(remember::COOKIE)].into_iter().flatten() {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+pub struct RemovedLine {
+    what: String,
+    rows: u64,
+}
+
+pub struct KeptLine {
+    what: String,
+    rows: i64,
+    why: Vec<String>,
+    held_until: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "erasure_receipt.html")]
+struct ReceiptPage {
+    chrome: Chrome,
+    id: String,
+    requested: String,
+    completed: Option<String>,
+    verified: Option<String>,
+    removed: Vec<RemovedLine>,
+    kept: Vec<KeptLine>,
+    leftovers: bool,
+}
+
+/// A table's rows as people know them: the names of the fields stored there.
+fn what(policy: &Policy, table: &str, lang: Lang) -> String {
+    let names: Vec<&str> = fields_in(policy, table).map(|f| f.name.get(lang)).collect();
+    if names.is_empty() { table.to_string() } else { names.join("; ") }
+}
+
+/// The receipt of an erasure, by its unguessable id: readable without an account (there is none
+/// any more), and naming no one.
+pub async fn receipt(State(state): State<AppState>, ctx: PageContext, Path(id): Path<String>) -> Result<Response, WebError> {
+    let (policy, lang, t) = (&state.policy, ctx.lang, ctx.t);
+    let Receipt { id, requested_at, completed_at, verified_at, removed, kept, leftovers } =
+        state.erasures.receipt(&id).await?.ok_or_else(WebError::not_found)?;
+    let mut merged: BTreeMap<String, u64> = BTreeMap::new();
+    for (table, rows) in removed.into_iter().filter(|(_, n)| *n > 0) {
+        *merged.entry(what(policy, &table, lang)).or_default() += rows;
+    }
+    let body = ReceiptPage {
+        chrome: Chrome::new(&state, &ctx, t.rights_receipt_heading(), true),
+        requested: when(requested_at),
+        completed: completed_at.map(when),
+        verified: verified_at.map(when),
+        removed: merged.into_iter().map(|(what, rows)| RemovedLine { what, rows }).collect(),
+        kept: kept
+            .iter()
+            .map(|k| KeptLine {
+                what: what(policy, &k.table, lang),
+                rows: k.rows,
+                why: Receipt::describe_kept(policy, k, lang),
+                held_until: k.held_until.map(when),
+            })
+            .collect(),
+        leftovers: !leftovers.is_empty(),
+        id,
+    };
+    Ok(page(&ctx, &state, false, &body))
+}
