@@ -1,122 +1,162 @@
-//! Housekeeping: applies the retention rules, reading each period from the policy declarations,
-//! never from a constant. Every field's rule is carried out by an [`Executor`] registered in
-//! [`EXECUTORS`] with the trigger and the action it implements; a rule of an implemented
-//! capability without a matching executor stops [`Housekeeping::new`] (and a test), so nothing
-//! is silently kept. Scheduled hourly through the job queue with a deterministic id per hour, so
-//! any number of processes enqueue it and it runs once.
+//! The retention engine: applies the policy's retention rules, each period read from the
+//! declarations, never from a constant. Every field's rule is carried out by an [`Executor`]
+//! registered in [`EXECUTORS`] with the trigger and the action it implements; a rule of an
+//! implemented capability without a matching executor stops [`Housekeeping::new`] (and a test),
+//! so nothing is silently kept.
+//!
+//! An executor is a list of steps (a table, the condition that selects what is due, and delete
+//! or the `SET` that anonymises). A run counts what each rule would change, then applies it in
+//! batches of [`BATCH`] rows, each committed on its own: memory stays flat whatever the table's
+//! size, and a run killed anywhere leaves a consistent state that the next run finishes. Rows of
+//! a person under a legal hold are left alone, and a rule whose category is held is skipped.
+//! Every run writes a report (per rule: examined, changed, skipped and why) that the privacy
+//! officer reads. Scheduled hourly through the job queue with a deterministic id per hour, so
+//! any number of processes enqueue it and it runs once; `passme retention run` runs it by hand.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use passme_policy::{Action, AnonymiseMethod, Policy, RetentionRule, Trigger};
-use passme_store::Store;
+use passme_store::{Chain, RetentionRunRow, RetentionStep, Store};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::CoreError;
 use crate::audit::{AuditEvent, AuditLog, ChainLog};
 use crate::clock::{SharedClock, financial_year_start, period_before};
 use crate::jobs::{EnqueueOptions, JobQueue};
+use crate::rights::holds::LegalHolds;
 
 pub const JOB_KIND: &str = "platform.housekeeping";
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
+/// Rows per statement: small enough that a batch holds the database briefly, large enough that
+/// the per-statement cost does not dominate.
+pub const BATCH: i64 = 5_000;
 
 const DELETE: Action = Action::Delete;
 const TRUNCATE_IP: Action = Action::Anonymise { method: AnonymiseMethod::TruncateIp };
 const AGGREGATE: Action = Action::Anonymise { method: AnonymiseMethod::Aggregate };
 
-/// What an executor returns: how many records it removed or anonymised.
-pub type Removal<'a> = Pin<Box<dyn Future<Output = Result<u64, CoreError>> + Send + 'a>>;
+/// How an executor carries out its rule.
+#[derive(Debug, Clone, Copy)]
+pub enum Work {
+    /// Steps over plain tables; `cutoff` in milliseconds, or in UTC days for `days` steps.
+    Steps { steps: &'static [RetentionStep], days: &'static [RetentionStep] },
+    /// A hash-chained log: entries go from the oldest, and its anchor keeps it verifiable. The
+    /// step counts what is due.
+    Chain(Chain, RetentionStep),
+}
 
-/// Carries out one field's rule for everything older than the cutoff (unix ms).
+/// Carries out one field's rule.
+#[derive(Debug)]
 pub struct Executor {
     pub field: &'static str,
     pub trigger: Trigger,
     pub action: Action,
-    run: for<'a> fn(&'a Housekeeping, i64) -> Removal<'a>,
+    pub work: Work,
 }
 
-impl std::fmt::Debug for Executor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Executor({} {:?} {:?})", self.field, self.trigger, self.action)
-    }
+const fn delete(table: &'static str, condition: &'static str, account: Option<&'static str>) -> RetentionStep {
+    RetentionStep { table, condition, change: None, account }
 }
 
-const fn executor(
-    field: &'static str,
-    trigger: Trigger,
-    action: Action,
-    run: for<'a> fn(&'a Housekeeping, i64) -> Removal<'a>,
-) -> Executor {
-    Executor { field, trigger, action, run }
+const fn change(table: &'static str, condition: &'static str, set: &'static str, account: Option<&'static str>) -> RetentionStep {
+    RetentionStep { table, condition, change: Some(set), account }
 }
+
+const fn steps(field: &'static str, trigger: Trigger, action: Action, steps: &'static [RetentionStep]) -> Executor {
+    Executor { field, trigger, action, work: Work::Steps { steps, days: &[] } }
+}
+
+/// Of closed accounts, closed before the cutoff.
+const CLOSED: &str = "status = 'closed' AND closed_at < $1";
+const OF_CLOSED: &str = "account_id IN (SELECT id FROM accounts WHERE status = 'closed' AND closed_at < $1)";
+const ACCOUNT: Option<&str> = Some("account_id");
+
+/// Page views and visits older than the cutoff: the daily rollups keep their counts.
+const TRACKING: &[RetentionStep] = &[
+    delete("analytics_inbox", "ts < $1", None),
+    delete("analytics_events", "ts < $1", None),
+    delete("analytics_sessions", "started_at < $1", None),
+];
 
 /// Every executor, in the order a run applies them: what hangs off an account before the account
 /// row itself, which holds the address and takes whatever is left with it.
 pub const EXECUTORS: &[Executor] = &[
-    executor("operations.job_payload", Trigger::JobFinished, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_finished_jobs(cutoff).await?) })
-    }),
-    executor("compliance.audit_log", Trigger::Collected, DELETE, |h, cutoff| Box::pin(h.audit.prune_before(cutoff))),
-    executor("consent.ledger", Trigger::Collected, DELETE, |h, cutoff| Box::pin(h.consent.prune_before(cutoff))),
-    executor("account.tokens", Trigger::Collected, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_account_tokens(cutoff).await?) })
-    }),
-    executor("fraud.signals", Trigger::Collected, DELETE, |h, cutoff| Box::pin(async move { Ok(h.store.purge_throttle(cutoff).await?) })),
-    executor("account.sessions", Trigger::SessionEnded, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_ended_sessions(cutoff).await?) })
-    }),
-    executor("account.remember_me", Trigger::LastActivity, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_idle_remember(cutoff).await?) })
-    }),
-    executor("account.password_hash", Trigger::AccountClosed, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.erase_closed_password_hashes(cutoff).await?) })
-    }),
-    executor("account.profile", Trigger::AccountClosed, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.erase_closed_prefs(cutoff).await?) })
-    }),
-    executor("account.staff_roles", Trigger::AccountClosed, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_closed_roles(cutoff).await?) })
-    }),
-    executor("account.api_tokens", Trigger::AccountClosed, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_closed_api_tokens(cutoff).await?) })
-    }),
-    executor("payment.customer_ref", Trigger::AccountClosed, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_closed_billing_customers(cutoff).await?) })
-    }),
-    executor("account.email", Trigger::AccountClosed, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_closed_accounts(cutoff).await?) })
-    }),
+    steps(
+        "operations.job_payload",
+        Trigger::JobFinished,
+        DELETE,
+        &[delete("jobs", "status IN ('done', 'dead') AND finished_at < $1", None)],
+    ),
+    Executor {
+        field: "compliance.audit_log",
+        trigger: Trigger::Collected,
+        action: DELETE,
+        work: Work::Chain(Chain::Audit, delete("audit_log", "at < $1", None)),
+    },
+    Executor {
+        field: "consent.ledger",
+        trigger: Trigger::Collected,
+        action: DELETE,
+        work: Work::Chain(Chain::Consent, delete("consent_ledger", "at < $1", None)),
+    },
+    steps("account.tokens", Trigger::Collected, DELETE, &[delete("account_tokens", "created_at < $1", ACCOUNT)]),
+    steps("fraud.signals", Trigger::Collected, DELETE, &[delete("throttle", "window_start < $1 AND blocked_until < $1", None)]),
+    steps("account.sessions", Trigger::SessionEnded, DELETE, &[delete("sessions", "COALESCE(revoked_at, expires_at) < $1", ACCOUNT)]),
+    steps("account.remember_me", Trigger::LastActivity, DELETE, &[delete("remember_series", "last_used_at < $1", ACCOUNT)]),
+    steps(
+        "account.password_hash",
+        Trigger::AccountClosed,
+        DELETE,
+        &[change("accounts", "status = 'closed' AND closed_at < $1 AND password_hash <> ''", "password_hash = ''", Some("id"))],
+    ),
+    steps(
+        "account.profile",
+        Trigger::AccountClosed,
+        DELETE,
+        &[change(
+            "accounts",
+            "status = 'closed' AND closed_at < $1 AND (pref_theme IS NOT NULL OR pref_lang IS NOT NULL OR pref_text IS NOT NULL)",
+            "pref_theme = NULL, pref_lang = NULL, pref_text = NULL",
+            Some("id"),
+        )],
+    ),
+    steps("account.staff_roles", Trigger::AccountClosed, DELETE, &[delete("account_roles", OF_CLOSED, ACCOUNT)]),
+    steps("account.api_tokens", Trigger::AccountClosed, DELETE, &[delete("api_tokens", OF_CLOSED, ACCOUNT)]),
+    steps("payment.customer_ref", Trigger::AccountClosed, DELETE, &[delete("billing_customers", OF_CLOSED, ACCOUNT)]),
+    steps("account.email", Trigger::AccountClosed, DELETE, &[delete("accounts", CLOSED, Some("id"))]),
     // The truncated prefix is stored beside the full address from the start, so truncation
     // removes the full one.
-    executor("tracking.ip_address", Trigger::Collected, TRUNCATE_IP, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.truncate_event_ips(cutoff).await?) })
-    }),
-    // Aggregate: the daily rollups keep the counts; the rows go.
-    executor("tracking.network", Trigger::Collected, AGGREGATE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_tracking_before(cutoff).await?) })
-    }),
-    executor("tracking.client", Trigger::Collected, AGGREGATE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_tracking_before(cutoff).await?) })
-    }),
-    executor("tracking.pages", Trigger::Collected, AGGREGATE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_tracking_before(cutoff).await?) })
-    }),
-    executor("tracking.visitor_id", Trigger::Collected, AGGREGATE, |h, cutoff| {
-        Box::pin(async move {
-            Ok(h.store.purge_tracking_before(cutoff).await? + h.store.erase_sketches_before(cutoff.div_euclid(DAY_MS)).await?)
-        })
-    }),
-    executor("payment.subscription", Trigger::SubscriptionEnded, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_ended_subscriptions(cutoff).await?) })
-    }),
-    executor("payment.invoices", Trigger::FinancialYearEnd, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_invoices_issued_before(cutoff).await?) })
-    }),
-    executor("payment.provider_events", Trigger::Collected, DELETE, |h, cutoff| {
-        Box::pin(async move { Ok(h.store.purge_billing_events(cutoff).await?) })
-    }),
+    steps(
+        "tracking.ip_address",
+        Trigger::Collected,
+        TRUNCATE_IP,
+        &[
+            change("analytics_inbox", "ts < $1 AND ip IS NOT NULL", "ip = NULL", None),
+            change("analytics_events", "ts < $1 AND ip IS NOT NULL", "ip = NULL", None),
+        ],
+    ),
+    steps("tracking.network", Trigger::Collected, AGGREGATE, TRACKING),
+    steps("tracking.client", Trigger::Collected, AGGREGATE, TRACKING),
+    steps("tracking.pages", Trigger::Collected, AGGREGATE, TRACKING),
+    Executor {
+        field: "tracking.visitor_id",
+        trigger: Trigger::Collected,
+        action: AGGREGATE,
+        work: Work::Steps {
+            steps: TRACKING,
+            days: &[change("analytics_visitor_sketches", "day < $1 AND sketch IS NOT NULL", "sketch = NULL", None)],
+        },
+    },
+    steps(
+        "payment.subscription",
+        Trigger::SubscriptionEnded,
+        DELETE,
+        &[delete("billing_subscriptions", "ended_at IS NOT NULL AND ended_at < $1", ACCOUNT)],
+    ),
+    steps("payment.invoices", Trigger::FinancialYearEnd, DELETE, &[delete("billing_invoices", "issued_at < $1", ACCOUNT)]),
+    steps("payment.provider_events", Trigger::Collected, DELETE, &[delete("billing_events", "received_at < $1", None)]),
 ];
 
 /// The executor registered for `field`.
@@ -152,14 +192,90 @@ pub fn unexecutable(policy: &Policy, is_implemented: &dyn Fn(passme_policy::Capa
     problems
 }
 
+/// What a run is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Count what is due without changing anything.
+    pub dry_run: bool,
+    /// Only the rules of this data category.
+    pub category: Option<String>,
+    /// `job` or `cli`, for the report.
+    pub source: String,
+}
+
+/// One rule in a run's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleReport {
+    pub rule: String,
+    pub field: String,
+    pub category: String,
+    pub cutoff: i64,
+    /// Rows that were due when the rule started.
+    pub examined: i64,
+    /// Rows deleted or anonymised (0 in a dry run).
+    pub changed: u64,
+    /// Why the rule did nothing: a legal hold on its category, a table the database lacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// A run's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub id: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub dry_run: bool,
+    pub source: String,
+    pub rules: Vec<RuleReport>,
+}
+
+impl RunReport {
+    pub fn of(row: &RetentionRunRow) -> RunReport {
+        RunReport {
+            id: row.id.clone(),
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            dry_run: row.dry_run,
+            source: row.source.clone(),
+            rules: serde_json::from_str(&row.report).unwrap_or_default(),
+        }
+    }
+
+    fn row(&self) -> RetentionRunRow {
+        RetentionRunRow {
+            id: self.id.clone(),
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            dry_run: self.dry_run,
+            source: self.source.clone(),
+            report: serde_json::to_string(&self.rules).unwrap_or_default(),
+        }
+    }
+}
+
+/// Where a run is: the rule it works on, rows changed so far and rows due.
+pub type Progress<'a> = &'a (dyn Fn(&str, u64, i64) + Send + Sync);
+
+/// What every rule of one run shares.
+#[derive(Clone, Copy)]
+struct Sweep<'a> {
+    now: i64,
+    dry_run: bool,
+    /// The tables the database has.
+    tables: &'a [String],
+    progress: Progress<'a>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Housekeeping {
     store: Store,
     clock: SharedClock,
     audit: AuditLog,
     consent: ChainLog,
-    /// The rules to run, each with its executor, in the registry's order.
-    rules: Vec<(RetentionRule, &'static Executor)>,
+    holds: LegalHolds,
+    /// The rules to run, each with its executor and its field's category, in the registry's order.
+    rules: Vec<(RetentionRule, &'static Executor, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,30 +291,123 @@ impl Housekeeping {
         if let Some(first) = unexecutable(policy, &crate::is_implemented).into_iter().next() {
             return Err(CoreError::broken("retention rule without an executor", format!("rule {}: {}", first.rule, first.problem)));
         }
-        let mut rules: Vec<(RetentionRule, &'static Executor)> =
-            policy.retention.iter().filter_map(|r| executor_of(&r.field).map(|e| (r.clone(), e))).collect();
-        rules.sort_by_key(|(_, e)| EXECUTORS.iter().position(|x| x.field == e.field));
+        let category_of = |field: &str| policy.field(field).map(|(c, _)| c.id.get_ref().clone()).unwrap_or_default();
+        let mut rules: Vec<(RetentionRule, &'static Executor, String)> =
+            policy.retention.iter().filter_map(|r| executor_of(&r.field).map(|e| (r.clone(), e, category_of(&r.field)))).collect();
+        rules.sort_by_key(|(_, e, _)| EXECUTORS.iter().position(|x| x.field == e.field));
         let audit = AuditLog::new(store.clone(), clock.clone());
         let consent = ChainLog::consent(store.clone(), clock.clone());
-        Ok(Housekeeping { store, clock, audit, consent, rules })
+        let holds = LegalHolds::new(store.clone(), clock.clone());
+        Ok(Housekeeping { store, clock, audit, consent, holds, rules })
     }
 
-    /// Applies every rule once and records the run in the audit log.
+    /// Applies every rule once (the hourly job).
     pub async fn run(&self) -> Result<Vec<RuleOutcome>, CoreError> {
+        let report = self.run_with(&RunOptions { source: "job".into(), ..RunOptions::default() }, &|_, _, _| {}).await?;
+        Ok(report.rules.into_iter().map(|r| RuleOutcome { rule: r.rule, removed: r.changed }).collect())
+    }
+
+    /// Runs the rules as asked, reporting progress, and keeps the report.
+    pub async fn run_with(&self, options: &RunOptions, progress: Progress<'_>) -> Result<RunReport, CoreError> {
         let now = self.clock.now_ms();
-        let mut outcomes = Vec::new();
-        for (rule, executor) in &self.rules {
+        let mut report = RunReport {
+            id: format!("ret_{}", hex::encode(rand::random::<[u8; 12]>())),
+            started_at: now,
+            finished_at: None,
+            dry_run: options.dry_run,
+            source: options.source.clone(),
+            rules: Vec::new(),
+        };
+        self.store.insert_retention_run(&report.row()).await?;
+        let held = self.holds.category_holds().await?;
+        let tables: Vec<String> = self.store.schema().await?.into_iter().map(|t| t.name).collect();
+        for (rule, executor, category) in &self.rules {
+            if options.category.as_ref().is_some_and(|c| c != category) {
+                continue;
+            }
             let cutoff = match rule.trigger {
                 // The period counts from the end of the financial year the record belongs to.
                 Trigger::FinancialYearEnd => financial_year_start(period_before(now, &rule.period)),
                 _ => period_before(now, &rule.period),
             };
-            let removed = (executor.run)(self, cutoff).await?;
-            outcomes.push(RuleOutcome { rule: rule.id.clone(), removed });
+            let mut line = RuleReport {
+                rule: rule.id.clone(),
+                field: rule.field.clone(),
+                category: category.clone(),
+                cutoff,
+                examined: 0,
+                changed: 0,
+                skipped: None,
+            };
+            if let Some((_, until)) = held.iter().find(|(c, _)| c == category) {
+                line.skipped = Some(format!("legal hold on {category} until {until}"));
+            } else {
+                let sweep = Sweep { now, dry_run: options.dry_run, tables: &tables, progress };
+                self.apply(executor, cutoff, &sweep, &mut line).await?;
+            }
+            report.rules.push(line);
+            // Progress survives a crash: the report so far is in the database.
+            self.store.update_retention_run(&report.id, &report.row().report, None).await?;
         }
-        let details = json!({ "rules": outcomes.iter().map(|o| json!({ "rule": o.rule, "removed": o.removed })).collect::<Vec<_>>() });
-        self.audit.record(AuditEvent { actor: "system", action: "retention.platform_run", subject: "platform", details }).await?;
-        Ok(outcomes)
+        report.finished_at = Some(self.clock.now_ms());
+        self.store.update_retention_run(&report.id, &report.row().report, report.finished_at).await?;
+        if !options.dry_run {
+            let details = json!({
+                "run": report.id,
+                "rules": report.rules.iter().map(|o| json!({ "rule": o.rule, "removed": o.changed })).collect::<Vec<_>>(),
+            });
+            self.audit.record(AuditEvent { actor: "system", action: "retention.platform_run", subject: "platform", details }).await?;
+        }
+        Ok(report)
+    }
+
+    async fn apply(&self, executor: &Executor, cutoff: i64, sweep: &Sweep<'_>, line: &mut RuleReport) -> Result<(), CoreError> {
+        let Sweep { now, dry_run, tables, progress } = *sweep;
+        match executor.work {
+            Work::Chain(chain, due) => {
+                line.examined = self.store.retention_count(&due, cutoff, now).await?;
+                if !dry_run && line.examined > 0 {
+                    let log = if chain == Chain::Audit { &self.audit } else { &self.consent };
+                    line.changed = log.prune_before(cutoff).await?;
+                }
+                progress(&line.rule, line.changed, line.examined);
+            }
+            Work::Steps { steps, days } => {
+                let day_cutoff = cutoff.div_euclid(DAY_MS);
+                let all = steps.iter().map(|s| (s, cutoff)).chain(days.iter().map(|s| (s, day_cutoff)));
+                let all: Vec<(&RetentionStep, i64)> = all.collect();
+                for (step, _) in &all {
+                    if !tables.iter().any(|t| t == step.table) {
+                        line.skipped = Some(format!("table {} is not in the database", step.table));
+                        tracing::error!(rule = %line.rule, table = step.table, "retention rule skipped: table missing");
+                        return Ok(());
+                    }
+                }
+                for (step, cutoff) in &all {
+                    line.examined += self.store.retention_count(step, *cutoff, now).await?;
+                }
+                progress(&line.rule, 0, line.examined);
+                if dry_run {
+                    return Ok(());
+                }
+                for (step, cutoff) in &all {
+                    loop {
+                        let changed = self.store.retention_apply(step, *cutoff, now, BATCH).await?;
+                        line.changed += changed;
+                        progress(&line.rule, line.changed, line.examined);
+                        if changed < BATCH as u64 {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The latest runs' reports, newest first.
+    pub async fn reports(&self, limit: i64) -> Result<Vec<RunReport>, CoreError> {
+        Ok(self.store.retention_runs(limit).await?.iter().map(RunReport::of).collect())
     }
 
     /// Enqueues this hour's run; a no-op when another process already did.

@@ -296,36 +296,4 @@ impl Store {
             Ok(match row { Some(row) => Some(invoice_from_row!(row)), None => None })
         })
     }
-
-    // ---- retention ----
-
-    /// Unbinds the provider customer of accounts closed before `before`.
-    pub async fn purge_closed_billing_customers(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => Ok(sqlx::query(
-            "DELETE FROM billing_customers WHERE account_id IN (SELECT id FROM accounts WHERE closed_at IS NOT NULL AND closed_at < $1)",
-        )
-        .bind(before)
-        .execute(pool)
-        .await?
-        .rows_affected()))
-    }
-
-    /// Deletes subscriptions that ended before `before`.
-    pub async fn purge_ended_subscriptions(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => Ok(sqlx::query("DELETE FROM billing_subscriptions WHERE ended_at IS NOT NULL AND ended_at < $1")
-            .bind(before)
-            .execute(pool)
-            .await?
-            .rows_affected()))
-    }
-
-    /// Deletes invoice references issued before `before`.
-    pub async fn purge_invoices_issued_before(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => Ok(sqlx::query("DELETE FROM billing_invoices WHERE issued_at < $1").bind(before).execute(pool).await?.rows_affected()))
-    }
-
-    /// Forgets provider events received before `before`.
-    pub async fn purge_billing_events(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => Ok(sqlx::query("DELETE FROM billing_events WHERE received_at < $1").bind(before).execute(pool).await?.rows_affected()))
-    }
 }

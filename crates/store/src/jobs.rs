@@ -242,12 +242,4 @@ impl Store {
             Ok(counts)
         })
     }
-
-    /// Deletes finished (done or dead) jobs that finished before `before`. Returns the count.
-    pub async fn purge_finished_jobs(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => {
-            let deleted = sqlx::query("DELETE FROM jobs WHERE status IN ('done', 'dead') AND finished_at < $1").bind(before).execute(pool).await?;
-            Ok(deleted.rows_affected())
-        })
-    }
 }

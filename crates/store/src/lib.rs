@@ -14,6 +14,7 @@ mod ids;
 mod instances;
 mod jobs;
 mod migrate;
+mod retention;
 mod rights;
 mod schema;
 
@@ -36,6 +37,7 @@ pub use ids::AccountId;
 pub use instances::InstanceRow;
 pub use jobs::{Job, JobCounts, JobStatus, NewJob};
 pub use migrate::{MIGRATIONS, Migration};
+pub use retention::{RetentionRunRow, RetentionStep};
 pub use rights::{ErasureReceiptRow, LegalHoldRow};
 pub use schema::TableSchema;
 

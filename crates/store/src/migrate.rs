@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 13, name: "billing", sql: include_str!("../migrations/0013_billing.sql") },
     Migration { version: 14, name: "hardening", sql: include_str!("../migrations/0014_hardening.sql") },
     Migration { version: 15, name: "rights", sql: include_str!("../migrations/0015_rights.sql") },
+    Migration { version: 16, name: "retention_runs", sql: include_str!("../migrations/0016_retention_runs.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

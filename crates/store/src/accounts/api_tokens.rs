@@ -94,11 +94,4 @@ impl Store {
             Ok(r.rows_affected() == 1)
         })
     }
-
-    pub async fn purge_closed_api_tokens(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => {
-            let r = sqlx::query("DELETE FROM api_tokens WHERE account_id IN (SELECT id FROM accounts WHERE status = 'closed' AND closed_at < $1)").bind(before).execute(pool).await?;
-            Ok(r.rows_affected())
-        })
-    }
 }

@@ -187,34 +187,4 @@ impl Store {
             Ok(r.rows_affected() == 1)
         })
     }
-
-    /// Deletes closed accounts; their sessions, series, links, roles and tokens go with them
-    /// (ON DELETE CASCADE).
-    pub async fn purge_closed_accounts(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => {
-            let r = sqlx::query("DELETE FROM accounts WHERE status = 'closed' AND closed_at < $1").bind(before).execute(pool).await?;
-            Ok(r.rows_affected())
-        })
-    }
-
-    /// Erases the password hash of closed accounts (the account can no longer be signed in to).
-    pub async fn erase_closed_password_hashes(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => {
-            let r = sqlx::query("UPDATE accounts SET password_hash = '' WHERE status = 'closed' AND closed_at < $1 AND password_hash <> ''").bind(before).execute(pool).await?;
-            Ok(r.rows_affected())
-        })
-    }
-
-    pub async fn erase_closed_prefs(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => {
-            let r = sqlx::query(
-                "UPDATE accounts SET pref_theme = NULL, pref_lang = NULL, pref_text = NULL WHERE status = 'closed' AND closed_at < $1 \
-                 AND (pref_theme IS NOT NULL OR pref_lang IS NOT NULL OR pref_text IS NOT NULL)",
-            )
-            .bind(before)
-            .execute(pool)
-            .await?;
-            Ok(r.rows_affected())
-        })
-    }
 }

@@ -111,12 +111,4 @@ impl Store {
             Ok(r.rows_affected())
         })
     }
-
-    /// Deletes "remember me" series last used before `before`.
-    pub async fn purge_idle_remember(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => {
-            let r = sqlx::query("DELETE FROM remember_series WHERE last_used_at < $1").bind(before).execute(pool).await?;
-            Ok(r.rows_affected())
-        })
-    }
 }

@@ -114,12 +114,4 @@ impl Store {
             Ok(out)
         })
     }
-
-    /// Deletes sessions that ended (revoked or expired) before `before`.
-    pub async fn purge_ended_sessions(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => {
-            let r = sqlx::query("DELETE FROM sessions WHERE COALESCE(revoked_at, expires_at) < $1").bind(before).execute(pool).await?;
-            Ok(r.rows_affected())
-        })
-    }
 }

@@ -36,11 +36,4 @@ impl Store {
             Ok(out)
         })
     }
-
-    pub async fn purge_closed_roles(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => {
-            let r = sqlx::query("DELETE FROM account_roles WHERE account_id IN (SELECT id FROM accounts WHERE status = 'closed' AND closed_at < $1)").bind(before).execute(pool).await?;
-            Ok(r.rows_affected())
-        })
-    }
 }

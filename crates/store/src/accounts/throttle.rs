@@ -52,14 +52,6 @@ impl Store {
         })
     }
 
-    /// Deletes counters whose window started before `before` and that block nothing any more.
-    pub async fn purge_throttle(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => {
-            let r = sqlx::query("DELETE FROM throttle WHERE window_start < $1 AND blocked_until < $1").bind(before).execute(pool).await?;
-            Ok(r.rows_affected())
-        })
-    }
-
     /// The networks (truncated addresses) an account signed in from since `since`.
     pub async fn account_networks(&self, account_id: &AccountId, since: i64) -> Result<Vec<String>, StoreError> {
         on_pool!(self, pool => {

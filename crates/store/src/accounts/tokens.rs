@@ -57,12 +57,4 @@ impl Store {
             Ok(r.rows_affected() == 1)
         })
     }
-
-    /// Deletes tokens created before `before`. Returns how many.
-    pub async fn purge_account_tokens(&self, before: i64) -> Result<u64, StoreError> {
-        on_pool!(self, pool => {
-            let r = sqlx::query("DELETE FROM account_tokens WHERE created_at < $1").bind(before).execute(pool).await?;
-            Ok(r.rows_affected())
-        })
-    }
 }

@@ -161,8 +161,6 @@ const EVENT_COLUMNS: &str = "site, visitor, ts, received_at, path, source, utm_s
 /// Bind parameters per page view in SQLite's row-wise insert; 256 rows (the largest chunk) stay
 /// under its limit.
 const EVENT_PARAMS: usize = 16;
-/// Where page views are: just received, and moved for the visit pass. Retention covers both.
-const EVENT_TABLES: [&str; 2] = ["analytics_inbox", "analytics_events"];
 const VISIT_COLUMNS: &str = "site, visitor, started_at, ended_at, day, landing, exit_page, source, utm_source, utm_medium, utm_campaign, browser, os, isp, pageviews, duration_ms, pages";
 
 /// A visit's pages as stored: "path views" pairs separated by spaces. URL paths are
@@ -364,7 +362,6 @@ macro_rules! bind_range_and {
 
 // After the macros above, which the parts use.
 mod events;
-mod retention;
 mod rollups;
 mod state;
 mod visits;
