@@ -75,6 +75,57 @@ enum Command {
     /// Subscriptions at the payment provider.
     #[command(subcommand)]
     Billing(BillingCommand),
+    /// The retention engine: apply the policy's retention rules and read the reports of its runs.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Legal holds: keep a person's data, or a data category, past retention until a date.
+    #[command(subcommand)]
+    Hold(HoldCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Apply every rule now (the hourly job does the same), showing progress on stderr and the
+    /// report on stdout. Safe to stop anywhere and run again.
+    Run {
+        /// Count what is due without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only the rules of this data category (account, payment, tracking, …).
+        #[arg(long)]
+        category: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The reports of the latest runs, newest first.
+    Report {
+        #[arg(long, default_value_t = 5)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HoldCommand {
+    /// Place a hold on a person (--email) or a data category (--category).
+    Place {
+        #[arg(long, conflicts_with = "category", required_unless_present = "category")]
+        email: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        /// Why: the case, order or request it answers.
+        #[arg(long)]
+        reason: String,
+        /// The last day it holds, YYYY-MM-DD.
+        #[arg(long)]
+        until: String,
+    },
+    /// Lift a hold before its date.
+    Lift { id: String },
+    /// The holds in force.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,6 +305,8 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         Command::Geo(GeoCommand::Import { from, out }) => geo_import(&config, &from, out),
         Command::Analytics(AnalyticsCommand::Rebuild { site, from, to }) => analytics_rebuild(&config, &site, &from, &to).await,
         Command::Billing(BillingCommand::Reconcile { json }) => billing_reconcile(&config, json).await,
+        Command::Retention(command) => retention(command, &config).await,
+        Command::Hold(command) => hold(command, &config).await,
     }
 }
 
@@ -521,4 +574,123 @@ async fn billing_reconcile(config: &Config, json: bool) -> Result<ExitCode, Stri
         }
     }
     Ok(if report.catalogue_problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn migrated_store(config: &Config) -> Result<Store, String> {
+    let store = Store::connect(&store_options(config)).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    Ok(store)
+}
+
+fn date_of_ms(ms: i64) -> String {
+    passme_analytics::report::date_of_day(ms.div_euclid(86_400_000))
+}
+
+async fn retention(command: RetentionCommand, config: &Config) -> Result<ExitCode, String> {
+    use passme_core::housekeeping::{Housekeeping, RunOptions};
+    use std::io::{IsTerminal, Write};
+    let policy = load_policy(config).map_err(|e| e.to_string())?;
+    let store = migrated_store(config).await?;
+    let housekeeping = Housekeeping::new(store, clock::system(), &policy).map_err(|e| e.to_string())?;
+    let reports = match command {
+        RetentionCommand::Run { dry_run, category, json } => {
+            if let Some(c) = category.as_deref().filter(|c| !policy.categories.iter().any(|d| d.id.get_ref() == c)) {
+                return Err(format!("unknown data category {c:?}"));
+            }
+            let options = RunOptions { dry_run, category, source: "cli".into() };
+            // On a terminal the line is redrawn in place; in a log, each rule gets one line.
+            let terminal = std::io::stderr().is_terminal();
+            let progress = |rule: &str, changed: u64, due: i64| {
+                let bar = progress_bar(changed, due);
+                if terminal {
+                    eprint!("\r\x1b[2K{bar} {rule}: {changed}/{due}");
+                    let _ = std::io::stderr().flush();
+                } else if dry_run || changed as i64 >= due {
+                    eprintln!("{bar} {rule}: {changed}/{due}");
+                }
+            };
+            let report = housekeeping.run_with(&options, &progress).await.map_err(|e| e.to_string())?;
+            if terminal {
+                eprintln!();
+            }
+            (vec![report], json)
+        }
+        RetentionCommand::Report { limit, json } => (housekeeping.reports(limit.clamp(1, 100)).await.map_err(|e| e.to_string())?, json),
+    };
+    let (reports, json) = reports;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if reports.is_empty() {
+        println!("no retention run yet");
+    }
+    for report in &reports {
+        let state = match report.finished_at {
+            Some(_) if report.dry_run => "dry run",
+            Some(_) => "finished",
+            None => "interrupted or running",
+        };
+        println!("run {} ({}, {state}) started {}", report.id, report.source, date_of_ms(report.started_at));
+        for rule in &report.rules {
+            let outcome = match &rule.skipped {
+                Some(why) => format!("skipped: {why}"),
+                None => format!("{} due, {} changed", rule.examined, rule.changed),
+            };
+            println!("  {:<42} before {}  {outcome}", rule.rule, date_of_ms(rule.cutoff));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `[#####-----]` for `done` of `due`.
+fn progress_bar(done: u64, due: i64) -> String {
+    const WIDTH: usize = 20;
+    let filled = if due <= 0 { WIDTH } else { ((done as f64 / due as f64) * WIDTH as f64).round().min(WIDTH as f64) as usize };
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(WIDTH - filled))
+}
+
+async fn hold(command: HoldCommand, config: &Config) -> Result<ExitCode, String> {
+    use passme_core::rights::holds::{HoldScope, LegalHolds};
+    let policy = load_policy(config).map_err(|e| e.to_string())?;
+    let store = migrated_store(config).await?;
+    let holds = LegalHolds::new(store.clone(), clock::system());
+    match command {
+        HoldCommand::Place { email, category, reason, until } => {
+            let day = passme_analytics::report::day_of_date(&until).ok_or_else(|| format!("{until:?} is not a date (YYYY-MM-DD)"))?;
+            // The hold covers the whole of its last day.
+            let until_ms = (day + 1) * 86_400_000 - 1;
+            let scope = match (email, category) {
+                (Some(email), _) => {
+                    let key = passme_core::identity::email::key(&email);
+                    let account =
+                        store.account_by_email_key(&key).await.map_err(|e| e.to_string())?.ok_or("no account has that address")?;
+                    HoldScope::Person(account.id)
+                }
+                (None, Some(category)) => HoldScope::Category(category),
+                (None, None) => return Err("name --email or --category".into()),
+            };
+            let id = holds.place(&policy, scope, &reason, until_ms, "operator").await.map_err(|e| format!("{e} ({})", e.code()))?;
+            println!("{id} placed until the end of {until}");
+        }
+        HoldCommand::Lift { id } => {
+            holds.lift(&id, "operator").await.map_err(|e| format!("{e} ({})", e.code()))?;
+            println!("{id} lifted");
+        }
+        HoldCommand::List => {
+            let in_force = holds.in_force().await.map_err(|e| e.to_string())?;
+            if in_force.is_empty() {
+                println!("no hold in force");
+            }
+            for hold in in_force {
+                let scope = match (&hold.account_id, &hold.category) {
+                    (Some(account), _) => format!("person {}", account.as_str()),
+                    (None, Some(category)) => format!("category {category}"),
+                    (None, None) => "nothing".into(),
+                };
+                println!("{}  {scope}  until {}  placed by {}: {}", hold.id, date_of_ms(hold.until_at), hold.placed_by, hold.reason);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

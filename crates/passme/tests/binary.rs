@@ -684,3 +684,71 @@ fn requests_are_logged_at_debug_only() {
     assert!(terminate(&mut child).success());
     assert_eq!(output_of(child).lines().filter(|l| l.contains("route=/healthz")).count(), 10, "one line each at debug");
 }
+
+fn run_ok(dir: &Path, args: &[&str]) -> (String, String) {
+    let output = passme(dir).args(args).output().expect("run");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout).to_string(), String::from_utf8_lossy(&output.stderr).to_string());
+    assert!(output.status.success(), "{args:?}: {stdout}{stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn retention_runs_by_hand_with_progress_honours_holds_and_keeps_its_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let options = passme_store::StoreOptions { database_url: None, data_dir: dir.path().join("passme-data"), max_connections: 1 };
+    let throttle_rows = || {
+        runtime.block_on(async {
+            let store = passme_store::Store::connect(&options).await.expect("open");
+            store.migrate().await.expect("migrate");
+            let rows = store.column_text("throttle", "key").await.expect("rows").len();
+            store.close().await;
+            rows
+        })
+    };
+    assert_eq!(throttle_rows(), 0);
+    runtime.block_on(async {
+        let store = passme_store::Store::connect(&options).await.expect("open");
+        store
+            .execute_script("INSERT INTO throttle (key, failures, window_start, blocked_until) VALUES ('a', 1, 0, 0), ('b', 1, 0, 0)")
+            .await
+            .expect("rows");
+        store.close().await;
+    });
+
+    let (stdout, stderr) = run_ok(dir.path(), &["retention", "run", "--dry-run"]);
+    assert!(stdout.contains("dry run") && stdout.contains("retention.fraud.signals") && stdout.contains("2 due, 0 changed"), "{stdout}");
+    assert!(stderr.contains("[--------------------] retention.fraud.signals: 0/2"), "progress on stderr: {stderr}");
+    assert_eq!(throttle_rows(), 2);
+
+    let (placed, _) =
+        run_ok(dir.path(), &["hold", "place", "--category", "fraud", "--reason", "Police inquiry 2026-4", "--until", "2099-12-31"]);
+    let hold_id = placed.split_whitespace().next().expect("id").to_string();
+    assert!(hold_id.starts_with("hold_"), "{placed}");
+    let (list, _) = run_ok(dir.path(), &["hold", "list"]);
+    assert!(list.contains(&hold_id) && list.contains("category fraud") && list.contains("until 2099-12-31"), "{list}");
+    let (stdout, _) = run_ok(dir.path(), &["retention", "run", "--category", "fraud"]);
+    assert!(stdout.contains("skipped: legal hold on fraud"), "{stdout}");
+    assert!(!stdout.contains("retention.account.email"), "only the category asked for: {stdout}");
+    assert_eq!(throttle_rows(), 2);
+
+    run_ok(dir.path(), &["hold", "lift", &hold_id]);
+    let (stdout, _) = run_ok(dir.path(), &["retention", "run", "--category", "fraud"]);
+    assert!(stdout.contains("2 due, 2 changed"), "{stdout}");
+    assert_eq!(throttle_rows(), 0);
+
+    let (json, _) = run_ok(dir.path(), &["retention", "report", "--json"]);
+    let reports: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(reports.as_array().map(Vec::len), Some(3), "{json}");
+    assert_eq!(reports[0]["source"], "cli");
+
+    let bad = passme(dir.path()).args(["retention", "run", "--category", "nonsense"]).output().expect("run");
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown data category"));
+    let bad =
+        passme(dir.path()).args(["hold", "place", "--category", "fraud", "--reason", "x", "--until", "2001-01-01"]).output().expect("run");
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("hold_until_past"));
+    let bad = passme(dir.path()).args(["hold", "lift", "hold_nope"]).output().expect("run");
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("hold_unknown"));
+    let verify = passme(dir.path()).args(["audit", "verify"]).output().expect("verify");
+    assert!(verify.status.success(), "placing and lifting are in an intact audit log");
+}
