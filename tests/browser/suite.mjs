@@ -234,6 +234,18 @@ async function staffSteps(page, lang, device) {
   await visit(page, `/staff/analytics?lang=${lang}&page=%2F`, label('dashboard-filtered'));
   await visit(page, `/staff/audit?lang=${lang}`, label('audit'));
   check(label('audit: entries are listed'), (await page.locator('main table tbody tr').count()) > 0);
+  await visit(page, `/staff/privacy?lang=${lang}`, label('privacy-officer'));
+  check(label('privacy officer: a retention report is listed'), (await page.locator('main table caption').count()) > 0);
+  await page.selectOption('#f-hold-category', 'fraud');
+  await page.fill('#f-hold-reason', `Browser suite ${lang} ${device}`);
+  await page.fill('#f-hold-until', '2099-12-31');
+  await page.locator('form[action="/staff/privacy/holds"] button[type="submit"]').click();
+  await page.waitForURL(/done=hold_placed/);
+  check(label('privacy officer: the hold is placed and listed'), (await page.locator('main').innerText()).includes(`Browser suite ${lang} ${device}`));
+  await inspect(page, label('privacy-officer-hold'));
+  await page.locator('form[action="/staff/privacy/holds/lift"] button[type="submit"]').first().click();
+  await page.waitForURL(/done=hold_lifted/);
+  check(label('privacy officer: the hold is lifted'), !(await page.locator('main').innerText()).includes(`Browser suite ${lang} ${device}`));
 }
 
 /** Every public page with cookies refused: the jar is emptied before every request, so the

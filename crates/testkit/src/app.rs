@@ -91,15 +91,10 @@ impl TestApp {
         addr
     }
 
-    /// Runs due background jobs of the app's capabilities (account mail, billing) until none is
-    /// left; returns what the passes did together.
+    /// Runs due background jobs with the handlers the service runs until none is left; returns
+    /// what the passes did together.
     pub async fn run_jobs(&self) -> passme_core::jobs::Pass {
-        let mut handlers = passme_core::jobs::Handlers::default();
-        self.state.account_mailer().register(&mut handlers);
-        self.state.erasures.clone().register(&mut handlers);
-        if let Some(billing) = &self.state.billing {
-            billing.register(&mut handlers);
-        }
+        let handlers = self.state.job_handlers().expect("job handlers");
         let worker = passme_core::jobs::Worker::new(self.state.store.clone(), self.state.clock.clone(), handlers);
         let mut total = passme_core::jobs::Pass::default();
         loop {

@@ -69,12 +69,14 @@ pub fn client_ip(headers: &axum::http::HeaderMap, extensions: &axum::http::Exten
     forwarded.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer)
 }
 
-/// Where a member of staff starts: the dashboard for analysts and admins, the audit log for the
-/// privacy officer.
+/// Where a member of staff starts: the dashboard for analysts and admins, the holds and retention
+/// reports for the privacy officer, the audit log for other auditors.
 fn staff_home(roles: &[Role]) -> Option<&'static str> {
-    use crate::extract::{Analysts, Auditors, Roles};
+    use crate::extract::{Analysts, Auditors, PrivacyOfficers, Roles};
     if roles.iter().any(|r| Analysts::ALLOWED.contains(r)) {
         Some("/staff/analytics")
+    } else if roles.iter().any(|r| PrivacyOfficers::ALLOWED.contains(r)) {
+        Some("/staff/privacy")
     } else if roles.iter().any(|r| Auditors::ALLOWED.contains(r)) {
         Some("/staff/audit")
     } else {

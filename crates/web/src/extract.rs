@@ -110,6 +110,13 @@ impl Roles for Auditors {
     const ALLOWED: &'static [Role] = &[Role::Admin, Role::PrivacyOfficer];
 }
 
+/// Legal holds and the retention engine's reports.
+pub struct PrivacyOfficers;
+
+impl Roles for PrivacyOfficers {
+    const ALLOWED: &'static [Role] = &[Role::PrivacyOfficer];
+}
+
 /// A signed-in member of staff holding one of `R`'s roles. Least privilege: everyone else gets
 /// 403, whatever else they hold.
 pub struct Staff<R: Roles> {

@@ -104,3 +104,77 @@ async fn a_legal_hold_on_the_person_stops_the_erasure_and_says_so() {
     assert!(refused.text().contains("retligt forbud mod sletning"), "{}", refused.text());
     assert_eq!(ola.get("/account").await.status.as_u16(), 200, "still signed in, nothing erased");
 }
+
+#[tokio::test]
+async fn the_privacy_officer_places_and_lifts_holds_and_reads_the_retention_reports() {
+    use passme_core::identity::staff::{Role, Staff};
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut officer = signed_in(&app, &sink, "officer@example.com", 0).await;
+    let mut ola = signed_in(&app, &sink, "ola@example.com", 1).await;
+    let staff = Staff::new(app.state.store.clone(), app.state.clock.clone());
+    let officer_id = app.state.store.account_by_email_key("officer@example.com").await.expect("read").expect("row").id;
+    let ola_id = app.state.store.account_by_email_key("ola@example.com").await.expect("read").expect("row").id;
+
+    // Least privilege: an admin, an analyst or support may not place holds.
+    for role in [Role::Admin, Role::Analyst, Role::Support] {
+        staff.grant(&ola_id, role, "test").await.expect("grant");
+    }
+    assert_eq!(ola.get("/staff/privacy").await.status.as_u16(), 403);
+    staff.grant(&officer_id, Role::PrivacyOfficer, "test").await.expect("grant");
+    assert!(officer.get("/account").await.text().contains("href=\"/staff/privacy?lang=da\""), "the officer's staff home");
+
+    app.state
+        .store
+        .execute_script("INSERT INTO throttle (key, failures, window_start, blocked_until) VALUES ('old', 1, 0, 0)")
+        .await
+        .expect("row");
+    passme_core::housekeeping::Housekeeping::schedule(&app.state.jobs, app.state.clock.now_ms()).await.expect("schedule");
+    app.run_jobs().await;
+    let page = officer.get("/staff/privacy?lang=en").await;
+    assert_eq!(page.status.as_u16(), 200);
+    let html = page.text();
+    assert!(html.contains("No hold is in force.") && html.contains("retention.fraud.signals"), "{html}");
+
+    let csrf = officer.token("/staff/privacy").await;
+    let refusals = [
+        (vec![("email", "ola@example.com"), ("reason", "Court order"), ("until", "2001-01-01")], "hold_until_past"),
+        (vec![("email", "nobody@example.com"), ("reason", "Court order"), ("until", "2099-01-01")], "hold_person_unknown"),
+        (vec![("reason", "Court order"), ("until", "2099-01-01")], "hold_scope_missing"),
+        (vec![("category", "astrology"), ("reason", "Court order"), ("until", "2099-01-01")], "hold_category_unknown"),
+        (vec![("email", "ola@example.com"), ("reason", "  "), ("until", "2099-01-01")], "hold_reason_missing"),
+        (vec![("email", "ola@example.com"), ("reason", "Court order"), ("until", "soon")], "date_invalid"),
+    ];
+    for (fields, code) in refusals {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend(fields);
+        let refused = officer.post("/staff/privacy/holds", &form).await;
+        assert_eq!((refused.status.as_u16(), refused.error_code()), (400, code.to_string()));
+    }
+    let forged =
+        officer.post("/staff/privacy/holds", &[("csrf", "forged"), ("category", "fraud"), ("reason", "x"), ("until", "2099-01-01")]).await;
+    assert_eq!(forged.status.as_u16(), 403);
+
+    let placed = officer
+        .post(
+            "/staff/privacy/holds",
+            &[("csrf", &csrf), ("email", "Ola@Example.com"), ("reason", "Court order B-12"), ("until", "2099-01-01")],
+        )
+        .await;
+    assert_eq!(placed.header("location"), Some("/staff/privacy?done=hold_placed"));
+    let held = app.state.holds.on_person(&ola_id).await.expect("holds");
+    assert_eq!(held.len(), 1);
+    let html = officer.get("/staff/privacy?lang=en").await.text();
+    assert!(html.contains(&format!("Person {}", ola_id.as_str())) && html.contains("Court order B-12"), "{html}");
+
+    let lifted = officer.post("/staff/privacy/holds/lift", &[("csrf", &csrf), ("id", &held[0].id)]).await;
+    assert_eq!(lifted.header("location"), Some("/staff/privacy?done=hold_lifted"));
+    assert!(app.state.holds.on_person(&ola_id).await.expect("holds").is_empty());
+    let again = officer.post("/staff/privacy/holds/lift", &[("csrf", &csrf), ("id", &held[0].id)]).await;
+    assert_eq!((again.status.as_u16(), again.error_code()), (404, "hold_unknown".to_string()));
+
+    let actions = app.state.store.column_text("audit_log", "action").await.expect("audit");
+    for action in ["hold.placed", "hold.lifted", "hold.listed"] {
+        assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+    }
+}

@@ -3,16 +3,20 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use passme_analytics::report::day_of_date;
 use passme_analytics::visits::DAY_MS;
+use passme_core::audit::AuditEvent;
+use passme_core::housekeeping::RunReport;
+use passme_core::rights::holds::HoldScope;
 use passme_store::AuditFilter;
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::app::AppState;
 use crate::context::PageContext;
 use crate::error::WebError;
-use crate::extract::{Auditors, Staff};
+use crate::extract::{Auditors, CsrfForm, PrivacyOfficers, Staff};
 use crate::routes::pages::{Chrome, page, when};
 
 /// Entries per page of the audit log.
@@ -91,4 +95,169 @@ pub async fn audit(
         .collect();
     let body = AuditPage { chrome: Chrome::new(&state, &ctx, ctx.t.audit_heading(), false), intact, query, entries, older };
     Ok(page(&ctx, &state, false, &body))
+}
+
+/// A legal hold as the privacy officer's page lists it.
+struct HoldLine {
+    id: String,
+    scope: String,
+    reason: String,
+    until: String,
+    placed: String,
+}
+
+/// One rule of a retention run.
+struct RuleLine {
+    rule: String,
+    cutoff: String,
+    examined: i64,
+    changed: u64,
+    skipped: String,
+}
+
+struct RunLine {
+    id: String,
+    started: String,
+    source: String,
+    state: String,
+    rules: Vec<RuleLine>,
+}
+
+#[derive(Template)]
+#[template(path = "staff_privacy.html")]
+struct PrivacyOfficerPage {
+    chrome: Chrome,
+    csrf: String,
+    holds: Vec<HoldLine>,
+    categories: Vec<(String, String)>,
+    runs: Vec<RunLine>,
+    done: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+/// Retention runs shown on the page.
+const RUNS: i64 = 3;
+
+/// The privacy officer's page: the legal holds in force, a form to place one, and the reports
+/// of the latest retention runs. Listing the holds names people, so the reading is audited.
+pub async fn privacy_officer(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    staff: Staff<PrivacyOfficers>,
+    Query(query): Query<DoneQuery>,
+) -> Result<Response, WebError> {
+    let in_force = state.holds.in_force().await?;
+    let reader = format!("account:{}", staff.session.account_id);
+    state
+        .audit
+        .record(AuditEvent { actor: &reader, action: "hold.listed", subject: "legal_holds", details: json!({ "holds": in_force.len() }) })
+        .await?;
+    let holds = in_force
+        .into_iter()
+        .map(|h| HoldLine {
+            scope: match (&h.account_id, &h.category) {
+                (Some(account), _) => ctx.t.officer_scope_person(account.as_str()),
+                (None, Some(category)) => ctx.t.officer_scope_category(category),
+                (None, None) => String::new(),
+            },
+            id: h.id,
+            reason: h.reason,
+            until: when(h.until_at),
+            placed: format!("{} · {}", when(h.placed_at), h.placed_by),
+        })
+        .collect();
+    let categories = state.policy.categories.iter().map(|c| (c.id.get_ref().clone(), c.name.get(ctx.lang).to_string())).collect();
+    let runs = state
+        .store
+        .retention_runs(RUNS)
+        .await?
+        .iter()
+        .map(RunReport::of)
+        .map(|run| RunLine {
+            state: match run.finished_at {
+                Some(_) if run.dry_run => ctx.t.officer_run_dry().to_string(),
+                Some(at) => ctx.t.officer_run_finished(&when(at)),
+                None => ctx.t.officer_run_unfinished().to_string(),
+            },
+            id: run.id,
+            started: when(run.started_at),
+            source: run.source,
+            rules: run
+                .rules
+                .into_iter()
+                .map(|r| RuleLine {
+                    rule: r.rule,
+                    cutoff: when(r.cutoff),
+                    examined: r.examined,
+                    changed: r.changed,
+                    skipped: r.skipped.unwrap_or_default(),
+                })
+                .collect(),
+        })
+        .collect();
+    let done = query.done.as_deref().and_then(|code| match code {
+        "hold_placed" => Some(ctx.t.officer_hold_placed().to_string()),
+        "hold_lifted" => Some(ctx.t.officer_hold_lifted().to_string()),
+        _ => None,
+    });
+    let body = PrivacyOfficerPage {
+        chrome: Chrome::new(&state, &ctx, ctx.t.officer_heading(), false),
+        csrf: ctx.csrf_token(&state),
+        holds,
+        categories,
+        runs,
+        done,
+    };
+    Ok(page(&ctx, &state, false, &body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HoldInput {
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    id: String,
+}
+
+crate::csrf_protected!(HoldInput);
+
+/// Places a hold on the person with an address, or on a data category, until the end of a day.
+pub async fn place_hold(
+    State(state): State<AppState>,
+    staff: Staff<PrivacyOfficers>,
+    CsrfForm(input): CsrfForm<HoldInput>,
+) -> Result<Response, WebError> {
+    let day = day_of_date(input.until.trim()).ok_or_else(|| WebError::bad_request("date_invalid"))?;
+    let scope = match (input.email.trim(), input.category.trim()) {
+        ("", "") => return Err(WebError::bad_request("hold_scope_missing")),
+        ("", category) => HoldScope::Category(category.to_string()),
+        (email, _) => {
+            let key = passme_core::identity::email::key(email);
+            let account = state.store.account_by_email_key(&key).await?.ok_or_else(|| WebError::bad_request("hold_person_unknown"))?;
+            HoldScope::Person(account.id)
+        }
+    };
+    let officer = format!("account:{}", staff.session.account_id);
+    state.holds.place(&state.policy, scope, &input.reason, (day + 1) * DAY_MS - 1, &officer).await?;
+    Ok(Redirect::to("/staff/privacy?done=hold_placed").into_response())
+}
+
+pub async fn lift_hold(
+    State(state): State<AppState>,
+    staff: Staff<PrivacyOfficers>,
+    CsrfForm(input): CsrfForm<HoldInput>,
+) -> Result<Response, WebError> {
+    state.holds.lift(&input.id, &format!("account:{}", staff.session.account_id)).await?;
+    Ok(Redirect::to("/staff/privacy?done=hold_lifted").into_response())
 }
