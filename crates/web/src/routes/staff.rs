@@ -120,7 +120,10 @@ struct RunLine {
     started: String,
     source: String,
     state: String,
+    /// The rules that found something, or were skipped.
     rules: Vec<RuleLine>,
+    /// How many found nothing due.
+    quiet: usize,
 }
 
 #[derive(Template)]
@@ -177,26 +180,31 @@ pub async fn privacy_officer(
         .await?
         .iter()
         .map(RunReport::of)
-        .map(|run| RunLine {
-            state: match run.finished_at {
-                Some(_) if run.dry_run => ctx.t.officer_run_dry().to_string(),
-                Some(at) => ctx.t.officer_run_finished(&when(at)),
-                None => ctx.t.officer_run_unfinished().to_string(),
-            },
-            id: run.id,
-            started: when(run.started_at),
-            source: run.source,
-            rules: run
-                .rules
-                .into_iter()
-                .map(|r| RuleLine {
-                    rule: r.rule,
-                    cutoff: when(r.cutoff),
-                    examined: r.examined,
-                    changed: r.changed,
-                    skipped: r.skipped.unwrap_or_default(),
-                })
-                .collect(),
+        .map(|run| {
+            let quiet = run.rules.iter().filter(|r| r.examined == 0 && r.skipped.is_none()).count();
+            RunLine {
+                quiet,
+                state: match run.finished_at {
+                    Some(_) if run.dry_run => ctx.t.officer_run_dry().to_string(),
+                    Some(at) => ctx.t.officer_run_finished(&when(at)),
+                    None => ctx.t.officer_run_unfinished().to_string(),
+                },
+                id: run.id,
+                started: when(run.started_at),
+                source: run.source,
+                rules: run
+                    .rules
+                    .into_iter()
+                    .filter(|r| r.examined > 0 || r.skipped.is_some())
+                    .map(|r| RuleLine {
+                        rule: r.rule,
+                        cutoff: when(r.cutoff),
+                        examined: r.examined,
+                        changed: r.changed,
+                        skipped: r.skipped.unwrap_or_default(),
+                    })
+                    .collect(),
+            }
         })
         .collect();
     let done = query.done.as_deref().and_then(|code| match code {
