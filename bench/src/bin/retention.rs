@@ -27,7 +27,7 @@ const DAY_MS: i64 = 86_400_000;
 fn series(engine: Engine, count: usize) -> String {
     match engine {
         Engine::Sqlite => format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count})"),
-        Engine::Postgres => format!("WITH n(i) AS (SELECT generate_series(1, {count}))"),
+        Engine::Postgres => format!("WITH n(i) AS (SELECT generate_series(1::bigint, {count}))"),
     }
 }
 
@@ -73,7 +73,7 @@ async fn load(store: &Store, accounts: usize, events: usize, now: i64) -> Result
             .execute_script(&format!(
                 "{} INSERT INTO analytics_events (site, visitor, ts, received_at, path, source, utm_source, utm_medium, utm_campaign, \
                  browser, browser_version, os, os_version, isp, ip, ip_prefix) \
-                 SELECT 'passme', (i + {done}) % 400000, {now} - ((i + {done}) * 7919 % {span}), {now}, '/page/' || (i % 200), 'example.org', '', '', '', \
+                 SELECT 'passme', (i + {done}) % 400000, {now} - ((i + {done}) * 1000003 % {span}), {now}, '/page/' || (i % 200), 'example.org', '', '', '', \
                  'Firefox', '128.0', 'Linux', '', 'AS3292 TDC', '192.0.2.' || (i % 250), '192.0.2.0/24' FROM n",
                 series(engine, count),
             ))
@@ -119,6 +119,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let idle = housekeeping.run_with(&options, &|_, _, _| {}).await?;
     let again: u64 = idle.rules.iter().map(|r| r.changed).sum();
+    for rule in idle.rules.iter().filter(|r| r.changed > 0) {
+        println!("  {:<40} {:>9} changed (came due since the first sweep)", rule.rule, rule.changed);
+    }
     println!("idle sweep (nothing due): {again} rows changed in {:.2} s", started.elapsed().as_secs_f64());
 
     // One person with a year of history.
@@ -163,7 +166,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while worker.run_once().await?.claimed() > 0 {}
     let took = started.elapsed().as_secs_f64();
     let receipt = erasures.receipt(&receipt).await?.ok_or("no receipt")?;
-    let removed: i64 = receipt.removed.values().sum();
+    let removed: u64 = receipt.removed.values().sum();
     println!(
         "erasure of one person with a year of history: {removed} rows removed, verified: {}, in {:.2} s (the verifier searches every personal column)",
         receipt.verified_at.is_some(),

@@ -36,6 +36,17 @@ pub const BATCH: i64 = 5_000;
 const DELETE: Action = Action::Delete;
 const TRUNCATE_IP: Action = Action::Anonymise { method: AnonymiseMethod::TruncateIp };
 const AGGREGATE: Action = Action::Anonymise { method: AnonymiseMethod::Aggregate };
+/// Archiving: the archives' clean-up period is read from the declaration by
+/// [`crate::rights::archive::Archives`]; the executor destroys the keys.
+const ARCHIVE: Action = Action::Archive { cleanup: passme_policy::Period { years: 0, months: 0, days: 0, hours: 0, minutes: 0 } };
+
+/// Whether an executor's action carries out the declared one.
+fn implements(executor: Action, declared: Action) -> bool {
+    match (executor, declared) {
+        (Action::Archive { .. }, Action::Archive { .. }) => true,
+        (a, b) => a == b,
+    }
+}
 
 /// How an executor carries out its rule.
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +136,9 @@ pub const EXECUTORS: &[Executor] = &[
     steps("account.staff_roles", Trigger::AccountClosed, DELETE, &[delete("account_roles", OF_CLOSED, ACCOUNT)]),
     steps("account.api_tokens", Trigger::AccountClosed, DELETE, &[delete("api_tokens", OF_CLOSED, ACCOUNT)]),
     steps("payment.customer_ref", Trigger::AccountClosed, DELETE, &[delete("billing_customers", OF_CLOSED, ACCOUNT)]),
+    // Closing an account isolates the person's archived records: their key goes an hour later
+    // (erasure destroys it at once), and the archives' clean-up removes the files.
+    steps("rights.backups", Trigger::AccountClosed, ARCHIVE, &[delete("person_keys", OF_CLOSED, ACCOUNT)]),
     steps("account.email", Trigger::AccountClosed, DELETE, &[delete("accounts", CLOSED, Some("id"))]),
     // The truncated prefix is stored beside the full address from the start, so truncation
     // removes the full one.
@@ -181,7 +195,7 @@ pub fn unexecutable(policy: &Policy, is_implemented: &dyn Fn(passme_policy::Capa
         let problem = match executor_of(&rule.field) {
             None if is_implemented(rule.capability) => format!("no executor for {} ({})", rule.field, rule.capability.id()),
             None => continue,
-            Some(e) if e.trigger != rule.trigger || e.action != rule.action => format!(
+            Some(e) if e.trigger != rule.trigger || !implements(e.action, rule.action) => format!(
                 "{} is declared {:?} {:?}, but its executor implements {:?} {:?}",
                 rule.field, rule.trigger, rule.action, e.trigger, e.action
             ),

@@ -81,6 +81,26 @@ enum Command {
     /// Legal holds: keep a person's data, or a data category, past retention until a date.
     #[command(subcommand)]
     Hold(HoldCommand),
+    /// Archives of personal data, encrypted with a key per person (in <data dir>/archives).
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ArchiveCommand {
+    /// Write every person's data to a new archive; it expires after the declared clean-up period.
+    Create,
+    /// The archives not yet cleaned.
+    List,
+    /// Remove the expired archives, saying how many of their records were already unreadable.
+    Clean,
+    /// The legal-hold export: one held person's record from an archive, as JSON on stdout.
+    /// Refused, and audited, unless HOLD is a hold in force on a person.
+    Open {
+        archive: String,
+        #[arg(long)]
+        hold: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +327,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         Command::Billing(BillingCommand::Reconcile { json }) => billing_reconcile(&config, json).await,
         Command::Retention(command) => retention(command, &config).await,
         Command::Hold(command) => hold(command, &config).await,
+        Command::Archive(command) => archive(command, &config).await,
     }
 }
 
@@ -691,6 +712,62 @@ async fn hold(command: HoldCommand, config: &Config) -> Result<ExitCode, String>
                 println!("{}  {scope}  until {}  placed by {}: {}", hold.id, date_of_ms(hold.until_at), hold.placed_by, hold.reason);
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn archive(command: ArchiveCommand, config: &Config) -> Result<ExitCode, String> {
+    use passme_core::rights::archive::Archives;
+    let policy = load_policy(config).map_err(|e| e.to_string())?;
+    let store = migrated_store(config).await?;
+    let secrets = passme_core::config::Secrets::resolve(config).map_err(|e| e.to_string())?;
+    let archives = Archives::new(store, clock::system(), &policy, secrets.master_key(), config.data_dir.join("archives"))
+        .map_err(|e| e.to_string())?;
+    let fail = |e: passme_core::CoreError| format!("{e} ({})", e.code());
+    match command {
+        ArchiveCommand::Create => {
+            let created = archives.create("operator").await.map_err(fail)?;
+            println!(
+                "{}: {} person(s), {} bytes, in {}; expires {}",
+                created.id,
+                created.persons,
+                created.bytes,
+                created.path.display(),
+                date_of_ms(created.expires_at)
+            );
+        }
+        ArchiveCommand::List => {
+            let list = archives.list().await.map_err(fail)?;
+            if list.is_empty() {
+                println!("no archive");
+            }
+            for a in list {
+                println!(
+                    "{}  made {}  expires {}  {} person(s)  {} bytes",
+                    a.id,
+                    date_of_ms(a.created_at),
+                    date_of_ms(a.expires_at),
+                    a.persons,
+                    a.bytes
+                );
+            }
+        }
+        ArchiveCommand::Clean => {
+            let cleaned = archives.clean("operator").await.map_err(fail)?;
+            if cleaned.is_empty() {
+                println!("no archive has expired");
+            }
+            for c in cleaned {
+                println!("{} removed: {} record(s) already isolated, {} still readable", c.id, c.isolated, c.readable);
+            }
+        }
+        ArchiveCommand::Open { archive, hold } => match archives.open_for_hold(&archive, &hold, "operator").await.map_err(fail)? {
+            Some(json) => println!("{json}"),
+            None => {
+                eprintln!("the archive holds no readable record of the held person (their key is destroyed, or they were not in it)");
+                return Ok(ExitCode::from(1));
+            }
+        },
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -752,3 +752,23 @@ fn retention_runs_by_hand_with_progress_honours_holds_and_keeps_its_reports() {
     let verify = passme(dir.path()).args(["audit", "verify"]).output().expect("verify");
     assert!(verify.status.success(), "placing and lifting are in an intact audit log");
 }
+
+#[test]
+fn archive_commands_create_list_refuse_an_opening_without_a_hold_and_clean() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run_ok(dir.path(), &["admin", "create", "--email", "boss@example.com"]);
+    let (created, _) = run_ok(dir.path(), &["archive", "create"]);
+    let id = created.split(':').next().expect("id").to_string();
+    assert!(id.starts_with("arc_") && created.contains("1 person(s)"), "{created}");
+    let file = dir.path().join("passme-data/archives").join(format!("{id}.pma"));
+    let text = std::fs::read_to_string(&file).expect("the file");
+    assert!(!text.contains("boss@example.com"), "encrypted");
+    let (list, _) = run_ok(dir.path(), &["archive", "list"]);
+    assert!(list.contains(&id), "{list}");
+    let refused = passme(dir.path()).args(["archive", "open", &id, "--hold", "hold_none"]).output().expect("run");
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("(forbidden)"));
+    let (clean, _) = run_ok(dir.path(), &["archive", "clean"]);
+    assert!(clean.contains("no archive has expired") && file.exists(), "{clean}");
+    let verify = passme(dir.path()).args(["audit", "verify"]).output().expect("verify");
+    assert!(verify.status.success());
+}

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod analytics;
+mod archives;
 mod audit;
 mod billing;
 mod error;
@@ -30,6 +31,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{AccountRow, AccountStatus, ApiTokenRow, RememberRow, SessionRow};
 pub use analytics::{BreakdownRow, DayRow, Dimension, EventRow, Totals, VisitRow};
+pub use archives::ArchiveRow;
 pub use audit::{AuditAnchor, AuditFilter, AuditRow, Chain};
 pub use billing::{BillingEventRow, InvoiceRow, SubscriptionRow};
 pub use error::StoreError;

@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 14, name: "hardening", sql: include_str!("../migrations/0014_hardening.sql") },
     Migration { version: 15, name: "rights", sql: include_str!("../migrations/0015_rights.sql") },
     Migration { version: 16, name: "retention_runs", sql: include_str!("../migrations/0016_retention_runs.sql") },
+    Migration { version: 17, name: "archives", sql: include_str!("../migrations/0017_archives.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

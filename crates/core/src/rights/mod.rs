@@ -1,7 +1,8 @@
 //! Data-subject rights: access and portability (articles 15 and 20), erasure with proof (article
-//! 17) and legal holds.
+//! 17), legal holds, and archives isolated per person.
 
 pub mod access;
+pub mod archive;
 pub mod erasure;
 pub mod holds;
 mod tar;
