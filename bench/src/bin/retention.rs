@@ -167,10 +167,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let took = started.elapsed().as_secs_f64();
     let receipt = erasures.receipt(&receipt).await?.ok_or("no receipt")?;
     let removed: u64 = receipt.removed.values().sum();
+    let erased = receipt.completed_at.unwrap_or_default() - receipt.requested_at;
     println!(
-        "erasure of one person with a year of history: {removed} rows removed, verified: {}, in {:.2} s (the verifier searches every personal column)",
-        receipt.verified_at.is_some(),
-        took
+        "erasure of one person with a year of history: {removed} rows removed in {erased} ms, then verified ({}) by the search of every personal column; {took:.2} s in all",
+        receipt.verified_at.is_some()
     );
     println!("peak memory: {:.0} MiB", peak_mib());
     Ok(())

@@ -170,6 +170,16 @@ pub const EXECUTORS: &[Executor] = &[
         &[delete("billing_subscriptions", "ended_at IS NOT NULL AND ended_at < $1", ACCOUNT)],
     ),
     steps("payment.invoices", Trigger::FinancialYearEnd, DELETE, &[delete("billing_invoices", "issued_at < $1", ACCOUNT)]),
+    steps(
+        "rights.requests",
+        Trigger::RequestCompleted,
+        DELETE,
+        &[delete(
+            "privacy_requests",
+            "(completed_at IS NOT NULL AND completed_at < $1) OR (status = 'unverified' AND received_at < $1)",
+            ACCOUNT,
+        )],
+    ),
     steps("payment.provider_events", Trigger::Collected, DELETE, &[delete("billing_events", "received_at < $1", None)]),
 ];
 

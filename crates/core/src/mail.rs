@@ -28,6 +28,8 @@ pub enum Template {
     AddressChanged { new_address: String },
     /// The password was changed (by the account's owner, signed in).
     PasswordChanged { reset_link: String },
+    /// Confirms a privacy request made by the contact form or e-mail.
+    ConfirmPrivacyRequest { link: String },
 }
 
 impl Template {
@@ -40,6 +42,7 @@ impl Template {
             Template::ConfirmNewAddress { .. } => t.mail_confirm_subject(),
             Template::AddressChanged { .. } => t.mail_changed_subject(),
             Template::PasswordChanged { .. } => t.mail_password_subject(),
+            Template::ConfirmPrivacyRequest { .. } => t.mail_request_subject(),
         }
     }
 
@@ -56,6 +59,7 @@ impl Template {
             Template::PasswordChanged { reset_link } => {
                 format!("{}\n\n{}\n\n{reset_link}\n", t.mail_password_body(), t.mail_password_after())
             }
+            Template::ConfirmPrivacyRequest { link } => format!("{}\n\n{link}\n\n{}\n", t.mail_request_before(), t.mail_request_after()),
         }
     }
 }

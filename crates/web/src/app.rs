@@ -4,6 +4,7 @@
 
 use passme_core::rights::erasure::Erasures;
 use passme_core::rights::holds::LegalHolds;
+use passme_core::rights::requests::{RequestMailer, Requests};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::metrics::{Metrics, MetricsAccess};
 use crate::middleware::{refuse_card_data, request_context, tag_route};
-use crate::routes::{account, analytics, api, billing, consent, csp, health, openapi, pages, prefs, privacy, staff, tracking};
+use crate::routes::{account, analytics, api, billing, consent, csp, health, openapi, pages, prefs, privacy, requests, staff, tracking};
 use crate::serve::ConnectionTimeouts;
 
 /// Everything a handler may need. Cloned several times per request (each middleware and the
@@ -79,6 +80,8 @@ pub struct Services {
     /// Erasure with proof (article 17) and legal holds.
     pub erasures: Erasures,
     pub holds: LegalHolds,
+    /// The register of privacy requests.
+    pub requests: Requests,
     /// Where people reach us, for links in e-mails: the public URL, or this server's address.
     pub base_url: String,
     pub behind_tls: bool,
@@ -113,6 +116,7 @@ impl Services {
         Services {
             erasures: Erasures::new(w.store.clone(), w.clock.clone(), policy.clone()),
             holds: LegalHolds::new(w.store.clone(), w.clock.clone()),
+            requests: Requests::new(w.store.clone(), w.clock.clone()),
             identity: Identity::new(w.store.clone(), w.clock.clone(), w.secrets.master_key(), jobs.clone()),
             consent: ConsentLedger::new(w.store.clone(), w.clock.clone()),
             audit: AuditLog::new(w.store.clone(), w.clock.clone()),
@@ -146,6 +150,8 @@ impl Services {
         handlers.register(rollup::JOB_KIND, rollup::handler(Rollups::new(self.store.clone(), self.clock.clone())));
         self.account_mailer().register(&mut handlers);
         self.erasures.clone().register(&mut handlers);
+        RequestMailer { requests: self.requests.clone(), mailer: self.mailer.clone(), base_url: self.base_url.clone() }
+            .register(&mut handlers);
         if let Some(billing) = &self.billing {
             billing.register(&mut handlers);
         }
@@ -214,6 +220,11 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/account/privacy/export", get(account::privacy::export))
         .route("/account/privacy/erase", post(account::privacy::erase))
         .route("/erasure/{id}", get(account::privacy::receipt))
+        .route("/account/privacy/request", post(requests::submit_signed_in))
+        .route("/privacy-request", get(requests::form).post(requests::submit))
+        .route("/privacy-request/confirm", get(requests::confirm_form).post(requests::confirm))
+        .route("/staff/privacy/requests/extend", post(requests::extend))
+        .route("/staff/privacy/requests/close", post(requests::close))
         .route("/email-confirm", get(account::email::email_confirm_form).post(account::email::email_confirm))
         .route("/preferences", get(prefs::form).post(prefs::save))
         .route("/api/v1/me", get(api::me))

@@ -178,3 +178,83 @@ async fn the_privacy_officer_places_and_lifts_holds_and_reads_the_retention_repo
         assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
     }
 }
+
+#[tokio::test]
+async fn a_request_by_form_is_confirmed_by_mail_and_handled_by_the_privacy_officer() {
+    use passme_core::identity::staff::{Role, Staff};
+    use passme_testkit::browser::{Browser, link_token};
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut officer = signed_in(&app, &sink, "officer@example.com", 0).await;
+    let mut ola = signed_in(&app, &sink, "ola@example.com", 1).await;
+    let officer_id = app.state.store.account_by_email_key("officer@example.com").await.expect("read").expect("row").id;
+    Staff::new(app.state.store.clone(), app.state.clock.clone()).grant(&officer_id, Role::PrivacyOfficer, "test").await.expect("grant");
+
+    // Someone who will not sign in writes in Ola's name; so does someone for an unknown address.
+    let mut visitor = Browser::new(&app);
+    let csrf = visitor.token("/privacy-request?lang=en").await;
+    let answers = [
+        visitor
+            .post("/privacy-request", &[("csrf", &csrf), ("email", "nobody@example.com"), ("kind", "erase"), ("message", "Delete")])
+            .await,
+        visitor
+            .post(
+                "/privacy-request",
+                &[("csrf", &csrf), ("email", "ola@example.com"), ("kind", "access"), ("message", "What do you hold?")],
+            )
+            .await,
+    ];
+    assert_eq!(answers[0].status, answers[1].status);
+    assert_eq!(answers[0].text(), answers[1].text(), "the answer does not tell who has an account");
+    let bad = visitor.post("/privacy-request", &[("csrf", &csrf), ("email", "ola@example.com"), ("kind", "astrology")]).await;
+    assert_eq!((bad.status.as_u16(), bad.error_code()), (400, "request_kind_unknown".to_string()));
+    let bad = visitor.post("/privacy-request", &[("csrf", &csrf), ("email", "not an address"), ("kind", "access")]).await;
+    assert_eq!(bad.status.as_u16(), 400);
+
+    let mails = app.deliver(&sink, 3).await;
+    let mail =
+        mails.iter().find(|m| m.to == "ola@example.com" && m.body.contains("/privacy-request/confirm")).expect("the confirmation mail");
+    assert!(mails.iter().all(|m| m.to != "nobody@example.com"));
+    let token = link_token(&mail.body);
+    // A forged link verifies nothing; a GET (a link scanner) verifies nothing either.
+    let page = visitor.get(&format!("/privacy-request/confirm?token={token}")).await;
+    assert_eq!(page.status.as_u16(), 200);
+    assert!(app.state.requests.queue().await.expect("queue").is_empty());
+    let csrf = visitor.token("/privacy-request?lang=en").await;
+    let forged = visitor.post("/privacy-request/confirm", &[("csrf", &csrf), ("token", &"A".repeat(43))]).await;
+    assert_eq!((forged.status.as_u16(), forged.error_code()), (400, "request_link_invalid".to_string()));
+    let confirmed = visitor.post("/privacy-request/confirm", &[("csrf", &csrf), ("token", &token)]).await;
+    assert_eq!(confirmed.status.as_u16(), 200);
+    assert!(confirmed.text().contains("req_"), "{}", confirmed.text());
+    let again = visitor.post("/privacy-request/confirm", &[("csrf", &csrf), ("token", &token)]).await;
+    assert_eq!(again.status.as_u16(), 400, "a link works once");
+
+    // Ola also objects from the privacy centre, and sees both requests there.
+    let csrf = ola.token("/account/privacy").await;
+    let sent = ola.post("/account/privacy/request", &[("csrf", &csrf), ("kind", "object"), ("message", "No statistics about me")]).await;
+    assert_eq!(sent.header("location"), Some("/account/privacy?done=request_sent#requests"));
+    let centre = ola.get("/account/privacy?lang=en&done=request_sent").await.text();
+    assert!(centre.contains("Your request is registered.") && centre.matches("Being handled; we answer by").count() == 2, "{centre}");
+
+    // The officer's queue: extend one, close the other; Ola may not.
+    assert_eq!(ola.get("/staff/privacy").await.status.as_u16(), 403);
+    let queue = app.state.requests.queue().await.expect("queue");
+    assert_eq!(queue.len(), 2);
+    let html = officer.get("/staff/privacy?lang=en").await.text();
+    assert!(html.contains("What do you hold?") && html.contains("No statistics about me"), "the queue shows the requests");
+    let csrf = officer.token("/staff/privacy").await;
+    let refused = ola.post("/staff/privacy/requests/close", &[("csrf", &csrf), ("id", &queue[0].id), ("text", "x")]).await;
+    assert_eq!(refused.status.as_u16(), 403);
+    let extended =
+        officer.post("/staff/privacy/requests/extend", &[("csrf", &csrf), ("id", &queue[0].id), ("text", "Archives to search")]).await;
+    assert_eq!(extended.header("location"), Some("/staff/privacy?done=request_extended#requests"));
+    let twice = officer.post("/staff/privacy/requests/extend", &[("csrf", &csrf), ("id", &queue[0].id), ("text", "Again")]).await;
+    assert_eq!((twice.status.as_u16(), twice.error_code()), (409, "request_not_extendable".to_string()));
+    let closed =
+        officer.post("/staff/privacy/requests/close", &[("csrf", &csrf), ("id", &queue[1].id), ("text", "Statistics switched off")]).await;
+    assert_eq!(closed.header("location"), Some("/staff/privacy?done=request_closed#requests"));
+    let empty = officer.post("/staff/privacy/requests/close", &[("csrf", &csrf), ("id", &queue[0].id), ("text", " ")]).await;
+    assert_eq!((empty.status.as_u16(), empty.error_code()), (400, "request_outcome_missing".to_string()));
+    let centre = ola.get("/account/privacy?lang=en").await.text();
+    assert!(centre.contains("Statistics switched off"), "the person sees the outcome");
+}

@@ -65,6 +65,12 @@ impl Identity {
         }
     }
 
+    /// Whether another mail to `address` from `ip` is within the mail limits (and counts it):
+    /// for other capabilities that mail a link to an address someone typed.
+    pub async fn mail_allowed(&self, address: &str, ip: IpAddr) -> Result<bool, CoreError> {
+        self.mail_limits.allow(&email::key(address), ip).await
+    }
+
     /// Sign-up: creates the account and queues the confirmation mail, or, for an address that has
     /// an account, queues a note to its owner (a new confirmation link while it is unconfirmed).
     /// The caller answers alike in every case, and over the mail limits nothing happens at all:

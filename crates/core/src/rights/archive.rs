@@ -104,7 +104,7 @@ impl Archives {
     /// Refuses a policy that does not declare the archive rule with its clean-up period.
     pub fn new(store: Store, clock: SharedClock, policy: &Policy, master: &[u8; 32], dir: PathBuf) -> Result<Archives, CoreError> {
         let keep = match policy.retention.iter().find(|r| r.id == RULE).map(|r| &r.action) {
-            Some(Action::Archive { cleanup }) => cleanup.clone(),
+            Some(Action::Archive { cleanup }) => *cleanup,
             _ => return Err(CoreError::broken("archives", format!("the policy declares no archive rule {RULE} with a clean-up period"))),
         };
         let audit = AuditLog::new(store.clone(), clock.clone());

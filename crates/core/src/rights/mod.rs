@@ -5,4 +5,5 @@ pub mod access;
 pub mod archive;
 pub mod erasure;
 pub mod holds;
+pub mod requests;
 mod tar;

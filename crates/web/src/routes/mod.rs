@@ -11,5 +11,6 @@ pub mod openapi;
 pub mod pages;
 pub mod prefs;
 pub mod privacy;
+pub mod requests;
 pub mod staff;
 pub mod tracking;

@@ -126,11 +126,24 @@ struct RunLine {
     quiet: usize,
 }
 
+/// An open privacy request in the officer's queue.
+struct QueueLine {
+    id: String,
+    account: String,
+    kind: &'static str,
+    message: String,
+    received: String,
+    due: String,
+    overdue: bool,
+    extended: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "staff_privacy.html")]
 struct PrivacyOfficerPage {
     chrome: Chrome,
     csrf: String,
+    requests: Vec<QueueLine>,
     holds: Vec<HoldLine>,
     categories: Vec<(String, String)>,
     runs: Vec<RunLine>,
@@ -154,11 +167,32 @@ pub async fn privacy_officer(
     Query(query): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
     let in_force = state.holds.in_force().await?;
+    let queue = state.requests.queue().await?;
     let reader = format!("account:{}", staff.session.account_id);
     state
         .audit
-        .record(AuditEvent { actor: &reader, action: "hold.listed", subject: "legal_holds", details: json!({ "holds": in_force.len() }) })
+        .record(AuditEvent {
+            actor: &reader,
+            action: "hold.listed",
+            subject: "legal_holds",
+            details: json!({ "holds": in_force.len(), "requests": queue.len() }),
+        })
         .await?;
+    let now = state.clock.now_ms();
+    let kinds = crate::routes::requests::kinds(ctx.t);
+    let requests = queue
+        .into_iter()
+        .map(|r| QueueLine {
+            kind: kinds.iter().find(|(k, _)| *k == r.kind).map_or("", |(_, label)| label),
+            account: r.account_id.to_string(),
+            message: r.message,
+            received: when(r.received_at),
+            due: when(r.due_at),
+            overdue: r.due_at < now,
+            extended: r.extended_reason.map(|reason| ctx.t.request_extended(reason)),
+            id: r.id,
+        })
+        .collect();
     let holds = in_force
         .into_iter()
         .map(|h| HoldLine {
@@ -186,7 +220,7 @@ pub async fn privacy_officer(
                 quiet,
                 state: match run.finished_at {
                     Some(_) if run.dry_run => ctx.t.officer_run_dry().to_string(),
-                    Some(at) => ctx.t.officer_run_finished(&when(at)),
+                    Some(at) => ctx.t.officer_run_finished(when(at)),
                     None => ctx.t.officer_run_unfinished().to_string(),
                 },
                 id: run.id,
@@ -210,17 +244,20 @@ pub async fn privacy_officer(
     let done = query.done.as_deref().and_then(|code| match code {
         "hold_placed" => Some(ctx.t.officer_hold_placed().to_string()),
         "hold_lifted" => Some(ctx.t.officer_hold_lifted().to_string()),
+        "request_extended" => Some(ctx.t.request_extended_done().to_string()),
+        "request_closed" => Some(ctx.t.request_closed_done().to_string()),
         _ => None,
     });
     let body = PrivacyOfficerPage {
         chrome: Chrome::new(&state, &ctx, ctx.t.officer_heading(), false),
         csrf: ctx.csrf_token(&state),
+        requests,
         holds,
         categories,
         runs,
         done,
     };
-    Ok(page(&ctx, &state, false, &body))
+    Ok(page(&ctx, &state, true, &body))
 }
 
 #[derive(Debug, Deserialize)]

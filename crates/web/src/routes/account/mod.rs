@@ -137,12 +137,17 @@ impl FormPage {
 pub struct Notice {
     pub chrome: Chrome,
     pub heading: &'static str,
-    pub message: &'static str,
+    pub message: String,
     pub link: (String, &'static str),
 }
 
 pub fn notice(state: &AppState, ctx: &PageContext, heading: &'static str, message: &'static str, link: (&str, &'static str)) -> Response {
-    let body = Notice { chrome: Chrome::new(state, ctx, heading, false), heading, message, link: (link.0.to_string(), link.1) };
+    let body = Notice {
+        chrome: Chrome::new(state, ctx, heading, false),
+        heading,
+        message: message.to_string(),
+        link: (link.0.to_string(), link.1),
+    };
     page(ctx, state, false, &body)
 }
 

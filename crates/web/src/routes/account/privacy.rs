@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use passme_core::identity::remember;
@@ -55,6 +55,51 @@ struct PrivacyCentre {
     /// What an erasure keeps, and why: one line per legal-duty field.
     kept_on_erasure: Vec<String>,
     problem: Option<String>,
+    kinds: Vec<(&'static str, &'static str)>,
+    requests: Vec<RequestView>,
+    done: Option<&'static str>,
+}
+
+/// One of the person's own requests.
+pub struct RequestView {
+    id: String,
+    kind: &'static str,
+    received: String,
+    status: String,
+}
+
+impl RequestView {
+    fn of(r: &passme_store::PrivacyRequestRow, t: passme_messages::Texts) -> RequestView {
+        let kind = crate::routes::requests::kinds(t).into_iter().find(|(k, _)| *k == r.kind).map_or("", |(_, label)| label);
+        let outcome = r.outcome.clone().unwrap_or_default();
+        let at = r.completed_at.map(when).unwrap_or_default();
+        let status = match r.status.as_str() {
+            "done" => t.request_status_done(at, outcome),
+            "refused" => t.request_status_refused(at, outcome),
+            _ => t.request_status_open(when(r.due_at)),
+        };
+        RequestView { id: r.id.clone(), kind, received: when(r.received_at), status }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CentreQuery {
+    done: Option<String>,
+}
+
+/// The centre with the person's requests.
+async fn centre_of(
+    state: &AppState,
+    ctx: &PageContext,
+    account_id: &passme_store::AccountId,
+    problem: Option<String>,
+    done: Option<&str>,
+) -> Result<PrivacyCentre, WebError> {
+    let export = Export::of(&state.store, account_id, state.clock.now_ms()).await?;
+    let mut body = centre(state, ctx, &export, problem);
+    body.requests = state.requests.of(account_id).await?.iter().map(|r| RequestView::of(r, ctx.t)).collect();
+    body.done = (done == Some("request_sent")).then(|| ctx.t.request_sent_signed_in());
+    Ok(body)
 }
 
 /// The field names stored in `table`, in the person's language.
@@ -112,6 +157,9 @@ fn centre(state: &AppState, ctx: &PageContext, export: &Export, problem: Option<
         recipients,
         kept_on_erasure: kept_on_erasure(policy, lang),
         problem,
+        kinds: crate::routes::requests::kinds(t),
+        requests: Vec::new(),
+        done: None,
     }
 }
 
@@ -137,9 +185,14 @@ fn kept_on_erasure(policy: &Policy, lang: Lang) -> Vec<String> {
     lines
 }
 
-pub async fn privacy_centre(State(state): State<AppState>, ctx: PageContext, SignedIn(session): SignedIn) -> Result<Response, WebError> {
-    let export = Export::of(&state.store, &session.account_id, state.clock.now_ms()).await?;
-    Ok(page(&ctx, &state, true, &centre(&state, &ctx, &export, None)))
+pub async fn privacy_centre(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    SignedIn(session): SignedIn,
+    Query(query): Query<CentreQuery>,
+) -> Result<Response, WebError> {
+    let body = centre_of(&state, &ctx, &session.account_id, None, query.done.as_deref()).await?;
+    Ok(page(&ctx, &state, true, &body))
 }
 
 /// The person's data as a tar archive: `data.json` and a CSV per table.
@@ -185,9 +238,9 @@ pub async fn erase(
 ) -> Result<Response, WebError> {
     if let Err(e) = state.identity.accounts.reauthenticate(&session.account_id, SecretString::from(input.current)).await {
         let passme_core::CoreError::Input { code, hint } = e else { return Err(e.into()) };
-        let export = Export::of(&state.store, &session.account_id, state.clock.now_ms()).await?;
         let message = WebError::bad_request(code).with_hint(hint).message(ctx.t);
-        let mut response = page(&ctx, &state, true, &centre(&state, &ctx, &export, Some(message)));
+        let body = centre_of(&state, &ctx, &session.account_id, Some(message), None).await?;
+        let mut response = page(&ctx, &state, true, &body);
         *response.status_mut() = StatusCode::BAD_REQUEST;
         return Ok(response);
     }
