@@ -68,11 +68,11 @@ pub struct Executor {
 }
 
 const fn delete(table: &'static str, condition: &'static str, account: Option<&'static str>) -> RetentionStep {
-    RetentionStep { table, condition, change: None, account }
+    RetentionStep { table, condition, change: None, account, order: None }
 }
 
 const fn change(table: &'static str, condition: &'static str, set: &'static str, account: Option<&'static str>) -> RetentionStep {
-    RetentionStep { table, condition, change: Some(set), account }
+    RetentionStep { table, condition, change: Some(set), account, order: None }
 }
 
 const fn steps(field: &'static str, trigger: Trigger, action: Action, steps: &'static [RetentionStep]) -> Executor {
@@ -86,9 +86,9 @@ const ACCOUNT: Option<&str> = Some("account_id");
 
 /// Page views and visits older than the cutoff: the daily rollups keep their counts.
 const TRACKING: &[RetentionStep] = &[
-    delete("analytics_inbox", "ts < $1", None),
-    delete("analytics_events", "ts < $1", None),
-    delete("analytics_sessions", "started_at < $1", None),
+    delete("analytics_inbox", "ts < $1", None).by("ts"),
+    delete("analytics_events", "ts < $1", None).by("ts"),
+    delete("analytics_sessions", "started_at < $1", None).by("started_at"),
 ];
 
 /// Every executor, in the order a run applies them: what hangs off an account before the account
@@ -98,7 +98,7 @@ pub const EXECUTORS: &[Executor] = &[
         "operations.job_payload",
         Trigger::JobFinished,
         DELETE,
-        &[delete("jobs", "status IN ('done', 'dead') AND finished_at < $1", None)],
+        &[delete("jobs", "status IN ('done', 'dead') AND finished_at < $1", None).by("finished_at")],
     ),
     Executor {
         field: "compliance.audit_log",
@@ -112,15 +112,31 @@ pub const EXECUTORS: &[Executor] = &[
         action: DELETE,
         work: Work::Chain(Chain::Consent, delete("consent_ledger", "at < $1", None)),
     },
-    steps("account.tokens", Trigger::Collected, DELETE, &[delete("account_tokens", "created_at < $1", ACCOUNT)]),
-    steps("fraud.signals", Trigger::Collected, DELETE, &[delete("throttle", "window_start < $1 AND blocked_until < $1", None)]),
-    steps("account.sessions", Trigger::SessionEnded, DELETE, &[delete("sessions", "COALESCE(revoked_at, expires_at) < $1", ACCOUNT)]),
-    steps("account.remember_me", Trigger::LastActivity, DELETE, &[delete("remember_series", "last_used_at < $1", ACCOUNT)]),
+    steps("account.tokens", Trigger::Collected, DELETE, &[delete("account_tokens", "created_at < $1", ACCOUNT).by("created_at")]),
+    steps(
+        "fraud.signals",
+        Trigger::Collected,
+        DELETE,
+        &[delete("throttle", "window_start < $1 AND blocked_until < $1", None).by("window_start")],
+    ),
+    steps(
+        "account.sessions",
+        Trigger::SessionEnded,
+        DELETE,
+        &[delete("sessions", "COALESCE(revoked_at, expires_at) < $1", ACCOUNT).by("COALESCE(revoked_at, expires_at)")],
+    ),
+    steps(
+        "account.remember_me",
+        Trigger::LastActivity,
+        DELETE,
+        &[delete("remember_series", "last_used_at < $1", ACCOUNT).by("last_used_at")],
+    ),
     steps(
         "account.password_hash",
         Trigger::AccountClosed,
         DELETE,
-        &[change("accounts", "status = 'closed' AND closed_at < $1 AND password_hash <> ''", "password_hash = ''", Some("id"))],
+        &[change("accounts", "status = 'closed' AND closed_at < $1 AND password_hash <> ''", "password_hash = ''", Some("id"))
+            .by("closed_at")],
     ),
     steps(
         "account.profile",
@@ -131,7 +147,8 @@ pub const EXECUTORS: &[Executor] = &[
             "status = 'closed' AND closed_at < $1 AND (pref_theme IS NOT NULL OR pref_lang IS NOT NULL OR pref_text IS NOT NULL)",
             "pref_theme = NULL, pref_lang = NULL, pref_text = NULL",
             Some("id"),
-        )],
+        )
+        .by("closed_at")],
     ),
     steps("account.staff_roles", Trigger::AccountClosed, DELETE, &[delete("account_roles", OF_CLOSED, ACCOUNT)]),
     steps("account.api_tokens", Trigger::AccountClosed, DELETE, &[delete("api_tokens", OF_CLOSED, ACCOUNT)]),
@@ -139,7 +156,7 @@ pub const EXECUTORS: &[Executor] = &[
     // Closing an account isolates the person's archived records: their key goes an hour later
     // (erasure destroys it at once), and the archives' clean-up removes the files.
     steps("rights.backups", Trigger::AccountClosed, ARCHIVE, &[delete("person_keys", OF_CLOSED, ACCOUNT)]),
-    steps("account.email", Trigger::AccountClosed, DELETE, &[delete("accounts", CLOSED, Some("id"))]),
+    steps("account.email", Trigger::AccountClosed, DELETE, &[delete("accounts", CLOSED, Some("id")).by("closed_at")]),
     // The truncated prefix is stored beside the full address from the start, so truncation
     // removes the full one.
     steps(
@@ -147,8 +164,8 @@ pub const EXECUTORS: &[Executor] = &[
         Trigger::Collected,
         TRUNCATE_IP,
         &[
-            change("analytics_inbox", "ts < $1 AND ip IS NOT NULL", "ip = NULL", None),
-            change("analytics_events", "ts < $1 AND ip IS NOT NULL", "ip = NULL", None),
+            change("analytics_inbox", "ts < $1 AND ip IS NOT NULL", "ip = NULL", None).by("ts"),
+            change("analytics_events", "ts < $1 AND ip IS NOT NULL", "ip = NULL", None).by("ts"),
         ],
     ),
     steps("tracking.network", Trigger::Collected, AGGREGATE, TRACKING),
@@ -169,7 +186,7 @@ pub const EXECUTORS: &[Executor] = &[
         DELETE,
         &[delete("billing_subscriptions", "ended_at IS NOT NULL AND ended_at < $1", ACCOUNT)],
     ),
-    steps("payment.invoices", Trigger::FinancialYearEnd, DELETE, &[delete("billing_invoices", "issued_at < $1", ACCOUNT)]),
+    steps("payment.invoices", Trigger::FinancialYearEnd, DELETE, &[delete("billing_invoices", "issued_at < $1", ACCOUNT).by("issued_at")]),
     steps(
         "rights.requests",
         Trigger::RequestCompleted,
@@ -180,7 +197,9 @@ pub const EXECUTORS: &[Executor] = &[
             ACCOUNT,
         )],
     ),
-    steps("payment.provider_events", Trigger::Collected, DELETE, &[delete("billing_events", "received_at < $1", None)]),
+    // Exports are built when asked for and streamed, never stored: nothing waits to be deleted.
+    steps("rights.exports", Trigger::Collected, DELETE, &[]),
+    steps("payment.provider_events", Trigger::Collected, DELETE, &[delete("billing_events", "received_at < $1", None).by("received_at")]),
 ];
 
 /// The executor registered for `field`.

@@ -25,7 +25,7 @@ use passme_policy::{Capability, Policy, Promise, PromiseKind};
 /// must be proved by a test (`passme policy promises` lists them), and every field it owns must
 /// map to a real column (the schema check). Add a capability here when its issue lands.
 pub const IMPLEMENTED_CAPABILITIES: &[Capability] =
-    &[Capability::Platform, Capability::Consent, Capability::Accounts, Capability::Tracking, Capability::Billing];
+    &[Capability::Platform, Capability::Consent, Capability::Accounts, Capability::Tracking, Capability::Billing, Capability::Rights];
 
 pub fn is_implemented(capability: Capability) -> bool {
     IMPLEMENTED_CAPABILITIES.contains(&capability)

@@ -10,6 +10,7 @@ use passme_core::jobs::{Handlers, JobQueue, Worker};
 use passme_core::rights::archive::Archives;
 use passme_core::rights::erasure::Erasures;
 use passme_core::rights::holds::{HoldScope, LegalHolds};
+use passme_policy::proves;
 use passme_store::{AccountId, Store};
 use passme_testkit::for_each_engine;
 use secrecy::SecretString;
@@ -34,6 +35,7 @@ async fn audited(store: &Store, action: &str) -> usize {
 
 #[tokio::test]
 async fn archives_isolate_each_person_and_open_only_for_a_hold_or_the_clean_up() {
+    proves!("retention.rights.backups");
     for_each_engine(|store| async move {
         let manual = ManualClock::at(T0);
         let clock: SharedClock = Arc::new(manual.clone());
@@ -94,6 +96,7 @@ async fn archives_isolate_each_person_and_open_only_for_a_hold_or_the_clean_up()
 
 #[tokio::test]
 async fn a_wrong_master_key_opens_nothing_and_a_closed_accounts_key_goes_with_retention() {
+    proves!("retention.rights.backups");
     for_each_engine(|store| async move {
         let manual = ManualClock::at(T0);
         let clock: SharedClock = Arc::new(manual.clone());

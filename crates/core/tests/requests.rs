@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use passme_core::clock::{ManualClock, SharedClock};
+use passme_core::housekeeping::Housekeeping;
 use passme_core::identity::accounts::{Accounts, SignUp};
 use passme_core::jobs::JobQueue;
 use passme_core::rights::requests::Requests;
 use passme_messages::Lang;
+use passme_policy::proves;
 use passme_testkit::for_each_engine;
 use secrecy::SecretString;
 
@@ -18,6 +20,7 @@ const DAY: i64 = 86_400_000;
 
 #[tokio::test]
 async fn requests_are_verified_due_in_a_month_extended_once_and_closed() {
+    proves!("retention.rights.requests");
     for_each_engine(|store| async move {
         let manual = ManualClock::at(T0);
         let clock: SharedClock = Arc::new(manual.clone());
@@ -81,6 +84,18 @@ async fn requests_are_verified_due_in_a_month_extended_once_and_closed() {
         for action in ["request.received", "request.verified", "request.extended", "request.closed"] {
             assert!(actions.iter().any(|a| a == action), "{action}");
         }
+
+        // Three years after it was closed a request goes, and so does a never-confirmed one; an
+        // open one stays whatever its age.
+        let housekeeping = Housekeeping::new(store.clone(), clock.clone(), passme_policy::builtin()).expect("housekeeping");
+        manual.advance(3 * 365 * DAY);
+        housekeeping.run().await.expect("run");
+        assert!(store.privacy_request(&confirmed.id).await.expect("read").is_some(), "not yet three years (a leap day)");
+        manual.advance(2 * DAY);
+        housekeeping.run().await.expect("run");
+        assert!(store.privacy_request(&confirmed.id).await.expect("read").is_none());
+        assert!(store.privacy_request(&late[0].id).await.expect("read").is_none(), "never confirmed");
+        assert!(store.privacy_request(&signed_in.id).await.expect("read").is_some(), "still open");
     })
     .await;
 }

@@ -17,8 +17,19 @@ fn untar(archive: &[u8], name: &str) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// Rows per table.
+async fn row_counts(store: &passme_store::Store) -> std::collections::BTreeMap<String, i64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for table in store.schema().await.expect("schema") {
+        let n = store.scalar_i64(&format!("SELECT COUNT(*) AS n FROM {}", table.name)).await.expect("count");
+        counts.insert(table.name, n);
+    }
+    counts
+}
+
 #[tokio::test]
 async fn the_privacy_centre_says_what_is_held_and_why_and_hands_it_over() {
+    passme_policy::proves!("retention.rights.exports");
     let sink = SmtpSink::start();
     let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
     let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
@@ -32,8 +43,12 @@ async fn the_privacy_centre_says_what_is_held_and_why_and_hands_it_over() {
     }
     assert!(ola.get("/account").await.text().contains("href=\"/account/privacy?lang=da\""), "linked from the account page");
 
+    let before = row_counts(&app.state.store).await;
     let export = ola.get("/account/privacy/export").await;
     assert_eq!(export.header("content-type"), Some("application/x-tar"));
+    let mut after = row_counts(&app.state.store).await;
+    *after.get_mut("audit_log").expect("audit_log") -= 1;
+    assert_eq!(before, after, "the export is streamed, not stored: only its audit entry is written");
     assert!(export.header("content-disposition").is_some_and(|d| d.starts_with("attachment; filename=\"passme-export-")));
     let json: serde_json::Value = serde_json::from_str(&untar(&export.body, "passme-export/data.json")).expect("json");
     assert_eq!(json["tables"]["accounts"][0]["email"], "ola@example.com");
