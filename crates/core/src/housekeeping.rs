@@ -36,6 +36,11 @@ pub const BATCH: i64 = 5_000;
 const DELETE: Action = Action::Delete;
 const TRUNCATE_IP: Action = Action::Anonymise { method: AnonymiseMethod::TruncateIp };
 const AGGREGATE: Action = Action::Anonymise { method: AnonymiseMethod::Aggregate };
+const GENERALISE_CLIENT: Action = Action::Anonymise { method: AnonymiseMethod::GeneraliseClient };
+const REMOVE_TEXT: Action = Action::Anonymise { method: AnonymiseMethod::RemoveText };
+/// Page views whose client versions are still there: the condition matches the partial indexes
+/// that keep a sweep to those rows.
+const VERSIONED: &str = "ts < $1 AND (browser_version <> '' OR os_version <> '')";
 /// Archiving: the archives' clean-up period is read from the declaration by
 /// [`crate::rights::archive::Archives`]; the executor destroys the keys.
 const ARCHIVE: Action = Action::Archive { cleanup: passme_policy::Period { years: 0, months: 0, days: 0, hours: 0, minutes: 0 } };
@@ -168,6 +173,16 @@ pub const EXECUTORS: &[Executor] = &[
             change("analytics_events", "ts < $1 AND ip IS NOT NULL", "ip = NULL", None).by("ts"),
         ],
     ),
+    // The family (Firefox, Linux) stays for the statistics' 13 months; the versions go.
+    steps(
+        "tracking.client_version",
+        Trigger::Collected,
+        GENERALISE_CLIENT,
+        &[
+            change("analytics_inbox", VERSIONED, "browser_version = '', os_version = ''", None).by("ts"),
+            change("analytics_events", VERSIONED, "browser_version = '', os_version = ''", None).by("ts"),
+        ],
+    ),
     steps("tracking.network", Trigger::Collected, AGGREGATE, TRACKING),
     steps("tracking.client", Trigger::Collected, AGGREGATE, TRACKING),
     steps("tracking.pages", Trigger::Collected, AGGREGATE, TRACKING),
@@ -196,6 +211,12 @@ pub const EXECUTORS: &[Executor] = &[
             "(completed_at IS NOT NULL AND completed_at < $1) OR (status = 'unverified' AND received_at < $1)",
             ACCOUNT,
         )],
+    ),
+    steps(
+        "rights.request_text",
+        Trigger::RequestCompleted,
+        REMOVE_TEXT,
+        &[change("privacy_requests", "completed_at IS NOT NULL AND completed_at < $1 AND message <> ''", "message = ''", ACCOUNT)],
     ),
     // Exports are built when asked for and streamed, never stored: nothing waits to be deleted.
     steps("rights.exports", Trigger::Collected, DELETE, &[]),

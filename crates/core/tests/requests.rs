@@ -20,7 +20,7 @@ const DAY: i64 = 86_400_000;
 
 #[tokio::test]
 async fn requests_are_verified_due_in_a_month_extended_once_and_closed() {
-    proves!("retention.rights.requests");
+    proves!("retention.rights.requests", "retention.rights.request_text");
     for_each_engine(|store| async move {
         let manual = ManualClock::at(T0);
         let clock: SharedClock = Arc::new(manual.clone());
@@ -87,8 +87,19 @@ async fn requests_are_verified_due_in_a_month_extended_once_and_closed() {
 
         // Three years after it was closed a request goes, and so does a never-confirmed one; an
         // open one stays whatever its age.
+        // A month after it was answered, what the person wrote goes; the register keeps the rest.
         let housekeeping = Housekeeping::new(store.clone(), clock.clone(), passme_policy::builtin()).expect("housekeeping");
-        manual.advance(3 * 365 * DAY);
+        manual.advance(29 * DAY);
+        housekeeping.run().await.expect("run");
+        assert_eq!(store.privacy_request(&confirmed.id).await.expect("read").expect("row").message, "Delete me");
+        manual.advance(2 * DAY);
+        housekeeping.run().await.expect("run");
+        let answered = store.privacy_request(&confirmed.id).await.expect("read").expect("row");
+        assert_eq!((answered.message.as_str(), answered.kind.as_str(), answered.status.as_str()), ("", "erase", "done"));
+        let open = store.privacy_request(&signed_in.id).await.expect("read").expect("row");
+        assert_eq!(open.message, "What do you hold?", "an open request keeps its text");
+
+        manual.advance(3 * 365 * DAY - 31 * DAY);
         housekeeping.run().await.expect("run");
         assert!(store.privacy_request(&confirmed.id).await.expect("read").is_some(), "not yet three years (a leap day)");
         manual.advance(2 * DAY);

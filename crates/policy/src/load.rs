@@ -554,7 +554,10 @@ fn retention_rule(
             None
         }
         (Some(ActionKind::Anonymise), None, _) => {
-            fail(checker, "anonymise needs a method (truncate_ip, destroy_key, nullify or aggregate)".into());
+            fail(
+                checker,
+                "anonymise needs a method (truncate_ip, destroy_key, nullify, aggregate, generalise_client or remove_text)".into(),
+            );
             None
         }
         (Some(kind), Some(_), _) if kind != ActionKind::Anonymise => {

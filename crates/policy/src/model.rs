@@ -269,6 +269,10 @@ pub enum AnonymiseMethod {
     Nullify,
     /// Keep only aggregate counts; delete the rows.
     Aggregate,
+    /// Keep the browser and operating-system family, drop their versions.
+    GeneraliseClient,
+    /// Remove free text, keeping the rest of the record.
+    RemoveText,
 }
 
 /// A validated retention rule: every rule has a period, a trigger and an action.

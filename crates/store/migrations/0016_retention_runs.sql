@@ -17,3 +17,5 @@ CREATE INDEX sessions_ended ON sessions ((COALESCE(revoked_at, expires_at)));
 CREATE INDEX remember_series_used ON remember_series (last_used_at);
 CREATE INDEX analytics_events_full_ip ON analytics_events (ts) WHERE ip IS NOT NULL;
 CREATE INDEX analytics_inbox_full_ip ON analytics_inbox (ts) WHERE ip IS NOT NULL;
+CREATE INDEX analytics_events_versions ON analytics_events (ts) WHERE browser_version <> '' OR os_version <> '';
+CREATE INDEX analytics_inbox_versions ON analytics_inbox (ts) WHERE browser_version <> '' OR os_version <> '';

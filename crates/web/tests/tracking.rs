@@ -714,3 +714,41 @@ async fn the_real_tracker_follows_single_page_navigation_batches_and_its_beacons
         assert!(paths.contains(expected), "{expected} stored: {paths:?}");
     }
 }
+
+#[tokio::test]
+async fn client_versions_go_after_30_days_and_every_report_stays_the_same() {
+    proves!("retention.tracking.client_version");
+    use passme_analytics::report::{Query, report};
+    for db in each_engine().await {
+        let clock = ManualClock::at(T0);
+        let app = manual_app(db, &clock);
+        let store = app.db.store.clone();
+        Client::new(&app, "127.0.0.1", FIREFOX).with("x-forwarded-for", "192.0.2.9").view("/", None, T0).await;
+        Client::new(&app, "127.0.0.1", FIREFOX).with("x-forwarded-for", "192.0.2.9").view("/pricing", None, T0 + MIN).await;
+        Client::new(&app, "127.0.0.1", CHROME).with("x-forwarded-for", "192.0.2.10").view("/", None, T0 + 2 * MIN).await;
+        Rollups::new(store.clone(), Arc::new(clock.clone())).run().await.expect("rollup");
+        let day = T0 / DAY_MS;
+        let overview = Query { site: "passme".into(), from_day: day, to_day: day, filters: Vec::new() };
+        let firefox = Query { filters: vec![(passme_store::Dimension::Browser, "Firefox".into())], ..overview.clone() };
+        let before = (report(&store, &overview, 10).await.expect("report"), report(&store, &firefox, 10).await.expect("report"));
+        assert_eq!(before.1.totals.pageviews, 2);
+
+        let housekeeping = || Housekeeping::new(store.clone(), Arc::new(clock.clone()), passme_policy::builtin()).expect("rules");
+        clock.advance(29 * DAY_MS);
+        housekeeping().run().await.expect("run");
+        assert!(stored(&store).await.iter().all(|r| !r.browser_version.is_empty()), "kept for 30 days");
+        clock.advance(2 * DAY_MS);
+        housekeeping().run().await.expect("run");
+        let rows = stored(&store).await;
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r.browser_version.is_empty() && r.os_version.is_empty()), "the versions are gone");
+        let families: BTreeSet<(String, String)> = rows.iter().map(|r| (r.browser.clone(), r.os.clone())).collect();
+        assert_eq!(
+            families,
+            BTreeSet::from([("Chrome".into(), "Windows".into()), ("Firefox".into(), "Linux".into())]),
+            "the families stay"
+        );
+        let after = (report(&store, &overview, 10).await.expect("report"), report(&store, &firefox, 10).await.expect("report"));
+        assert_eq!(after, before, "the aggregates, filtered or not, are unchanged");
+    }
+}
