@@ -160,6 +160,7 @@ pub const EXECUTORS: &[Executor] = &[
     steps("payment.customer_ref", Trigger::AccountClosed, DELETE, &[delete("billing_customers", OF_CLOSED, ACCOUNT)]),
     // Closing an account isolates the person's archived records: their key goes an hour later
     // (erasure destroys it at once), and the archives' clean-up removes the files.
+    steps("rights.objections", Trigger::AccountClosed, DELETE, &[delete("objections", OF_CLOSED, ACCOUNT)]),
     steps("rights.backups", Trigger::AccountClosed, ARCHIVE, &[delete("person_keys", OF_CLOSED, ACCOUNT)]),
     steps("account.email", Trigger::AccountClosed, DELETE, &[delete("accounts", CLOSED, Some("id")).by("closed_at")]),
     // The truncated prefix is stored beside the full address from the start, so truncation

@@ -110,3 +110,35 @@ async fn requests_are_verified_due_in_a_month_extended_once_and_closed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn objections_last_as_long_as_the_account() {
+    proves!("retention.rights.objections");
+    for_each_engine(|store| async move {
+        let manual = ManualClock::at(T0);
+        let clock: SharedClock = Arc::new(manual.clone());
+        let policy = passme_policy::builtin();
+        let objections = passme_core::rights::objections::Objections::new(store.clone(), clock.clone());
+        let SignUp::Created { account_id } = Accounts::new(store.clone(), clock.clone())
+            .sign_up("ola@example.com", SecretString::from("correct horse battery staple"))
+            .await
+            .expect("sign up")
+        else {
+            panic!("new")
+        };
+        assert_eq!(
+            objections.object(policy, &account_id, "develop").await.expect("object"),
+            passme_core::rights::objections::Objected::Stopped
+        );
+        assert!(objections.objects(&account_id, "develop").await.expect("read"));
+        store.close_account(&account_id, T0).await.expect("close");
+        let housekeeping = Housekeeping::new(store.clone(), clock.clone(), policy).expect("housekeeping");
+        manual.advance(29 * DAY);
+        housekeeping.run().await.expect("run");
+        assert!(objections.objects(&account_id, "develop").await.expect("read"), "kept through the grace period");
+        manual.advance(2 * DAY);
+        housekeeping.run().await.expect("run");
+        assert!(objections.of(&account_id).await.expect("read").is_empty());
+    })
+    .await;
+}

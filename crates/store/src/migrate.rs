@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 16, name: "retention_runs", sql: include_str!("../migrations/0016_retention_runs.sql") },
     Migration { version: 17, name: "archives", sql: include_str!("../migrations/0017_archives.sql") },
     Migration { version: 18, name: "privacy_requests", sql: include_str!("../migrations/0018_privacy_requests.sql") },
+    Migration { version: 19, name: "objections", sql: include_str!("../migrations/0019_objections.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

@@ -159,3 +159,33 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// Records an objection; an existing one keeps its date.
+    pub async fn put_objection(&self, account_id: &AccountId, purpose: &str, now: i64) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("INSERT INTO objections (account_id, purpose, objected_at) VALUES ($1, $2, $3) ON CONFLICT (account_id, purpose) DO NOTHING")
+                .bind(account_id)
+                .bind(purpose)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    pub async fn delete_objection(&self, account_id: &AccountId, purpose: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let r = sqlx::query("DELETE FROM objections WHERE account_id = $1 AND purpose = $2").bind(account_id).bind(purpose).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// The purposes a person objects to.
+    pub async fn objections_of(&self, account_id: &AccountId) -> Result<Vec<String>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query("SELECT purpose FROM objections WHERE account_id = $1 ORDER BY purpose").bind(account_id).fetch_all(pool).await?;
+            rows.iter().map(|r| r.try_get::<String, _>("purpose").map_err(StoreError::from)).collect()
+        })
+    }
+}

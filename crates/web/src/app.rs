@@ -4,6 +4,7 @@
 
 use passme_core::rights::erasure::Erasures;
 use passme_core::rights::holds::LegalHolds;
+use passme_core::rights::objections::Objections;
 use passme_core::rights::requests::{RequestMailer, Requests};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -82,6 +83,7 @@ pub struct Services {
     pub holds: LegalHolds,
     /// The register of privacy requests.
     pub requests: Requests,
+    pub objections: Objections,
     /// Where people reach us, for links in e-mails: the public URL, or this server's address.
     pub base_url: String,
     pub behind_tls: bool,
@@ -117,6 +119,7 @@ impl Services {
             erasures: Erasures::new(w.store.clone(), w.clock.clone(), policy.clone()),
             holds: LegalHolds::new(w.store.clone(), w.clock.clone()),
             requests: Requests::new(w.store.clone(), w.clock.clone()),
+            objections: Objections::new(w.store.clone(), w.clock.clone()),
             identity: Identity::new(w.store.clone(), w.clock.clone(), w.secrets.master_key(), jobs.clone()),
             consent: ConsentLedger::new(w.store.clone(), w.clock.clone()),
             audit: AuditLog::new(w.store.clone(), w.clock.clone()),
@@ -221,6 +224,7 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/account/privacy/erase", post(account::privacy::erase))
         .route("/erasure/{id}", get(account::privacy::receipt))
         .route("/account/privacy/request", post(requests::submit_signed_in))
+        .route("/account/privacy/object", post(requests::object))
         .route("/privacy-request", get(requests::form).post(requests::submit))
         .route("/privacy-request/confirm", get(requests::confirm_form).post(requests::confirm))
         .route("/staff/privacy/requests/extend", post(requests::extend))

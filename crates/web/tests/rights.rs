@@ -273,3 +273,52 @@ async fn a_request_by_form_is_confirmed_by_mail_and_handled_by_the_privacy_offic
     let centre = ola.get("/account/privacy?lang=en").await.text();
     assert!(centre.contains("Statistics switched off"), "the person sees the outcome");
 }
+
+#[tokio::test]
+async fn an_objection_to_the_statistics_stops_them_at_once_and_others_go_to_the_officer() {
+    use axum::body::Body;
+    use axum::http::Request;
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
+    let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+    let view = |cookie: String| {
+        let app = &app;
+        async move {
+            let request = Request::post("/api/v1/events")
+                .header("content-type", "application/json")
+                .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+                .header("cookie", cookie)
+                .body(Body::from(format!(r#"{{"site":"passme","url":"http://passme.test/pricing","ts":{}}}"#, app.state.clock.now_ms())))
+                .expect("request");
+            let response = app.send(request).await;
+            assert_eq!(response.status.as_u16(), 202, "{}", response.text());
+            response.json()["stored"].as_u64().expect("stored")
+        }
+    };
+    assert_eq!(view(ola.cookie_header()).await, 1);
+
+    let html = ola.get("/account/privacy?lang=en").await.text();
+    assert!(html.contains("Object to a processing") && html.contains("value=\"develop\""), "the statistics' purpose is listed");
+    let csrf = ola.token("/account/privacy").await;
+    let stopped = ola.post("/account/privacy/object", &[("csrf", &csrf), ("purpose", "develop")]).await;
+    assert_eq!(stopped.header("location"), Some("/account/privacy?done=objection_stopped#object"));
+    assert_eq!(view(ola.cookie_header()).await, 0, "not recorded while signed in");
+    assert_eq!(view(String::new()).await, 1, "somebody else, or the same browser signed out, is counted as before");
+    assert!(ola.get("/account/privacy?lang=en").await.text().contains("you object"));
+
+    let review = ola.post("/account/privacy/object", &[("csrf", &csrf), ("purpose", "secure")]).await;
+    assert_eq!(review.header("location"), Some("/account/privacy?done=objection_review#object"));
+    let queue = app.state.requests.queue().await.expect("queue");
+    assert!(queue.len() == 1 && queue[0].kind == "object" && queue[0].message == "purpose: secure", "{queue:?}");
+    let unknown = ola.post("/account/privacy/object", &[("csrf", &csrf), ("purpose", "astrology")]).await;
+    assert_eq!((unknown.status.as_u16(), unknown.error_code()), (400, "objection_purpose_unknown".to_string()));
+    // Consent-based purposes are withdrawn in the cookie settings, not objected to here.
+    let consent = ola.post("/account/privacy/object", &[("csrf", &csrf), ("purpose", "advertising")]).await;
+    assert_eq!(consent.status.as_u16(), 400);
+
+    let withdrawn = ola.post("/account/privacy/object", &[("csrf", &csrf), ("purpose", "develop"), ("withdraw", "1")]).await;
+    assert_eq!(withdrawn.header("location"), Some("/account/privacy?done=objection_withdrawn#object"));
+    assert_eq!(view(ola.cookie_header()).await, 1);
+    let actions = app.state.store.column_text("audit_log", "action").await.expect("audit");
+    assert!(actions.iter().any(|a| a == "objection.made") && actions.iter().any(|a| a == "objection.withdrawn"));
+}

@@ -34,6 +34,7 @@ const SOURCES: &[Source] = &[
     Source { table: "billing_customers", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "billing_subscriptions", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "billing_invoices", link: Link::Column("account_id"), hidden: &[] },
+    Source { table: "objections", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "privacy_requests", link: Link::Column("account_id"), hidden: &["verify_hash", "verify_expires"] },
 ];
 

@@ -70,6 +70,7 @@ pub const ERASERS: &[Eraser] = &[
     Eraser { table: "api_tokens", how: How::ByAccount("account_id") },
     Eraser { table: "billing_subscriptions", how: How::ByAccount("account_id") },
     Eraser { table: "billing_customers", how: How::ByAccount("account_id") },
+    Eraser { table: "objections", how: How::ByAccount("account_id") },
     // Destroys the person's archive key: their records in every archive become unreadable.
     Eraser { table: "person_keys", how: How::ByAccount("account_id") },
     Eraser { table: "jobs", how: How::Mentioning(&["payload", "last_error"]) },

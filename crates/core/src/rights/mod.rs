@@ -5,5 +5,6 @@ pub mod access;
 pub mod archive;
 pub mod erasure;
 pub mod holds;
+pub mod objections;
 pub mod requests;
 mod tar;

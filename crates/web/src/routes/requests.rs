@@ -165,3 +165,34 @@ pub async fn close(
     state.requests.close(&input.id, done, &input.text, &format!("account:{}", staff.session.account_id)).await?;
     Ok(Redirect::to("/staff/privacy?done=request_closed#requests").into_response())
 }
+
+#[derive(Debug, Deserialize)]
+pub struct ObjectInput {
+    csrf: String,
+    #[serde(default)]
+    purpose: String,
+    /// Present to withdraw the objection.
+    #[serde(default)]
+    withdraw: Option<String>,
+}
+
+crate::csrf_protected!(ObjectInput);
+
+/// Objects to a purpose pursued on legitimate interest, or withdraws the objection.
+pub async fn object(
+    State(state): State<AppState>,
+    SignedIn(session): SignedIn,
+    CsrfForm(input): CsrfForm<ObjectInput>,
+) -> Result<Response, WebError> {
+    use passme_core::rights::objections::Objected;
+    let done = if input.withdraw.is_some() {
+        state.objections.withdraw(&session.account_id, &input.purpose).await?;
+        "objection_withdrawn"
+    } else {
+        match state.objections.object(&state.policy, &session.account_id, &input.purpose).await? {
+            Objected::Stopped => "objection_stopped",
+            Objected::ForReview(_) => "objection_review",
+        }
+    };
+    Ok(Redirect::to(&format!("/account/privacy?done={done}#object")).into_response())
+}

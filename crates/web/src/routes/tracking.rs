@@ -35,7 +35,8 @@ pub async fn script() -> impl IntoResponse {
 pub struct EventsAccepted {
     /// Page views stored (durably, before this answer).
     pub stored: usize,
-    /// Page views not counted: bots and referrer spam.
+    /// Page views not counted: bots, referrer spam, and those of a signed-in person who objects
+    /// to the statistics.
     pub dropped: usize,
 }
 
@@ -80,6 +81,8 @@ fn error_for(e: AcceptError) -> Response {
 
 /// What the request says about its sender, read before its body is consumed.
 struct Sender {
+    /// The signed-in person objects to the statistics: nothing they send is recorded.
+    objects: bool,
     ip: std::net::IpAddr,
     user_agent: String,
     cookie: Option<String>,
@@ -87,9 +90,10 @@ struct Sender {
 }
 
 impl Sender {
-    fn of(state: &AppState, headers: &HeaderMap, extensions: &axum::http::Extensions) -> Sender {
+    async fn of(state: &AppState, headers: &HeaderMap, extensions: &axum::http::Extensions) -> Sender {
         let (cookie, set_cookie) = visitor_cookie(state, headers);
         Sender {
+            objects: objects_to_statistics(state, headers).await,
             ip: client_ip(headers, extensions, &state.trusted_proxies),
             user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
             cookie,
@@ -98,7 +102,22 @@ impl Sender {
     }
 }
 
+/// Whether the request comes from a signed-in person who objects to the statistics. Only a
+/// request with a session cookie costs a lookup; an unknown session objects to nothing.
+async fn objects_to_statistics(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(token) = cookies::single(headers, crate::visitor::SESSION_COOKIE) else { return false };
+    let Ok(Some(session)) = state.identity.sessions.resolve(&secrecy::SecretString::from(token.to_string())).await else { return false };
+    state.objections.objects(&session.account_id, STATISTICS).await.unwrap_or(false)
+}
+
+/// The purpose of service tracking that a person may object to.
+const STATISTICS: &str = "develop";
+
 async fn accept(state: &AppState, sender: Sender, batch: Vec<EventIn>) -> Response {
+    if sender.objects {
+        // Answered like any accepted batch, and nothing is stored or counted.
+        return (StatusCode::ACCEPTED, axum::Json(EventsAccepted { stored: 0, dropped: batch.len() })).into_response();
+    }
     let caller = Caller { ip: sender.ip, user_agent: &sender.user_agent, visitor_cookie: sender.cookie.as_deref() };
     match state.analytics.accept(&caller, batch).await {
         Ok(accepted) => {
@@ -149,7 +168,7 @@ impl utoipa::ToSchema for EventsBody {
         (status = 503, description = "Overloaded (`overloaded`); retry after the Retry-After header", body = crate::error::ErrorBody),
     ))]
 pub async fn events(State(state): State<AppState>, request: Request) -> Response {
-    let sender = Sender::of(&state, request.headers(), request.extensions());
+    let sender = Sender::of(&state, request.headers(), request.extensions()).await;
     let bytes = match body_bytes(request, &state, &["application/json", "text/plain"]).await {
         Ok(bytes) => bytes,
         Err(e) => return e.into_response(),
@@ -185,7 +204,8 @@ pub async fn pixel(State(state): State<AppState>, request: Request) -> Response 
         return WebError::bad_request("url_missing").into_response();
     };
     let event = EventIn { site: query.site, url, referrer: None, ts: state.clock.now_ms() };
-    let response = accept(&state, Sender::of(&state, headers, request.extensions()), vec![event]).await;
+    let sender = Sender::of(&state, headers, request.extensions()).await;
+    let response = accept(&state, sender, vec![event]).await;
     if !response.status().is_success() {
         return response;
     }

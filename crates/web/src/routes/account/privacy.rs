@@ -58,6 +58,8 @@ struct PrivacyCentre {
     kinds: Vec<(&'static str, &'static str)>,
     requests: Vec<RequestView>,
     done: Option<&'static str>,
+    /// The purposes the person may object to: (id, text, objected).
+    objectable: Vec<(String, String, bool)>,
 }
 
 /// One of the person's own requests.
@@ -98,7 +100,23 @@ async fn centre_of(
     let export = Export::of(&state.store, account_id, state.clock.now_ms()).await?;
     let mut body = centre(state, ctx, &export, problem);
     body.requests = state.requests.of(account_id).await?.iter().map(|r| RequestView::of(r, ctx.t)).collect();
-    body.done = (done == Some("request_sent")).then(|| ctx.t.request_sent_signed_in());
+    body.done = match done {
+        Some("request_sent") => Some(ctx.t.request_sent_signed_in()),
+        Some("objection_stopped") => Some(ctx.t.rights_objection_stopped()),
+        Some("objection_review") => Some(ctx.t.rights_objection_review()),
+        Some("objection_withdrawn") => Some(ctx.t.rights_objection_withdrawn()),
+        _ => None,
+    };
+    let objected = state.objections.of(account_id).await?;
+    body.objectable = passme_core::rights::objections::objectable(&state.policy)
+        .into_iter()
+        .map(|id| {
+            let text =
+                state.policy.purposes.iter().find(|p| p.id.get_ref() == &id).map_or(id.clone(), |p| p.text.get(ctx.lang).to_string());
+            let on = objected.contains(&id);
+            (id, text, on)
+        })
+        .collect();
     Ok(body)
 }
 
@@ -160,6 +178,7 @@ fn centre(state: &AppState, ctx: &PageContext, export: &Export, problem: Option<
         kinds: crate::routes::requests::kinds(t),
         requests: Vec::new(),
         done: None,
+        objectable: Vec::new(),
     }
 }
 
