@@ -197,6 +197,28 @@ async function journeySteps(page, context, lang, device) {
   await visit(page, `/account/privacy?lang=${lang}`, label('privacy-centre'));
   const download = await Promise.all([page.waitForEvent('download'), page.locator('a[href="/account/privacy/export"]').click()]);
   check(label('privacy centre: the data archive downloads'), (await download[0].suggestedFilename()).endsWith('.tar'));
+  await page.locator('form[action="/account/privacy/object"]:has(input[value="develop"]) button').click();
+  await page.waitForURL(/done=objection_stopped/);
+  check(label('privacy centre: the objection is in effect'), (await page.locator('form[action="/account/privacy/object"] button[name="withdraw"]').count()) === 1);
+  await inspect(page, label('privacy-centre-objected'));
+  await page.locator('form[action="/account/privacy/request"] input[value="access"]').check();
+  await page.fill('#f-request-message', `A copy, please (${lang} ${device})`);
+  await page.locator('form[action="/account/privacy/request"] button').click();
+  await page.waitForURL(/done=request_sent/);
+  check(label('privacy centre: the request is listed'), (await page.locator('ul.requests li').count()) === 1);
+  // The same person writes in by the public form, and confirms from the mail.
+  await visit(page, `/privacy-request?lang=${lang}`, label('privacy-request'));
+  await page.fill('#f-email', email);
+  await page.locator('input[name="kind"][value="export"]').check();
+  await page.locator('main form button[type="submit"]').click();
+  await page.waitForLoadState();
+  await inspect(page, label('privacy-request-sent'));
+  await page.goto(await mailedLink(email, '/privacy-request/confirm'));
+  await inspect(page, label('privacy-request-confirm'));
+  await page.locator('main form button[type="submit"]').click();
+  await page.waitForLoadState();
+  check(label('privacy request: confirmed with its number'), /req_[0-9a-f]{24}/.test(await page.locator('main').innerText()));
+  await inspect(page, label('privacy-request-confirmed'));
   await visit(page, `/billing?lang=${lang}`, label('billing'));
   await visit(page, `/no-such-page?lang=${lang}`, label('not-found'), 404);
   check(label('not-found: in the visitor language'), (await page.locator('html').getAttribute('lang')) === lang);
@@ -257,7 +279,7 @@ async function cookiesRefused(browser, lang) {
 
 async function cookiesRefusedSteps(page, context, lang) {
   const label = (name) => `${lang} no-cookies ${name}`;
-  for (const [name, url] of [['home', '/'], ['privacy', '/privacy'], ['cookies', '/cookies'], ['signup', '/signup'], ['login', '/login']]) {
+  for (const [name, url] of [['home', '/'], ['privacy', '/privacy'], ['cookies', '/cookies'], ['signup', '/signup'], ['login', '/login'], ['privacy-request', '/privacy-request']]) {
     await context.clearCookies();
     await visit(page, `${url}?lang=${lang}`, label(name));
   }
