@@ -29,6 +29,26 @@ async fn person(store: &Store, clock: &SharedClock, email: &str) -> AccountId {
     account_id
 }
 
+/// A manual clock at T0 and archives in a fresh folder (kept alive with the world).
+struct World {
+    manual: ManualClock,
+    clock: SharedClock,
+    policy: &'static passme_policy::Policy,
+    dir: tempfile::TempDir,
+    archives: Archives,
+}
+
+impl World {
+    fn new(store: &Store) -> World {
+        let manual = ManualClock::at(T0);
+        let clock: SharedClock = Arc::new(manual.clone());
+        let policy = passme_policy::builtin();
+        let dir = tempfile::tempdir().expect("dir");
+        let archives = Archives::new(store.clone(), clock.clone(), policy, &MASTER, dir.path().to_path_buf()).expect("archives");
+        World { manual, clock, policy, dir, archives }
+    }
+}
+
 async fn audited(store: &Store, action: &str) -> usize {
     store.column_text("audit_log", "action").await.expect("audit").iter().filter(|a| *a == action).count()
 }
@@ -37,11 +57,7 @@ async fn audited(store: &Store, action: &str) -> usize {
 async fn archives_isolate_each_person_and_open_only_for_a_hold_or_the_clean_up() {
     proves!("retention.rights.backups");
     for_each_engine(|store| async move {
-        let manual = ManualClock::at(T0);
-        let clock: SharedClock = Arc::new(manual.clone());
-        let policy = passme_policy::builtin();
-        let dir = tempfile::tempdir().expect("dir");
-        let archives = Archives::new(store.clone(), clock.clone(), policy, &MASTER, dir.path().to_path_buf()).expect("archives");
+        let World { manual, clock, policy, dir: _dir, archives } = World::new(&store);
         let ola = person(&store, &clock, "ola@example.com").await;
         let kari = person(&store, &clock, "kari@example.com").await;
 
@@ -98,11 +114,7 @@ async fn archives_isolate_each_person_and_open_only_for_a_hold_or_the_clean_up()
 async fn a_wrong_master_key_opens_nothing_and_a_closed_accounts_key_goes_with_retention() {
     proves!("retention.rights.backups");
     for_each_engine(|store| async move {
-        let manual = ManualClock::at(T0);
-        let clock: SharedClock = Arc::new(manual.clone());
-        let policy = passme_policy::builtin();
-        let dir = tempfile::tempdir().expect("dir");
-        let archives = Archives::new(store.clone(), clock.clone(), policy, &MASTER, dir.path().to_path_buf()).expect("archives");
+        let World { manual, clock, policy, dir, archives } = World::new(&store);
         let kari = person(&store, &clock, "kari@example.com").await;
         let created = archives.create("operator").await.expect("create");
         let hold = LegalHolds::new(store.clone(), clock.clone())

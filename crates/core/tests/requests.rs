@@ -18,6 +18,16 @@ use secrecy::SecretString;
 const T0: i64 = 1_797_292_800_000;
 const DAY: i64 = 86_400_000;
 
+async fn ola(store: &passme_store::Store, clock: &SharedClock) -> passme_store::AccountId {
+    let accounts = Accounts::new(store.clone(), clock.clone());
+    let SignUp::Created { account_id } =
+        accounts.sign_up("ola@example.com", SecretString::from("correct horse battery staple")).await.expect("sign up")
+    else {
+        panic!("new")
+    };
+    account_id
+}
+
 #[tokio::test]
 async fn requests_are_verified_due_in_a_month_extended_once_and_closed() {
     proves!("retention.rights.requests", "retention.rights.request_text");
@@ -26,13 +36,7 @@ async fn requests_are_verified_due_in_a_month_extended_once_and_closed() {
         let clock: SharedClock = Arc::new(manual.clone());
         let requests = Requests::new(store.clone(), clock.clone());
         let queue = JobQueue::new(store.clone(), clock.clone(), 3);
-        let SignUp::Created { account_id } = Accounts::new(store.clone(), clock.clone())
-            .sign_up("ola@example.com", SecretString::from("correct horse battery staple"))
-            .await
-            .expect("sign up")
-        else {
-            panic!("new")
-        };
+        let account_id = ola(&store, &clock).await;
 
         // Signed in: open at once, due a calendar month later (15 January).
         let signed_in = requests.submit_signed_in(&account_id, "access", "What do you hold?").await.expect("submit");
@@ -119,13 +123,7 @@ async fn objections_last_as_long_as_the_account() {
         let clock: SharedClock = Arc::new(manual.clone());
         let policy = passme_policy::builtin();
         let objections = passme_core::rights::objections::Objections::new(store.clone(), clock.clone());
-        let SignUp::Created { account_id } = Accounts::new(store.clone(), clock.clone())
-            .sign_up("ola@example.com", SecretString::from("correct horse battery staple"))
-            .await
-            .expect("sign up")
-        else {
-            panic!("new")
-        };
+        let account_id = ola(&store, &clock).await;
         assert_eq!(
             objections.object(policy, &account_id, "develop").await.expect("object"),
             passme_core::rights::objections::Objected::Stopped

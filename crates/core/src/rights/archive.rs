@@ -163,11 +163,12 @@ impl Archives {
         let header = json!({ "format": FORMAT, "id": id, "created_at": now });
         writeln!(out, "{header}").map_err(|e| broken("archives: writing", e))?;
         let mut persons = 0;
-        let mut after = String::new();
+        let mut pages = AccountPages::default();
         loop {
-            let page = self.store.account_ids_after(&after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = last.as_str().to_string();
+            let page = pages.next(&self.store).await?;
+            if page.is_empty() {
+                break;
+            }
             for account_id in &page {
                 let key = self.key_for_writing(account_id).await?;
                 let plain = Export::of(&self.store, account_id, now).await?.json();
@@ -262,11 +263,12 @@ impl Archives {
         let mut cleaned = Vec::new();
         // Labels of the persons whose keys still exist, to tell readable records from isolated.
         let mut keyed = std::collections::HashSet::new();
-        let mut after = String::new();
+        let mut pages = AccountPages::default();
         loop {
-            let page = self.store.account_ids_after(&after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = last.as_str().to_string();
+            let page = pages.next(&self.store).await?;
+            if page.is_empty() {
+                break;
+            }
             for account_id in &page {
                 if self.store.person_key(account_id).await?.is_some() {
                     keyed.insert(self.label(account_id));
@@ -315,6 +317,22 @@ impl Archives {
             }
         }
         Ok(())
+    }
+}
+
+/// Every account id, a page at a time, in id order.
+#[derive(Default)]
+struct AccountPages {
+    after: String,
+}
+
+impl AccountPages {
+    async fn next(&mut self, store: &Store) -> Result<Vec<AccountId>, CoreError> {
+        let page = store.account_ids_after(&self.after, PAGE).await?;
+        if let Some(last) = page.last() {
+            self.after = last.as_str().to_string();
+        }
+        Ok(page)
     }
 }
 
