@@ -279,7 +279,7 @@ async function cookiesRefused(browser, lang) {
 
 async function cookiesRefusedSteps(page, context, lang) {
   const label = (name) => `${lang} no-cookies ${name}`;
-  for (const [name, url] of [['home', '/'], ['privacy', '/privacy'], ['cookies', '/cookies'], ['signup', '/signup'], ['login', '/login'], ['privacy-request', '/privacy-request']]) {
+  for (const [name, url] of [['home', '/'], ['privacy', '/privacy'], ['cookies', '/cookies'], ['signup', '/signup'], ['privacy-request', '/privacy-request'], ['login', '/login']]) {
     await context.clearCookies();
     await visit(page, `${url}?lang=${lang}`, label(name));
   }

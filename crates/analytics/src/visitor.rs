@@ -39,7 +39,9 @@ fn keyed(key: &[u8], parts: &[&[u8]]) -> i64 {
         mac.update(part);
     }
     let bytes = mac.finalize().into_bytes();
-    i64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]))
+    // Never negative: the retention engine replaces old ids with negative random ones, which
+    // tells the two apart.
+    i64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8])) & i64::MAX
 }
 
 impl VisitorIds {

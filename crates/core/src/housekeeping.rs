@@ -38,6 +38,12 @@ const TRUNCATE_IP: Action = Action::Anonymise { method: AnonymiseMethod::Truncat
 const AGGREGATE: Action = Action::Anonymise { method: AnonymiseMethod::Aggregate };
 const GENERALISE_CLIENT: Action = Action::Anonymise { method: AnonymiseMethod::GeneraliseClient };
 const REMOVE_TEXT: Action = Action::Anonymise { method: AnonymiseMethod::RemoveText };
+const PSEUDONYMISE: Action = Action::Anonymise { method: AnonymiseMethod::Pseudonymise };
+const COARSEN_TIME: Action = Action::Anonymise { method: AnonymiseMethod::CoarsenTime };
+/// Page views not yet coarsened to the hour, and those whose visitor id is still the real one
+/// (real ids are never negative): each matches a partial index.
+const PRECISE: &str = "ts < $1 AND ts % 3600000 <> 0";
+const LINKED: &str = "ts < $1 AND visitor >= 0";
 /// Page views whose client versions are still there: the condition matches the partial indexes
 /// that keep a sweep to those rows.
 const VERSIONED: &str = "ts < $1 AND (browser_version <> '' OR os_version <> '')";
@@ -183,6 +189,20 @@ pub const EXECUTORS: &[Executor] = &[
             change("analytics_inbox", VERSIONED, "browser_version = '', os_version = ''", None).by("ts"),
             change("analytics_events", VERSIONED, "browser_version = '', os_version = ''", None).by("ts"),
         ],
+    ),
+    // Visits and rollups are computed within minutes; after 30 days single views no longer need
+    // their exact time or their visitor, and `passme analytics rebuild` stops at that horizon.
+    steps(
+        "tracking.view_time",
+        Trigger::Collected,
+        COARSEN_TIME,
+        &[change("analytics_events", PRECISE, "ts = ts - ts % 3600000, received_at = received_at - received_at % 3600000", None).by("ts")],
+    ),
+    steps(
+        "tracking.view_visitor",
+        Trigger::Collected,
+        PSEUDONYMISE,
+        &[change("analytics_events", LINKED, "visitor = {random_id}", None).by("ts")],
     ),
     steps("tracking.network", Trigger::Collected, AGGREGATE, TRACKING),
     steps("tracking.client", Trigger::Collected, AGGREGATE, TRACKING),

@@ -562,6 +562,20 @@ async fn analytics_rebuild(config: &Config, site: &str, from: &str, to: &str) ->
     use passme_analytics::rollup::Rollups;
     let day = |d: &str| day_of_date(d).ok_or_else(|| format!("{d:?} is not a date (YYYY-MM-DD)"));
     let (from_day, to_day) = (day(from)?, day(to)?);
+    // Older page views have random visitor ids and hourly times: regrouping them into visits
+    // would invent visits, so the rollups computed back then stay.
+    let policy = load_policy(config).map_err(|e| e.to_string())?;
+    if let Some(rule) = policy.retention.iter().find(|r| r.field == "tracking.view_visitor") {
+        let horizon = clock::period_before(clock::system().now_ms(), &rule.period).div_euclid(86_400_000) + 1;
+        if from_day < horizon {
+            return Err(format!(
+                "page views before {} are pseudonymised ({}): they can no longer be regrouped into visits; rebuild from {} on",
+                passme_analytics::report::date_of_day(horizon),
+                rule.id,
+                passme_analytics::report::date_of_day(horizon)
+            ));
+        }
+    }
     let store = Store::connect(&store_options(config)).await.map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();

@@ -772,3 +772,15 @@ fn archive_commands_create_list_refuse_an_opening_without_a_hold_and_clean() {
     let verify = passme(dir.path()).args(["audit", "verify"]).output().expect("verify");
     assert!(verify.status.success());
 }
+
+#[test]
+fn analytics_rebuild_stops_at_the_pseudonymisation_horizon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let today = String::from_utf8(Command::new("date").args(["-u", "+%F"]).output().expect("date").stdout).expect("utf-8");
+    let today = today.trim();
+    let refused = passme(dir.path()).args(["analytics", "rebuild", "--from", "2000-01-01", "--to", today]).output().expect("run");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("are pseudonymised (retention.tracking.view_visitor)"), "{stderr}");
+    let (stdout, _) = run_ok(dir.path(), &["analytics", "rebuild", "--from", today, "--to", today]);
+    assert!(stdout.contains("rebuilt"), "{stdout}");
+}

@@ -556,7 +556,7 @@ fn retention_rule(
         (Some(ActionKind::Anonymise), None, _) => {
             fail(
                 checker,
-                "anonymise needs a method (truncate_ip, destroy_key, nullify, aggregate, generalise_client or remove_text)".into(),
+                "anonymise needs a method (truncate_ip, destroy_key, nullify, aggregate, generalise_client, remove_text, pseudonymise or coarsen_time)".into(),
             );
             None
         }

@@ -273,6 +273,10 @@ pub enum AnonymiseMethod {
     GeneraliseClient,
     /// Remove free text, keeping the rest of the record.
     RemoveText,
+    /// Replace identifiers with random values, so records can no longer be linked.
+    Pseudonymise,
+    /// Round timestamps down to the hour.
+    CoarsenTime,
 }
 
 /// A validated retention rule: every rule has a period, a trigger and an action.

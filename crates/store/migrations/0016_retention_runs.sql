@@ -19,3 +19,9 @@ CREATE INDEX analytics_events_full_ip ON analytics_events (ts) WHERE ip IS NOT N
 CREATE INDEX analytics_inbox_full_ip ON analytics_inbox (ts) WHERE ip IS NOT NULL;
 CREATE INDEX analytics_events_versions ON analytics_events (ts) WHERE browser_version <> '' OR os_version <> '';
 CREATE INDEX analytics_inbox_versions ON analytics_inbox (ts) WHERE browser_version <> '' OR os_version <> '';
+CREATE INDEX analytics_events_precise ON analytics_events (ts) WHERE ts % 3600000 <> 0;
+CREATE INDEX analytics_events_linked ON analytics_events (ts) WHERE visitor >= 0;
+-- Visitor ids are never negative now: negative ones are the retention engine's random values.
+UPDATE analytics_inbox SET visitor = visitor & 9223372036854775807 WHERE visitor < 0;
+UPDATE analytics_events SET visitor = visitor & 9223372036854775807 WHERE visitor < 0;
+UPDATE analytics_sessions SET visitor = visitor & 9223372036854775807 WHERE visitor < 0;

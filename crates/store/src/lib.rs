@@ -41,7 +41,7 @@ pub use instances::InstanceRow;
 pub use jobs::{Job, JobCounts, JobStatus, NewJob};
 pub use migrate::{MIGRATIONS, Migration};
 pub use requests::PrivacyRequestRow;
-pub use retention::{RetentionRunRow, RetentionStep};
+pub use retention::{RANDOM_ID, RetentionRunRow, RetentionStep};
 pub use rights::{ErasureReceiptRow, LegalHoldRow};
 pub use schema::TableSchema;
 

@@ -24,6 +24,20 @@ pub struct RetentionStep {
     pub order: Option<&'static str>,
 }
 
+/// Stands in a step's `change` for a fresh negative random id per row, in the engine's dialect.
+pub const RANDOM_ID: &str = "{random_id}";
+
+impl Store {
+    /// A negative random 63-bit value per row: SQLite's `random()`, PostgreSQL's `random()` scaled
+    /// to 53 bits (its precision).
+    fn random_id_sql(&self) -> &'static str {
+        match self.engine() {
+            Engine::Sqlite => "(-1 - (random() & 9223372036854775807))",
+            Engine::Postgres => "(-1 - floor(random() * 9007199254740992)::bigint)",
+        }
+    }
+}
+
 impl RetentionStep {
     /// The step, with its batches taken in the order of `order`.
     pub const fn by(self, order: &'static str) -> RetentionStep {
@@ -81,7 +95,7 @@ impl Store {
         let chosen = format!("{key} IN (SELECT {key} FROM {} WHERE {}{order} LIMIT {batch})", step.table, step.selection());
         let sql = match step.change {
             None => format!("DELETE FROM {} WHERE {chosen}", step.table),
-            Some(set) => format!("UPDATE {} SET {set} WHERE {chosen}", step.table),
+            Some(set) => format!("UPDATE {} SET {} WHERE {chosen}", step.table, set.replace(RANDOM_ID, self.random_id_sql())),
         };
         on_pool!(self, pool => {
             let r = sqlx::query(AssertSqlSafe(sql)).bind(cutoff).bind(now).execute(pool).await?;

@@ -752,3 +752,53 @@ async fn client_versions_go_after_30_days_and_every_report_stays_the_same() {
         assert_eq!(after, before, "the aggregates, filtered or not, are unchanged");
     }
 }
+
+#[tokio::test]
+async fn after_30_days_page_views_lose_their_visitor_and_exact_time_and_every_report_stays_the_same() {
+    proves!("retention.tracking.view_visitor", "retention.tracking.view_time");
+    const HOUR: i64 = 60 * MIN;
+    use passme_analytics::report::{Query, report};
+    for db in each_engine().await {
+        let clock = ManualClock::at(T0);
+        let app = manual_app(db, &clock);
+        let store = app.db.store.clone();
+        let ola = Client::new(&app, "127.0.0.1", FIREFOX).with("x-forwarded-for", "192.0.2.9");
+        ola.view("/", None, T0 - 50 * MIN).await;
+        ola.view("/pricing", None, T0 - 48 * MIN).await;
+        Client::new(&app, "127.0.0.1", CHROME).with("x-forwarded-for", "192.0.2.10").view("/", None, T0 - 46 * MIN).await;
+        Rollups::new(store.clone(), Arc::new(clock.clone())).run().await.expect("rollup");
+        let before_rows = stored(&store).await;
+        assert!(before_rows.iter().all(|r| r.visitor >= 0), "real ids are never negative");
+        let day = (T0 - HOUR) / DAY_MS;
+        let overview = Query { site: "passme".into(), from_day: day, to_day: day, filters: Vec::new() };
+        let by_page = Query { filters: vec![(passme_store::Dimension::Page, "/".into())], ..overview.clone() };
+        let firefox = Query { filters: vec![(passme_store::Dimension::Browser, "Firefox".into())], ..overview.clone() };
+        let reports = || async {
+            let mut all = Vec::new();
+            for q in [&overview, &by_page, &firefox] {
+                all.push(report(&store, q, 10).await.expect("report"));
+            }
+            all
+        };
+        let before = reports().await;
+
+        let housekeeping = || Housekeeping::new(store.clone(), Arc::new(clock.clone()), passme_policy::builtin()).expect("rules");
+        clock.advance(29 * DAY_MS);
+        housekeeping().run().await.expect("run");
+        let identity = |rows: &[EventRow]| rows.iter().map(|r| (r.path.clone(), r.visitor, r.ts, r.received_at)).collect::<Vec<_>>();
+        assert_eq!(identity(&stored(&store).await), identity(&before_rows), "visitor and times untouched for 30 days");
+        clock.advance(2 * DAY_MS);
+        housekeeping().run().await.expect("run");
+        let rows = stored(&store).await;
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r.visitor < 0), "every visitor id replaced");
+        let ids: BTreeSet<i64> = rows.iter().map(|r| r.visitor).collect();
+        assert_eq!(ids.len(), 3, "random per view: Ola's two views are no longer linked");
+        assert!(rows.iter().all(|r| r.ts % 3_600_000 == 0 && r.received_at % 3_600_000 == 0), "times rounded to the hour");
+        assert!(rows.iter().all(|r| r.ts == T0 - 3_600_000), "the hour before T0: {rows:?}");
+        assert_eq!(reports().await, before, "visits and rollups, filtered or not, are unchanged");
+        let again = housekeeping().run_with(&passme_core::housekeeping::RunOptions::default(), &|_, _, _| {}).await.expect("run");
+        let due = |rule: &str| again.rules.iter().find(|r| r.rule == rule).map(|r| r.examined);
+        assert_eq!((due("retention.tracking.view_visitor"), due("retention.tracking.view_time")), (Some(0), Some(0)), "done once");
+    }
+}

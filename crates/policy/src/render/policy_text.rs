@@ -92,24 +92,30 @@ fn action_parts(action: Action, lang: Lang) -> (&'static str, String) {
     match action {
         Action::Delete => (lang.pick("slettes", "deleted"), String::new()),
         Action::Anonymise { method } => {
-            let how =
-                match method {
-                    AnonymiseMethod::TruncateIp => lang
-                        .pick("IP-adressen afkortes til /24 (IPv4) eller /48 (IPv6)", "the IP address is cut to /24 (IPv4) or /48 (IPv6)"),
-                    AnonymiseMethod::DestroyKey => {
-                        lang.pick("nøglen bag de hashede værdier destrueres", "the key behind the hashed values is destroyed")
-                    }
-                    AnonymiseMethod::Nullify => {
-                        lang.pick("værdien fjernes, resten af posten bevares", "the value is removed, the rest of the record kept")
-                    }
-                    AnonymiseMethod::Aggregate => lang.pick("kun samlede optællinger bevares", "only aggregate counts are kept"),
-                    AnonymiseMethod::GeneraliseClient => lang.pick(
-                        "kun browser- og styresystemfamilien bevares, ikke versionerne",
-                        "only the browser and operating-system family is kept, not the versions",
-                    ),
-                    AnonymiseMethod::RemoveText => lang
-                        .pick("den frie tekst fjernes, resten af posten bevares", "the free text is removed, the rest of the record kept"),
-                };
+            let how = match method {
+                AnonymiseMethod::TruncateIp => {
+                    lang.pick("IP-adressen afkortes til /24 (IPv4) eller /48 (IPv6)", "the IP address is cut to /24 (IPv4) or /48 (IPv6)")
+                }
+                AnonymiseMethod::DestroyKey => {
+                    lang.pick("nøglen bag de hashede værdier destrueres", "the key behind the hashed values is destroyed")
+                }
+                AnonymiseMethod::Nullify => {
+                    lang.pick("værdien fjernes, resten af posten bevares", "the value is removed, the rest of the record kept")
+                }
+                AnonymiseMethod::Aggregate => lang.pick("kun samlede optællinger bevares", "only aggregate counts are kept"),
+                AnonymiseMethod::GeneraliseClient => lang.pick(
+                    "kun browser- og styresystemfamilien bevares, ikke versionerne",
+                    "only the browser and operating-system family is kept, not the versions",
+                ),
+                AnonymiseMethod::RemoveText => {
+                    lang.pick("den frie tekst fjernes, resten af posten bevares", "the free text is removed, the rest of the record kept")
+                }
+                AnonymiseMethod::Pseudonymise => lang.pick(
+                    "id'et erstattes af en tilfældig værdi, så posterne ikke kan kobles",
+                    "the id is replaced by a random value, so the records cannot be linked",
+                ),
+                AnonymiseMethod::CoarsenTime => lang.pick("tidspunktet rundes ned til hele timer", "the time is rounded down to the hour"),
+            };
             (lang.pick("anonymiseres", "anonymised"), format!(" ({how})"))
         }
         Action::Archive { cleanup } => match lang {

@@ -131,7 +131,7 @@ pub async fn submit_signed_in(
     CsrfForm(input): CsrfForm<RequestInput>,
 ) -> Result<Response, WebError> {
     state.requests.submit_signed_in(&session.account_id, input.kind.trim(), &input.message).await?;
-    Ok(Redirect::to("/account/privacy?done=request_sent#requests").into_response())
+    Ok(Redirect::to("/account/privacy?done=request_sent").into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,7 +153,7 @@ pub async fn extend(
     CsrfForm(input): CsrfForm<HandleInput>,
 ) -> Result<Response, WebError> {
     state.requests.extend(&input.id, &input.text, &format!("account:{}", staff.session.account_id)).await?;
-    Ok(Redirect::to("/staff/privacy?done=request_extended#requests").into_response())
+    Ok(Redirect::to("/staff/privacy?done=request_extended").into_response())
 }
 
 pub async fn close(
@@ -163,7 +163,7 @@ pub async fn close(
 ) -> Result<Response, WebError> {
     let done = input.refused.is_none();
     state.requests.close(&input.id, done, &input.text, &format!("account:{}", staff.session.account_id)).await?;
-    Ok(Redirect::to("/staff/privacy?done=request_closed#requests").into_response())
+    Ok(Redirect::to("/staff/privacy?done=request_closed").into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,5 +194,5 @@ pub async fn object(
             Objected::ForReview(_) => "objection_review",
         }
     };
-    Ok(Redirect::to(&format!("/account/privacy?done={done}#object")).into_response())
+    Ok(Redirect::to(&format!("/account/privacy?done={done}")).into_response())
 }
