@@ -239,8 +239,6 @@ pub const EXECUTORS: &[Executor] = &[
         REMOVE_TEXT,
         &[change("privacy_requests", "completed_at IS NOT NULL AND completed_at < $1 AND message <> ''", "message = ''", ACCOUNT)],
     ),
-    // Exports are built when asked for and streamed, never stored: nothing waits to be deleted.
-    steps("rights.exports", Trigger::Collected, DELETE, &[]),
     steps("payment.provider_events", Trigger::Collected, DELETE, &[delete("billing_events", "received_at < $1", None).by("received_at")]),
 ];
 

@@ -29,7 +29,6 @@ async fn row_counts(store: &passme_store::Store) -> std::collections::BTreeMap<S
 
 #[tokio::test]
 async fn the_privacy_centre_says_what_is_held_and_why_and_hands_it_over() {
-    passme_policy::proves!("retention.rights.exports");
     let sink = SmtpSink::start();
     let app = TestApp::builder(sqlite().await).smtp(sink.url()).build();
     let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
