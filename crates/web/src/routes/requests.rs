@@ -18,22 +18,21 @@ use crate::extract::{CsrfForm, PrivacyOfficers, SignedIn, Staff};
 use crate::routes::account::{Notice, TokenQuery, notice};
 use crate::routes::pages::{Chrome, page, when};
 
+/// The label of a request kind; an unknown kind reads as "something else".
+pub fn kind_label(t: Texts, kind: &str) -> &'static str {
+    match kind {
+        "access" => t.request_kind_access(),
+        "export" => t.request_kind_export(),
+        "rectify" => t.request_kind_rectify(),
+        "erase" => t.request_kind_erase(),
+        "object" => t.request_kind_object(),
+        _ => t.request_kind_other(),
+    }
+}
+
 /// The kinds a person may choose, with their labels.
 pub fn kinds(t: Texts) -> Vec<(&'static str, &'static str)> {
-    KINDS
-        .iter()
-        .map(|k| {
-            let label = match *k {
-                "access" => t.request_kind_access(),
-                "export" => t.request_kind_export(),
-                "rectify" => t.request_kind_rectify(),
-                "erase" => t.request_kind_erase(),
-                "object" => t.request_kind_object(),
-                _ => t.request_kind_other(),
-            };
-            (*k, label)
-        })
-        .collect()
+    KINDS.iter().map(|k| (*k, kind_label(t, k))).collect()
 }
 
 #[derive(Template)]

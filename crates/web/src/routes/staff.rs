@@ -179,11 +179,10 @@ pub async fn privacy_officer(
         })
         .await?;
     let now = state.clock.now_ms();
-    let kinds = crate::routes::requests::kinds(ctx.t);
     let requests = queue
         .into_iter()
         .map(|r| QueueLine {
-            kind: kinds.iter().find(|(k, _)| *k == r.kind).map_or("", |(_, label)| label),
+            kind: crate::routes::requests::kind_label(ctx.t, &r.kind),
             account: r.account_id.to_string(),
             message: r.message,
             received: when(r.received_at),

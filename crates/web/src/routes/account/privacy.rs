@@ -72,7 +72,7 @@ pub struct RequestView {
 
 impl RequestView {
     fn of(r: &passme_store::PrivacyRequestRow, t: passme_messages::Texts) -> RequestView {
-        let kind = crate::routes::requests::kinds(t).into_iter().find(|(k, _)| *k == r.kind).map_or("", |(_, label)| label);
+        let kind = crate::routes::requests::kind_label(t, &r.kind);
         let outcome = r.outcome.clone().unwrap_or_default();
         let at = r.completed_at.map(when).unwrap_or_default();
         let status = match r.status.as_str() {
