@@ -70,6 +70,7 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     pub billing: BillingConfig,
     pub metrics: MetricsConfig,
+    pub linking: LinkingConfig,
 }
 
 /// Who may read `/metrics`: whoever presents the token. Without one the endpoint is open in
@@ -104,6 +105,49 @@ impl Default for BillingConfig {
             plans: Vec::new(),
         }
     }
+}
+
+/// Identity providers people may link and sign in with.
+#[derive(Debug, Clone, Default)]
+pub struct LinkingConfig {
+    pub providers: Vec<ProviderConfig>,
+}
+
+/// One identity provider: OpenID Connect by `issuer` (endpoints and keys come from discovery),
+/// or plain OAuth 2.0 by explicit endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// A short id used in addresses (`/link/{id}/start`) and in the data PassMe keeps.
+    pub id: String,
+    /// The name people see ("Sign in with …").
+    pub name: String,
+    /// OpenID Connect: the issuer URL; discovery finds the rest.
+    pub issuer: Option<String>,
+    /// Plain OAuth 2.0: the endpoints, and the userinfo field that identifies the person.
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub userinfo_endpoint: Option<String>,
+    pub revocation_endpoint: Option<String>,
+    pub subject_field: Option<String>,
+    pub client_id: String,
+    /// Only a path: the client secret is a secret.
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub client_secret: Option<SecretString>,
+    /// The scopes asked for; each must be declared in the policy's processor for this provider.
+    pub scopes: Vec<String>,
+    /// The public profile fields kept (under personalisation consent); each must be declared in
+    /// the policy.
+    #[serde(default)]
+    pub profile_fields: Vec<String>,
+    /// How long one request to the provider may take.
+    #[serde(default = "default_provider_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_provider_timeout_ms() -> u64 {
+    10_000
 }
 
 /// One plan of the catalogue, as the configuration file declares it.
@@ -253,6 +297,14 @@ struct FileConfig {
     analytics: Option<AnalyticsConfig>,
     billing: Option<FileBilling>,
     metrics: Option<FileMetrics>,
+    linking: Option<FileLinking>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileLinking {
+    #[serde(default)]
+    providers: Vec<ProviderConfig>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -295,6 +347,7 @@ impl Default for Config {
             analytics: AnalyticsConfig::default(),
             billing: BillingConfig::default(),
             metrics: MetricsConfig::default(),
+            linking: LinkingConfig::default(),
         }
     }
 }
@@ -411,6 +464,14 @@ impl Config {
                 self.billing.webhook_secrets = split_secrets(read_secret_file(&path, "billing.webhook_secrets_file")?.expose_secret());
             }
             self.billing.plans = billing.plans;
+        }
+        if let Some(linking) = f.linking {
+            for mut provider in linking.providers {
+                if let Some(path) = &provider.client_secret_file {
+                    provider.client_secret = Some(read_secret_file(path, "linking.providers.client_secret_file")?);
+                }
+                self.linking.providers.push(provider);
+            }
         }
         if let Some(path) = f.metrics.and_then(|m| m.token_file) {
             self.metrics.token = Some(read_secret_file(&path, "metrics.token_file")?);

@@ -167,6 +167,7 @@ pub const EXECUTORS: &[Executor] = &[
     // Closing an account isolates the person's archived records: their key goes an hour later
     // (erasure destroys it at once), and the archives' clean-up removes the files.
     steps("rights.objections", Trigger::AccountClosed, DELETE, &[delete("objections", OF_CLOSED, ACCOUNT)]),
+    steps("partner.consent", Trigger::AccountClosed, DELETE, &[delete("account_consents", OF_CLOSED, ACCOUNT)]),
     steps("rights.backups", Trigger::AccountClosed, ARCHIVE, &[delete("person_keys", OF_CLOSED, ACCOUNT)]),
     steps("account.email", Trigger::AccountClosed, DELETE, &[delete("accounts", CLOSED, Some("id")).by("closed_at")]),
     // The truncated prefix is stored beside the full address from the start, so truncation
@@ -239,6 +240,31 @@ pub const EXECUTORS: &[Executor] = &[
         REMOVE_TEXT,
         &[change("privacy_requests", "completed_at IS NOT NULL AND completed_at < $1 AND message <> ''", "message = ''", ACCOUNT)],
     ),
+    // Unlinking deletes the tokens at once; this catches any a crash left behind.
+    steps(
+        "linked.tokens",
+        Trigger::Unlinked,
+        DELETE,
+        &[delete(
+            "linked_tokens",
+            "link_id IN (SELECT id FROM linked_accounts WHERE unlinked_at IS NOT NULL AND unlinked_at < $1)",
+            ACCOUNT,
+        )],
+    ),
+    steps(
+        "linked.identity",
+        Trigger::Unlinked,
+        DELETE,
+        &[delete("linked_accounts", "unlinked_at IS NOT NULL AND unlinked_at < $1", ACCOUNT).by("unlinked_at")],
+    ),
+    steps("linked.flows", Trigger::Collected, DELETE, &[delete("link_flows", "created_at < $1", ACCOUNT).by("created_at")]),
+    steps(
+        "partner.public_profile",
+        Trigger::Collected,
+        DELETE,
+        &[delete("partner_profiles", "received_at < $1", ACCOUNT).by("received_at")],
+    ),
+    steps("partner.suggestions", Trigger::Collected, DELETE, &[delete("suggestions", "created_at < $1", ACCOUNT).by("created_at")]),
     steps("payment.provider_events", Trigger::Collected, DELETE, &[delete("billing_events", "received_at < $1", None).by("received_at")]),
 ];
 

@@ -13,9 +13,11 @@ pub mod identity;
 pub mod jobs;
 pub mod mail;
 pub mod net;
+pub mod personalise;
 pub mod prefs;
 pub mod redact;
 pub mod rights;
+pub mod sealed;
 
 pub use error::CoreError;
 
@@ -24,8 +26,16 @@ use passme_policy::{Capability, Policy, Promise, PromiseKind};
 /// Capabilities whose promises are kept by code in this repository. A promise of one of these
 /// must be proved by a test (`passme policy promises` lists them), and every field it owns must
 /// map to a real column (the schema check). Add a capability here when its issue lands.
-pub const IMPLEMENTED_CAPABILITIES: &[Capability] =
-    &[Capability::Platform, Capability::Consent, Capability::Accounts, Capability::Tracking, Capability::Billing, Capability::Rights];
+pub const IMPLEMENTED_CAPABILITIES: &[Capability] = &[
+    Capability::Platform,
+    Capability::Consent,
+    Capability::Accounts,
+    Capability::Tracking,
+    Capability::Billing,
+    Capability::Rights,
+    Capability::Linking,
+    Capability::Personalisation,
+];
 
 pub fn is_implemented(capability: Capability) -> bool {
     IMPLEMENTED_CAPABILITIES.contains(&capability)

@@ -436,6 +436,11 @@ fn validate(checker: &mut Checker<'_>, m: Merged) -> Option<Policy> {
                 Some(_) => {}
             }
         }
+        for field in &p.sends {
+            if !field_purposes.contains_key(field.get_ref()) {
+                checker.at(file, field.span().start, format!("processor {:?} sends unknown field {:?}", p.id.get_ref(), field.get_ref()));
+            }
+        }
     }
 
     let mut cookies = Unique::new("cookie");

@@ -357,6 +357,17 @@ pub struct Processor {
     pub service: Text,
     /// Field ids this recipient receives, and nothing else.
     pub receives: Vec<Spanned<String>>,
+    /// Field ids this party sends us (an identity provider's tokens and profile).
+    #[serde(default)]
+    pub sends: Vec<Spanned<String>>,
+    /// OAuth scopes PassMe may ask this party for; a configured provider asking for any other
+    /// does not start.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The public profile fields (claim names) kept from what it sends; everything else is
+    /// dropped on arrival.
+    #[serde(default)]
+    pub profile_fields: Vec<String>,
     pub purposes: Vec<Spanned<String>>,
     pub location: Text,
     pub safeguard: Option<Text>,

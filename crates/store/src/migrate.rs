@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 17, name: "archives", sql: include_str!("../migrations/0017_archives.sql") },
     Migration { version: 18, name: "privacy_requests", sql: include_str!("../migrations/0018_privacy_requests.sql") },
     Migration { version: 19, name: "objections", sql: include_str!("../migrations/0019_objections.sql") },
+    Migration { version: 20, name: "linking", sql: include_str!("../migrations/0020_linking.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

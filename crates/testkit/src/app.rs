@@ -19,6 +19,9 @@ use tower::ServiceExt;
 
 use crate::db::TestDb;
 
+/// Where the test application says it is (links in mail, provider callbacks).
+pub const BASE_URL: &str = "http://passme.test";
+
 pub struct TestApp {
     pub state: AppState,
     pub db: TestDb,
@@ -71,6 +74,7 @@ impl TestApp {
             event_queue: 20_000,
             billing: None,
             metrics_access: MetricsAccess::Open,
+            providers: Vec::new(),
         }
     }
 
@@ -141,6 +145,7 @@ pub struct TestAppBuilder {
     event_queue: usize,
     billing: Option<Arc<passme_billing::Billing>>,
     metrics_access: MetricsAccess,
+    providers: Vec<passme_core::config::ProviderConfig>,
 }
 
 impl TestAppBuilder {
@@ -178,6 +183,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Identity providers to link and sign in with (see [`crate::oidc::OidcPeer`]).
+    pub fn providers(mut self, providers: Vec<passme_core::config::ProviderConfig>) -> Self {
+        self.providers = providers;
+        self
+    }
+
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
@@ -206,16 +217,27 @@ impl TestAppBuilder {
             Site { id: "product".into(), hosts: vec!["app.passme.test".into()] },
         ];
         let analytics = Analytics::new(self.db.store.clone(), self.clock.clone(), &[7; 32], sites, self.asn_table, self.event_queue);
+        let policy = passme_policy::builtin().clone();
+        let linking = passme_linking::Linking::new(
+            &passme_core::config::LinkingConfig { providers: self.providers },
+            &policy,
+            self.db.store.clone(),
+            self.clock.clone(),
+            &[7; 32],
+            BASE_URL,
+        )
+        .expect("linking providers");
         let state = AppState::new(Services::new(passme_web::app::Wiring {
             analytics,
-            policy: passme_policy::builtin().clone(),
+            linking,
+            policy,
             store: self.db.store.clone(),
             metrics_access: self.metrics_access,
             secrets: Secrets::from_key([7; 32]),
             max_job_attempts: 8,
             clock: self.clock,
             mailer,
-            base_url: "http://passme.test".into(),
+            base_url: BASE_URL.into(),
             behind_tls: self.behind_tls,
             body_limit: self.body_limit,
             trusted_proxies: self.trusted_proxies,

@@ -5,6 +5,7 @@ pub mod app;
 pub mod asn;
 pub mod browser;
 pub mod db;
+pub mod oidc;
 pub mod openapi;
 pub mod smtp;
 pub mod stripe;

@@ -31,6 +31,8 @@ use passme_core::identity::account_mail::AccountMailer;
 use passme_core::identity::service::Identity;
 use passme_core::jobs::{Handlers, JobQueue, Worker};
 use passme_core::mail::Mailer;
+use passme_core::personalise::Personalisation;
+use passme_linking::Linking;
 use passme_policy::{Policy, PolicyError};
 use passme_store::{Store, StoreError, StoreOptions};
 use tokio::net::TcpListener;
@@ -40,7 +42,9 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::metrics::{Metrics, MetricsAccess};
 use crate::middleware::{refuse_card_data, request_context, tag_route};
-use crate::routes::{account, analytics, api, billing, consent, csp, health, openapi, pages, prefs, privacy, requests, staff, tracking};
+use crate::routes::{
+    account, analytics, api, billing, consent, csp, health, links, openapi, pages, prefs, privacy, requests, staff, tracking,
+};
 use crate::serve::ConnectionTimeouts;
 
 /// Everything a handler may need. Cloned several times per request (each middleware and the
@@ -92,6 +96,10 @@ pub struct Services {
     pub analytics: Arc<Analytics>,
     /// Subscriptions at the payment provider; `None` when no provider is configured.
     pub billing: Option<Arc<Billing>>,
+    /// Linked accounts at identity providers (none configured: nothing to link).
+    pub linking: Linking,
+    /// Personalisation consent, partner profile data and suggestions.
+    pub personalisation: Personalisation,
 }
 
 /// What [`Services::new`] builds the services from.
@@ -103,6 +111,7 @@ pub struct Wiring {
     pub mailer: Mailer,
     pub analytics: Analytics,
     pub billing: Option<Arc<Billing>>,
+    pub linking: Linking,
     pub base_url: String,
     pub behind_tls: bool,
     pub body_limit: usize,
@@ -120,6 +129,7 @@ impl Services {
             holds: LegalHolds::new(w.store.clone(), w.clock.clone()),
             requests: Requests::new(w.store.clone(), w.clock.clone()),
             objections: Objections::new(w.store.clone(), w.clock.clone()),
+            personalisation: Personalisation::new(w.store.clone(), w.clock.clone()),
             identity: Identity::new(w.store.clone(), w.clock.clone(), w.secrets.master_key(), jobs.clone()),
             consent: ConsentLedger::new(w.store.clone(), w.clock.clone()),
             audit: AuditLog::new(w.store.clone(), w.clock.clone()),
@@ -137,6 +147,7 @@ impl Services {
             trusted_proxies: Arc::new(w.trusted_proxies),
             analytics: Arc::new(w.analytics),
             billing: w.billing,
+            linking: w.linking,
         }
     }
 
@@ -174,6 +185,8 @@ pub enum StartError {
     Core(#[from] CoreError),
     #[error("{0}")]
     Billing(#[from] BillingError),
+    #[error("{0}")]
+    Linking(#[from] passme_linking::LinkError),
     #[error(
         "refusing to start in production: the policy publishes {} promise(s) the code does not keep yet ({}); build them, or remove their declarations",
         .0.len(),
@@ -240,6 +253,12 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/api/v1/preferences", get(api::preferences).put(api::put_preferences))
         .route("/api/v1/consent", get(api::consent).put(api::put_consent))
         .route("/account/tokens", post(account::tokens::create_token))
+        .route("/account/links/{provider}/start", post(links::start_link))
+        .route("/account/links/unlink", post(links::unlink))
+        .route("/account/personalisation", post(links::personalisation))
+        .route("/account/suggestions", post(links::suggestions))
+        .route("/login/{provider}", post(links::start_sign_in))
+        .route("/link/{provider}/callback", get(links::callback))
         .route("/account/tokens/revoke", post(account::tokens::revoke_token))
         .route("/staff/audit", get(staff::audit))
         .route("/staff/privacy", get(staff::privacy_officer))
@@ -349,6 +368,10 @@ impl Application {
         if let Some(billing) = &billing {
             tracing::info!(api = %config.billing.api_base, plans = billing.catalogue().plans().len(), "billing is on");
         }
+        let linking = Linking::new(&config.linking, &policy, store.clone(), clock.clone(), secrets.master_key(), &base_url)?;
+        for provider in linking.providers() {
+            tracing::info!(provider = provider.id(), oidc = provider.is_oidc(), "identity provider configured");
+        }
         let state = AppState::new(Services::new(Wiring {
             policy,
             store,
@@ -357,6 +380,7 @@ impl Application {
             mailer,
             analytics,
             billing,
+            linking,
             base_url,
             behind_tls: config.behind_tls(),
             body_limit: config.http.body_limit,

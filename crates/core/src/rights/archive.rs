@@ -16,7 +16,6 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use passme_policy::{Action, Policy};
 use passme_store::{AccountId, ArchiveRow, Store};
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
@@ -25,6 +24,7 @@ use crate::CoreError;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::{SharedClock, period_before};
 use crate::rights::access::Export;
+use crate::sealed::{self, CHACHA20_POLY1305};
 
 /// The declared rule whose clean-up period bounds an archive's life.
 pub const RULE: &str = "retention.rights.backups";
@@ -81,23 +81,12 @@ fn broken(what: &'static str, cause: impl std::fmt::Display) -> CoreError {
     CoreError::broken(what, cause.to_string())
 }
 
-fn aead(key: &[u8; 32]) -> LessSafeKey {
-    LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, key).unwrap_or_else(|_| unreachable!("a 32-byte key fits ChaCha20-Poly1305")))
-}
-
-/// Encrypts `plain` under `key`, bound to `context`; returns the nonce and the sealed bytes.
 fn seal(key: &[u8; 32], context: &[u8], plain: &[u8]) -> ([u8; 12], Vec<u8>) {
-    let nonce: [u8; 12] = rand::random();
-    let mut sealed = plain.to_vec();
-    aead(key)
-        .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut sealed)
-        .unwrap_or_else(|_| unreachable!("sealing in memory does not fail"));
-    (nonce, sealed)
+    sealed::seal(&CHACHA20_POLY1305, key, context, plain)
 }
 
-fn open(key: &[u8; 32], context: &[u8], nonce: [u8; 12], mut sealed: Vec<u8>) -> Option<Vec<u8>> {
-    let plain = aead(key).open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut sealed).ok()?;
-    Some(plain.to_vec())
+fn open(key: &[u8; 32], context: &[u8], nonce: [u8; 12], sealed: Vec<u8>) -> Option<Vec<u8>> {
+    sealed::open(&CHACHA20_POLY1305, key, context, nonce, sealed)
 }
 
 impl Archives {

@@ -211,6 +211,28 @@ fn processors(policy: &Policy, lang: Lang) -> Vec<Node> {
                 .map(|(_, f)| f.name.get(lang).to_string())
                 .collect::<Vec<_>>()
                 .join(", ");
+            let names = |ids: &[toml::Spanned<String>]| {
+                ids.iter()
+                    .filter_map(|f| policy.field(f.get_ref()))
+                    .map(|(_, f)| f.name.get(lang).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut service = p.service.get(lang).to_string();
+            if !p.sends.is_empty() {
+                let sends = names(&p.sends);
+                service.push_str(&match lang {
+                    Lang::Da => format!(" Sender os: {sends}."),
+                    Lang::En => format!(" Sends us: {sends}."),
+                });
+            }
+            if !p.profile_fields.is_empty() {
+                let fields = p.profile_fields.join(", ");
+                service.push_str(&match lang {
+                    Lang::Da => format!(" Af profilen gemmer vi kun: {fields}."),
+                    Lang::En => format!(" Of the profile we keep only: {fields}."),
+                });
+            }
             let role = match (p.role, lang) {
                 (ProcessorRole::Processor, Lang::Da) => "databehandler",
                 (ProcessorRole::Processor, Lang::En) => "processor",
@@ -222,13 +244,7 @@ fn processors(policy: &Policy, lang: Lang) -> Vec<Node> {
                 None => p.location.get(lang).to_string(),
             };
             Row {
-                cells: vec![
-                    format!("{} ({role})", p.name.get(lang)),
-                    p.service.get(lang).to_string(),
-                    receives,
-                    location,
-                    p.privacy_url.clone(),
-                ],
+                cells: vec![format!("{} ({role})", p.name.get(lang)), service, receives, location, p.privacy_url.clone()],
                 promises: vec![format!("processor.{}", p.id.get_ref())],
             }
         })

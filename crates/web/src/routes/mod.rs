@@ -7,6 +7,7 @@ pub mod billing;
 pub mod consent;
 pub mod csp;
 pub mod health;
+pub mod links;
 pub mod openapi;
 pub mod pages;
 pub mod prefs;

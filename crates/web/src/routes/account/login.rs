@@ -29,6 +29,8 @@ fn login_page(state: &AppState, ctx: &PageContext, email: &str, next: &str) -> F
         hidden: vec![("next", next.to_string())],
         fields: vec![Field::email(t, email), Field::password(t, false)],
         remember: Some(remember),
+        alternatives: state.linking.providers().map(|p| (format!("/login/{}", p.id()), t.account_sign_in_with(&p.config.name))).collect(),
+        alternatives_heading: Some(t.account_sign_in_with_heading()),
         links: vec![
             (format!("/signup?lang={}", ctx.lang.code()), t.account_new_here()),
             (format!("/reset-request?lang={}", ctx.lang.code()), t.account_forgot_password()),

@@ -85,6 +85,10 @@ pub struct FormPage {
     pub remember: Option<RememberChoice>,
     pub submit: &'static str,
     pub links: Vec<(String, &'static str)>,
+    /// Other ways through: (form action, button label), each a separate CSRF-protected form
+    /// ("Sign in with …").
+    pub alternatives: Vec<(String, String)>,
+    pub alternatives_heading: Option<&'static str>,
 }
 
 impl FormPage {
@@ -99,6 +103,8 @@ impl FormPage {
             hidden: Vec::new(),
             username: None,
             fields: Vec::new(),
+            alternatives: Vec::new(),
+            alternatives_heading: None,
             remember: None,
             submit: heading,
             links: Vec::new(),

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::response::Response;
 use passme_analytics::useragent::UserAgents;
 use passme_core::identity::sessions::ActiveSession;
+use passme_core::personalise::Feature;
 use passme_messages::Texts;
 
 use crate::app::AppState;
@@ -31,6 +32,27 @@ pub struct TokenLine {
     used: String,
 }
 
+pub struct LinkLine {
+    id: String,
+    provider: String,
+    provider_name: String,
+    meta: String,
+    needs_consent: bool,
+    /// What the provider sent and is kept (with when), or `None` when nothing is kept.
+    received: Option<(String, Vec<(String, String)>)>,
+}
+
+pub struct ProviderButton {
+    id: String,
+    label: String,
+}
+
+pub struct SuggestionLine {
+    item: String,
+    label: String,
+    reason: String,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage {
@@ -41,6 +63,12 @@ struct AccountPage {
     payment_problem: bool,
     sessions: Vec<SessionLine>,
     tokens: Vec<TokenLine>,
+    links: Vec<LinkLine>,
+    /// Providers that can still be linked.
+    linkable: Vec<ProviderButton>,
+    /// Since when personalisation is on, if it is.
+    personalisation: Option<String>,
+    suggestions: Vec<SuggestionLine>,
     /// A form of this page that was refused: its name (`password`, `email`, `token`, `close`)
     /// and why, shown in that form.
     problem: Option<(&'static str, String)>,
@@ -116,8 +144,21 @@ async fn render(
         Some(billing) => billing.summary(&account.id).await.is_ok_and(|s| s.payment_problem),
         None => false,
     };
+    let (links, linkable) = linked_accounts(state, t, &account.id).await?;
+    let personalisation = state.personalisation.consent(&account.id).await?.map(when);
+    let suggestions = state
+        .personalisation
+        .suggestions(&account.id)
+        .await?
+        .into_iter()
+        .map(|s| SuggestionLine { label: item_label(t, &s.item).to_string(), reason: reason(t, s.because.as_ref(), state), item: s.item })
+        .collect();
     let body = AccountPage {
         chrome: Chrome::new(state, ctx, t.account_heading(), true),
+        links,
+        linkable,
+        personalisation,
+        suggestions,
         csrf: ctx.csrf_token(state),
         email: account.email,
         payment_problem,
@@ -126,4 +167,58 @@ async fn render(
         problem,
     };
     Ok(page(ctx, state, true, &body))
+}
+
+async fn linked_accounts(
+    state: &AppState,
+    t: Texts,
+    account_id: &passme_store::AccountId,
+) -> Result<(Vec<LinkLine>, Vec<ProviderButton>), WebError> {
+    let views = state.linking.links(account_id).await.map_err(crate::routes::links::link_error)?;
+    let linkable = state
+        .linking
+        .providers()
+        .filter(|p| !views.iter().any(|v| v.link.provider == p.id()))
+        .map(|p| ProviderButton { id: p.id().to_string(), label: t.account_link_with(&p.config.name) })
+        .collect();
+    let links = views
+        .into_iter()
+        .map(|v| LinkLine {
+            meta: t.account_linked_meta(
+                v.link.email.as_deref().unwrap_or("–"),
+                when(v.link.linked_at),
+                v.link.last_used_at.map_or_else(|| "–".into(), when),
+            ),
+            needs_consent: v.link.needs_consent_at.is_some(),
+            received: v.profile.map(|(fields, at)| (t.account_linked_received(&v.provider_name, when(at)), fields)),
+            id: v.link.id,
+            provider: v.link.provider,
+            provider_name: v.provider_name,
+        })
+        .collect();
+    Ok((links, linkable))
+}
+
+/// The catalogue's name of a suggested item.
+pub fn item_label(t: Texts, item: &str) -> &'static str {
+    match item {
+        "plan_pro" => t.account_item_plan_pro(),
+        "plan_team" => t.account_item_plan_team(),
+        "api_tokens" => t.account_item_api_tokens(),
+        "theme_dark" => t.account_item_theme_dark(),
+        "text_large" => t.account_item_text_large(),
+        _ => t.account_item_lang_da(),
+    }
+}
+
+/// The reason shown with a suggestion.
+fn reason(t: Texts, because: Option<&Feature>, state: &AppState) -> String {
+    match because {
+        Some(Feature::Partner { provider, field, value }) => {
+            let name = state.linking.providers().find(|p| p.id() == provider).map_or(provider.as_str(), |p| p.config.name.as_str());
+            t.account_because_partner(name, field, value)
+        }
+        Some(Feature::Uses { item }) => t.account_because_use(item_label(t, item)),
+        None => String::new(),
+    }
 }

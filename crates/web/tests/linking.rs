@@ -1,0 +1,264 @@
+//! Linked accounts through the real router against a real OpenID Provider (npm `oidc-provider`
+//! on loopback): linking, signing in, unlinking with revocation, the refresh of tokens, the
+//! partner profile kept under consent, and every attack on the flow the issue lists.
+
+use passme_linking::vault::Vault;
+use passme_policy::proves;
+use passme_store::{AccountId, Store};
+use passme_testkit::app::BASE_URL;
+use passme_testkit::browser::{Browser, signed_in};
+use passme_testkit::oidc::OidcPeer;
+use passme_testkit::{SmtpSink, TestApp, TestDb, TestResponse, each_engine};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+fn callback_uri() -> String {
+    format!("{BASE_URL}/link/example/callback")
+}
+
+fn app(db: TestDb, sink: &SmtpSink, peer: &OidcPeer) -> TestApp {
+    TestApp::builder(db).smtp(sink.url()).providers(vec![peer.provider_config("example")]).build()
+}
+
+/// Follows the provider's redirect back into the router.
+async fn come_back(browser: &mut Browser<'_>, back: &str) -> TestResponse {
+    let path = back.strip_prefix(BASE_URL).unwrap_or_else(|| panic!("the provider sends the browser back to PassMe, not {back}"));
+    browser.get(path).await
+}
+
+/// Presses "Link Example ID" on the account page; returns the provider's authorization URL.
+async fn start_link(browser: &mut Browser<'_>) -> String {
+    let csrf = browser.token("/account").await;
+    let started = browser.post("/account/links/example/start", &[("csrf", &csrf)]).await;
+    assert_eq!(started.status.as_u16(), 303, "{}", started.text());
+    started.header("location").expect("to the provider").to_string()
+}
+
+async fn link(browser: &mut Browser<'_>, peer: &OidcPeer, login: &str) -> TestResponse {
+    let url = start_link(browser).await;
+    let back = peer.authorize(&url, login).await;
+    come_back(browser, &back).await
+}
+
+/// Presses "Sign in with Example ID" on the sign-in page; returns the provider's URL.
+async fn start_sign_in(browser: &mut Browser<'_>) -> String {
+    let csrf = browser.token("/login").await;
+    let started = browser.post("/login/example", &[("csrf", &csrf)]).await;
+    assert_eq!(started.status.as_u16(), 303, "{}", started.text());
+    started.header("location").expect("to the provider").to_string()
+}
+
+async fn sign_in_with(browser: &mut Browser<'_>, peer: &OidcPeer, login: &str) -> TestResponse {
+    let url = start_sign_in(browser).await;
+    let back = peer.authorize(&url, login).await;
+    come_back(browser, &back).await
+}
+
+async fn account_of(store: &Store, email: &str) -> AccountId {
+    store.account_by_email_key(&passme_core::identity::email::key(email)).await.expect("store").expect("account").id
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    store.scalar_i64(sql).await.expect("count")
+}
+
+#[tokio::test]
+async fn a_user_links_a_provider_signs_in_with_it_and_unlinking_revokes_the_tokens() {
+    proves!("processor.identity_providers", "security.tokens_encrypted");
+    for db in each_engine().await {
+        let sink = SmtpSink::start();
+        let peer = OidcPeer::start(&callback_uri()).await;
+        let app = app(db, &sink, &peer);
+        let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+        let page = ola.get("/account").await.text();
+        assert!(page.contains("Tilknyt Example ID"), "the account page offers the provider: {page}");
+
+        let linked = link(&mut ola, &peer, "ola-at-example").await;
+        assert_eq!((linked.status.as_u16(), linked.header("location")), (303, Some("/account?done=linked")), "{}", linked.text());
+        let page = ola.get("/account").await.text();
+        assert!(page.contains("Example ID") && page.contains("ola-at-example@example.test"), "{page}");
+        assert!(!page.contains("Tilknyt Example ID"), "a linked provider is not offered again");
+
+        // Sealed at rest: blobs in the v1 format under the vault's key, and what they hold works
+        // at the provider.
+        let store = &app.state.store;
+        let account = account_of(store, "ola@example.com").await;
+        let link = store.links_of(&account).await.expect("links").remove(0);
+        assert_eq!(link.issuer, peer.issuer());
+        assert_eq!(link.subject, "ola-at-example");
+        let row = store.tokens(&link.id).await.expect("tokens").expect("stored");
+        for blob in [&row.id_token, &row.access_token, &row.refresh_token] {
+            let blob = blob.as_deref().expect("every token is kept");
+            assert!(blob.starts_with(&format!("v1:{}:", row.key_id)), "{blob}");
+            assert_eq!(blob.split(':').count(), 4);
+        }
+        let vault = app.state.linking.vault();
+        let refresh = vault
+            .open(Vault::token_place(&link.id, &account, "example", "refresh_token"), row.refresh_token.as_deref().expect("refresh"))
+            .await
+            .expect("opens");
+        assert!(!row.refresh_token.as_deref().unwrap_or_default().contains(refresh.expose_secret()), "never stored in the clear");
+
+        // Signing in with the provider, in a new browser.
+        let mut elsewhere = Browser::new(&app);
+        let signed = sign_in_with(&mut elsewhere, &peer, "ola-at-example").await;
+        assert_eq!((signed.status.as_u16(), signed.header("location")), (303, Some("/account")), "{}", signed.text());
+        assert!(elsewhere.get("/account").await.text().contains("ola@example.com"), "signed in as the linked account");
+        assert_eq!(peer.try_refresh(refresh.expose_secret()).await, 400, "the grant a sign-in replaced is revoked at the provider");
+        let row = store.tokens(&link.id).await.expect("tokens").expect("stored");
+        let refresh = vault
+            .open(Vault::token_place(&link.id, &account, "example", "refresh_token"), row.refresh_token.as_deref().expect("refresh"))
+            .await
+            .expect("opens");
+        let trail = app.state.audit.entries_for(&format!("user:{account}")).await.expect("audit");
+        assert!(trail.iter().any(|e| e.action == "link.created"), "linking is audited");
+
+        // Unlinking revokes at the provider: the refresh token no longer works there.
+        let csrf = ola.token("/account").await;
+        let unlinked = ola.post("/account/links/unlink", &[("csrf", &csrf), ("link", &link.id)]).await;
+        assert_eq!(unlinked.header("location"), Some("/account?done=unlinked"), "{}", unlinked.text());
+        assert_eq!(peer.try_refresh(refresh.expose_secret()).await, 400, "the provider revoked the refresh token");
+        assert!(store.tokens(&link.id).await.expect("tokens").is_none(), "tokens deleted");
+        assert!(store.links_of(&account).await.expect("links").is_empty());
+        // An unlinked account signs nobody in.
+        let mut again = Browser::new(&app);
+        let refused = sign_in_with(&mut again, &peer, "ola-at-example").await;
+        assert_eq!(refused.status.as_u16(), 400);
+        assert!(refused.text().contains("Ingen PassMe-konto er tilknyttet"), "{}", refused.text());
+        assert!(again.cookie("__Host-session").is_none());
+    }
+}
+
+#[tokio::test]
+async fn the_state_is_single_use_bound_to_the_browser_and_a_code_works_once() {
+    for db in each_engine().await {
+        let sink = SmtpSink::start();
+        let peer = OidcPeer::start(&callback_uri()).await;
+        let app = app(db, &sink, &peer);
+        let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+
+        let missing = ola.get("/link/example/callback?code=abc").await;
+        assert_eq!(missing.status.as_u16(), 400);
+        assert!(missing.text().contains("ufuldstændigt"), "{}", missing.text());
+        let forged = ola.get("/link/example/callback?code=abc&state=made-up").await;
+        assert_eq!(forged.status.as_u16(), 400);
+        assert!(forged.text().contains("ukendt eller allerede brugt"));
+
+        // A callback that arrives in another browser (an attacker's link) is refused, and the
+        // flow is spent.
+        let url = start_link(&mut ola).await;
+        let back = peer.authorize(&url, "ola-at-example").await;
+        let mut attacker = Browser::new(&app);
+        let stolen = come_back(&mut attacker, &back).await;
+        assert_eq!(stolen.status.as_u16(), 400);
+        assert!(stolen.text().contains("startet i en anden browser"), "{}", stolen.text());
+        let replayed = come_back(&mut ola, &back).await;
+        assert_eq!(replayed.status.as_u16(), 400, "the state was used up by the refused attempt");
+
+        // A code comes back once: replaying the successful callback is refused, and the old
+        // code under a fresh state is refused by the provider.
+        let url = start_link(&mut ola).await;
+        let back = peer.authorize(&url, "ola-at-example").await;
+        assert_eq!(come_back(&mut ola, &back).await.header("location"), Some("/account?done=linked"));
+        assert_eq!(come_back(&mut ola, &back).await.status.as_u16(), 400);
+        let code = back.split("code=").nth(1).and_then(|s| s.split('&').next()).expect("code");
+        let fresh = start_link(&mut ola).await;
+        let state = fresh.split("state=").nth(1).and_then(|s| s.split('&').next()).expect("state");
+        let reused = ola.get(&format!("/link/example/callback?code={code}&state={state}")).await;
+        assert_eq!(reused.status.as_u16(), 400);
+        assert!(reused.text().contains("godtog ikke"), "{}", reused.text());
+
+        // A provider that answers with an error links nothing.
+        let denied_state = start_link(&mut ola).await;
+        let state = denied_state.split("state=").nth(1).and_then(|s| s.split('&').next()).expect("state");
+        let denied = ola.get(&format!("/link/example/callback?error=access_denied&state={state}")).await;
+        assert_eq!(denied.status.as_u16(), 400);
+        assert_eq!(count(&app.state.store, "SELECT COUNT(*) FROM linked_accounts").await, 1);
+    }
+}
+
+#[tokio::test]
+async fn forged_id_tokens_are_refused_and_link_nothing() {
+    let sink = SmtpSink::start();
+    let peer = OidcPeer::start(&callback_uri()).await;
+    for db in each_engine().await {
+        let app = app(db, &sink, &peer);
+        let email = format!("ola-{}@example.com", app.db.engine_name());
+        let seen = sink.messages().len();
+        let mut ola = signed_in(&app, &sink, &email, seen).await;
+        for mode in [
+            "alg_none",
+            "hs256_public_key",
+            "unknown_key",
+            "bad_signature",
+            "wrong_aud",
+            "two_aud_no_azp",
+            "wrong_iss",
+            "wrong_nonce",
+            "expired",
+        ] {
+            let url = start_link(&mut ola).await;
+            peer.tamper_next_id_token(mode).await;
+            let back = peer.authorize(&url, "ola-at-example").await;
+            let refused = come_back(&mut ola, &back).await;
+            assert_eq!(refused.status.as_u16(), 400, "{mode}: {}", refused.text());
+            assert!(refused.text().contains("kunne ikke bekræftes"), "{mode}: {}", refused.text());
+            assert_eq!(count(&app.state.store, "SELECT COUNT(*) FROM linked_accounts").await, 0, "{mode} linked nothing");
+            assert_eq!(count(&app.state.store, "SELECT COUNT(*) FROM linked_tokens").await, 0, "{mode} stored nothing");
+        }
+        // The same flow without forgery links.
+        assert_eq!(link(&mut ola, &peer, "ola-at-example").await.header("location"), Some("/account?done=linked"));
+    }
+}
+
+#[tokio::test]
+async fn accounts_are_matched_on_issuer_and_subject_never_on_e_mail() {
+    for db in each_engine().await {
+        let sink = SmtpSink::start();
+        let peer = OidcPeer::start(&callback_uri()).await;
+        let app = app(db, &sink, &peer);
+        let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+        let store = &app.state.store;
+
+        // Someone whose provider account claims Ola's address, unverified, or verified: neither
+        // signs in as Ola nor links to her.
+        for verified in [false, true] {
+            peer.set_account("mallory", json!({ "email": "ola@example.com", "email_verified": verified }));
+            let mut mallory = Browser::new(&app);
+            let refused = sign_in_with(&mut mallory, &peer, "mallory").await;
+            assert_eq!(refused.status.as_u16(), 400, "{}", refused.text());
+            assert!(mallory.cookie("__Host-session").is_none());
+            assert_eq!(count(store, "SELECT COUNT(*) FROM linked_accounts").await, 0);
+        }
+
+        // One subject, two users: the second link is refused, also after the first unlinks
+        // (during the declared grace period).
+        assert_eq!(link(&mut ola, &peer, "shared").await.header("location"), Some("/account?done=linked"));
+        let mut kari = signed_in(&app, &sink, "kari@example.com", 1).await;
+        let taken = link(&mut kari, &peer, "shared").await;
+        assert_eq!(taken.status.as_u16(), 409, "{}", taken.text());
+        let ola_id = account_of(store, "ola@example.com").await;
+        let link_id = store.links_of(&ola_id).await.expect("links")[0].id.clone();
+        app.state.linking.unlink(&ola_id, &link_id).await.expect("unlink");
+        assert_eq!(link(&mut kari, &peer, "shared").await.status.as_u16(), 409, "still Ola's during the grace period");
+        // Ola may link it again.
+        assert_eq!(link(&mut ola, &peer, "shared").await.header("location"), Some("/account?done=linked"));
+        let kari_id = account_of(store, "kari@example.com").await;
+        assert!(store.links_of(&kari_id).await.expect("links").is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_key_rotation_at_the_provider_is_followed() {
+    let sink = SmtpSink::start();
+    let peer = OidcPeer::start(&callback_uri()).await;
+    let app = app(passme_testkit::sqlite().await, &sink, &peer);
+    let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+    assert_eq!(link(&mut ola, &peer, "ola-at-example").await.header("location"), Some("/account?done=linked"));
+    let new_kid = peer.rotate_key().await;
+    // Keys are fetched again at most once a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut elsewhere = Browser::new(&app);
+    let signed = sign_in_with(&mut elsewhere, &peer, "ola-at-example").await;
+    assert_eq!(signed.header("location"), Some("/account"), "a token signed with the new key {new_kid} is accepted: {}", signed.text());
+}
