@@ -84,6 +84,26 @@ enum Command {
     /// Archives of personal data, encrypted with a key per person (in <data dir>/archives).
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// The token vault's keys (linked accounts' tokens are sealed with them).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a key that encrypts from now on, then re-encrypt every sealed token with it in
+    /// batches, showing progress on stderr. Safe to stop anywhere: `passme keys rewrap` finishes.
+    Rotate {
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
+    /// Re-encrypt every token still sealed under an older key (after an interrupted rotation).
+    Rewrap {
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
+    /// The keys, the active one, and how many token rows each seals.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -328,6 +348,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         Command::Retention(command) => retention(command, &config).await,
         Command::Hold(command) => hold(command, &config).await,
         Command::Archive(command) => archive(command, &config).await,
+        Command::Keys(command) => keys(command, &config).await,
     }
 }
 
@@ -727,6 +748,59 @@ async fn hold(command: HoldCommand, config: &Config) -> Result<ExitCode, String>
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn keys(command: KeysCommand, config: &Config) -> Result<ExitCode, String> {
+    use passme_linking::vault::Vault;
+    use std::io::{IsTerminal, Write};
+    let store = migrated_store(config).await?;
+    let secrets = passme_core::config::Secrets::resolve(config).map_err(|e| e.to_string())?;
+    let vault = Vault::new(store.clone(), clock::system(), secrets.master_key());
+    let fail = |e: passme_linking::vault::VaultError| format!("{e} ({})", e.code());
+    let batch = match command {
+        KeysCommand::List => {
+            let active = vault.active().await.map_err(fail)?;
+            let counts = store.token_rows_by_key().await.map_err(|e| e.to_string())?;
+            for key in store.vault_keys().await.map_err(|e| e.to_string())? {
+                let rows = counts.iter().find(|(k, _)| *k == key.id).map_or(0, |(_, n)| *n);
+                let marker = if key.id == active.id { "  (active)" } else { "" };
+                println!("{}  made {}  seals {rows} token row(s){marker}", key.id, date_of_ms(key.created_at));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        KeysCommand::Rotate { batch } => {
+            vault.active().await.map_err(fail)?;
+            let id = vault.add_rotation_key().await.map_err(fail)?;
+            eprintln!("{id} added; it encrypts from now on");
+            batch
+        }
+        KeysCommand::Rewrap { batch } => batch,
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let mut last_line = 0;
+    let done = vault
+        .rewrap(batch.clamp(1, 10_000), |done, total| {
+            let bar = progress_bar(done, total as i64);
+            if terminal {
+                eprint!("\r\x1b[2K{bar} {done}/{total} token rows");
+                let _ = std::io::stderr().flush();
+            } else if done == total || done >= last_line + 10_000 {
+                last_line = done;
+                eprintln!("{bar} {done}/{total} token rows");
+            }
+        })
+        .await
+        .map_err(fail)?;
+    if terminal {
+        eprintln!();
+    }
+    println!(
+        "re-encrypted {} token row(s) under {} ({} rewritten meanwhile by a refresh)",
+        done.rows,
+        vault.active().await.map_err(fail)?.id,
+        done.raced
+    );
     Ok(ExitCode::SUCCESS)
 }
 

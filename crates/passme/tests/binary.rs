@@ -787,3 +787,84 @@ fn analytics_rebuild_stops_at_the_pseudonymisation_horizon() {
     let (stdout, _) = run_ok(dir.path(), &["analytics", "rebuild", "--from", today, "--to", today]);
     assert!(stdout.contains("rebuilt"), "{stdout}");
 }
+
+/// `passme keys rotate` killed with SIGKILL part-way, then `passme keys rewrap`: every token row
+/// ends under the new key and still opens.
+async fn rotate_killed_then_rewrapped(dir: &Path, database_url: Option<String>, store: &passme_store::Store) {
+    use passme_linking::vault::Vault;
+    use secrecy::ExposeSecret;
+    const KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let vault = Vault::new(store.clone(), passme_core::clock::system(), &[7; 32]);
+    let key = vault.active().await.expect("first key");
+    for i in 0..3000 {
+        let link = format!("lnk_{i:05}");
+        let account = passme_store::AccountId::new(format!("acc_{i:05}"));
+        let sealed = vault.seal(&key, Vault::token_place(&link, &account, "example", "refresh_token"), &format!("token-{i}"));
+        let row = passme_store::TokenRow {
+            link_id: link,
+            account_id: account,
+            provider: "example".into(),
+            key_id: key.id.clone(),
+            id_token: None,
+            access_token: None,
+            refresh_token: Some(sealed),
+            access_expires_at: None,
+            updated_at: 1,
+        };
+        store.put_tokens(&row).await.expect("seed");
+    }
+    let command = |args: &[&str]| {
+        let mut c = passme(dir);
+        c.env("PASSME_SECRETS__MASTER_KEY", KEY).args(args);
+        if let Some(url) = &database_url {
+            c.env("PASSME_DATABASE_URL", url);
+        }
+        c
+    };
+    let mut child = command(&["keys", "rotate", "--batch", "5"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("rotate");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let moved = store.token_rows_by_key().await.expect("counts").iter().find(|(k, _)| k == "k2").map_or(0, |(_, n)| *n);
+        if moved >= 50 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rotation did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = Command::new("kill").arg("-KILL").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    let counts = store.token_rows_by_key().await.expect("counts");
+    assert!(counts.iter().any(|(k, n)| k == "k1" && *n > 0), "killed part-way: {counts:?}");
+
+    let out = command(&["keys", "rewrap"]).output().expect("rewrap");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("under k2"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token rows"), "progress is shown");
+    assert_eq!(store.token_rows_by_key().await.expect("counts"), vec![("k2".to_string(), 3000)]);
+    for i in (0..3000).step_by(97) {
+        let row = store.tokens(&format!("lnk_{i:05}")).await.expect("row").expect("kept");
+        let place = Vault::token_place(&row.link_id, &row.account_id, &row.provider, "refresh_token");
+        assert_eq!(
+            vault.open(place, row.refresh_token.as_deref().expect("blob")).await.expect("opens").expose_secret(),
+            format!("token-{i}")
+        );
+    }
+    let list = command(&["keys", "list"]).output().expect("list");
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.contains("k2") && listed.contains("seals 3000 token row(s)  (active)") && listed.contains("k1"), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_9_during_keys_rotate_loses_nothing_and_rewrap_finishes_on_either_engine() {
+    proves!("security.tokens_encrypted");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("passme-data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let store = passme_store::Store::open_sqlite(&data.join("passme.db"), 2).await.expect("sqlite");
+    store.migrate().await.expect("migrate");
+    rotate_killed_then_rewrapped(dir.path(), None, &store).await;
+    if let Some(db) = passme_testkit::postgres().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        rotate_killed_then_rewrapped(dir.path(), db.url.clone(), &db.store).await;
+    }
+}

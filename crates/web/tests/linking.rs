@@ -262,3 +262,95 @@ async fn a_key_rotation_at_the_provider_is_followed() {
     let signed = sign_in_with(&mut elsewhere, &peer, "ola-at-example").await;
     assert_eq!(signed.header("location"), Some("/account"), "a token signed with the new key {new_kid} is accepted: {}", signed.text());
 }
+
+/// An app whose clock the test moves, linked to `login` at the provider; returns the link id.
+async fn linked_app(
+    db: TestDb,
+    sink: &SmtpSink,
+    peer: &OidcPeer,
+    clock: &passme_core::clock::ManualClock,
+    login: &str,
+) -> (TestApp, String) {
+    let app = TestApp::builder(db)
+        .smtp(sink.url())
+        .providers(vec![peer.provider_config("example")])
+        .clock(std::sync::Arc::new(clock.clone()))
+        .build();
+    let seen = sink.messages().len();
+    let email = format!("{login}-{}@example.com", app.db.engine_name());
+    let mut browser = signed_in(&app, sink, &email, seen).await;
+    assert_eq!(link(&mut browser, peer, login).await.header("location"), Some("/account?done=linked"));
+    let account = account_of(&app.state.store, &email).await;
+    let link_id = app.state.store.links_of(&account).await.expect("links")[0].id.clone();
+    (app, link_id)
+}
+
+async fn stored_refresh_token(app: &TestApp, link_id: &str) -> String {
+    let row = app.state.store.tokens(link_id).await.expect("tokens").expect("stored");
+    let place = Vault::token_place(&row.link_id, &row.account_id, &row.provider, "refresh_token");
+    app.state.linking.vault().open(place, row.refresh_token.as_deref().expect("refresh")).await.expect("opens").expose_secret().to_string()
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_refreshed_once_even_when_asked_for_twice_at_once() {
+    let sink = SmtpSink::start();
+    let peer = OidcPeer::start(&callback_uri()).await;
+    for db in each_engine().await {
+        let clock = passme_core::clock::ManualClock::at(passme_core::clock::system().now_ms());
+        let (app, link_id) = linked_app(db, &sink, &peer, &clock, "ola-refresh").await;
+        let linking = &app.state.linking;
+        let first = linking.access_token(&link_id).await.expect("a fresh token");
+        let (_, refreshes_before) = peer.token_requests().await;
+        assert_eq!(linking.access_token(&link_id).await.expect("still fresh").expose_secret(), first.expose_secret(), "no refresh needed");
+        let old_refresh = stored_refresh_token(&app, &link_id).await;
+
+        // Two hours on, two requests at once: one refresh at the provider, both get its token.
+        clock.advance(2 * 3600 * 1000);
+        let (a, b) = tokio::join!(linking.access_token(&link_id), linking.access_token(&link_id));
+        let (a, b) = (a.expect("refreshed"), b.expect("refreshed"));
+        assert_eq!(a.expose_secret(), b.expose_secret());
+        assert_ne!(a.expose_secret(), first.expose_secret(), "a new access token");
+        let (_, refreshes_after) = peer.token_requests().await;
+        assert_eq!(refreshes_after - refreshes_before, 1, "one refresh for two concurrent callers");
+        // The provider rotates refresh tokens: the stored one is the new one.
+        let new_refresh = stored_refresh_token(&app, &link_id).await;
+        assert_ne!(new_refresh, old_refresh, "the rotated refresh token replaced the old");
+        linking.refresh_profile(&link_id).await.expect("the refreshed token reads the profile");
+        let link = app.state.store.link(&link_id).await.expect("link").expect("exists");
+        assert!(link.needs_consent_at.is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_refused_refresh_marks_the_link_for_consent_again_and_tells_the_user() {
+    let sink = SmtpSink::start();
+    let peer = OidcPeer::start(&callback_uri()).await;
+    for db in each_engine().await {
+        let clock = passme_core::clock::ManualClock::at(passme_core::clock::system().now_ms());
+        let (app, link_id) = linked_app(db, &sink, &peer, &clock, "ola-revoked").await;
+        // The person revokes PassMe's access at the provider.
+        let refresh = stored_refresh_token(&app, &link_id).await;
+        let revoked = reqwest::Client::new()
+            .post(format!("{}/token/revocation", peer.issuer()))
+            .basic_auth(passme_testkit::oidc::CLIENT_ID, Some(passme_testkit::oidc::CLIENT_SECRET))
+            .form(&[("token", refresh.as_str()), ("token_type_hint", "refresh_token")])
+            .send()
+            .await
+            .expect("revocation");
+        assert!(revoked.status().is_success());
+        clock.advance(2 * 3600 * 1000);
+        let refused = app.state.linking.access_token(&link_id).await.expect_err("the provider refuses");
+        assert_eq!(refused.code(), "link_needs_consent");
+        let link = app.state.store.link(&link_id).await.expect("link").expect("kept");
+        assert!(link.needs_consent_at.is_some());
+        assert!(app.state.store.tokens(&link_id).await.expect("tokens").is_none(), "dead tokens are deleted");
+        let mut browser = Browser::new(&app);
+        browser.cookies = vec![];
+        let account = link.account_id.clone();
+        let (session, _) = app.state.identity.sessions.issue(&account, "test", "127.0.0.1".parse().expect("ip")).await.expect("session");
+        browser.cookies.push(("__Host-session".into(), session.expose_secret().to_string()));
+        let page = browser.get("/account").await.text();
+        assert!(page.contains("Udbyderen godtager ikke længere vores adgang"), "{page}");
+        assert!(page.contains("Forbind Example ID igen"));
+    }
+}
