@@ -15,6 +15,7 @@ pub mod mail;
 pub mod net;
 pub mod personalise;
 pub mod prefs;
+pub mod promotions;
 pub mod redact;
 pub mod rights;
 pub mod sealed;

@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use passme_core::consent::{ConsentAction, ConsentState};
+use passme_core::promotions::{self, Campaign, Promotion};
 use passme_messages::{Lang, Texts};
 use passme_policy::CookieCategory;
 use passme_policy::render::{self, Format, Options};
@@ -133,6 +134,7 @@ pub struct PageQuery {
 #[template(path = "landing.html")]
 struct Landing {
     chrome: Chrome,
+    promo: Promotion,
 }
 
 #[derive(Template)]
@@ -187,10 +189,38 @@ fn html(template: &impl Template) -> Response {
     }
 }
 
-pub async fn landing(State(state): State<AppState>, ctx: PageContext) -> Response {
+#[derive(Debug, Deserialize)]
+pub struct LandingQuery {
+    utm_campaign: Option<String>,
+}
+
+/// The landing page, with its promotion: tailored to the campaign that brought the visitor only
+/// with marketing consent, which is also the only case the campaign cookie is set (or kept).
+pub async fn landing(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: axum::http::HeaderMap,
+    Query(query): Query<LandingQuery>,
+) -> Response {
+    let consent = ctx.consent.choices().allows(CookieCategory::Marketing);
+    let stored = cookies::single(&headers, promotions::COOKIE);
+    let arrived = query.utm_campaign.as_deref().and_then(Campaign::parse);
+    let campaign = arrived.clone().or_else(|| stored.and_then(Campaign::parse));
+    let promo = Promotion::choose(consent, campaign.as_ref());
     let chrome = Chrome::new(&state, &ctx, "", true);
     let has_form = chrome.has_form();
-    page(&ctx, &state, has_form, &Landing { chrome })
+    let mut response = page(&ctx, &state, has_form, &Landing { chrome, promo });
+    let set = match (consent, &arrived, stored) {
+        (true, Some(campaign), _) if stored != Some(campaign.as_str()) => {
+            cookies::set(&state.policy, promotions::COOKIE, campaign.as_str())
+        }
+        (false, _, Some(_)) => cookies::delete(promotions::COOKIE),
+        _ => None,
+    };
+    if let Some(value) = set {
+        response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+    }
+    response
 }
 
 pub async fn privacy(State(state): State<AppState>, Query(query): Query<PageQuery>, ctx: PageContext) -> Response {
