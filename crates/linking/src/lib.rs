@@ -599,6 +599,16 @@ impl Linking {
         Ok(revoked)
     }
 
+    /// Unlinks every link of the account (closing or erasing it): revoked at each provider,
+    /// deleted here. Returns how many.
+    pub async fn unlink_all(&self, account_id: &AccountId) -> Result<usize, LinkError> {
+        let links = self.store.links_of(account_id).await?;
+        for link in &links {
+            self.unlink(account_id, &link.id).await?;
+        }
+        Ok(links.len())
+    }
+
     /// Revokes a token row's refresh and access tokens where the provider supports it; true when
     /// it confirmed. Failures are logged: the tokens are deleted here in any case.
     async fn revoke_at_provider(&self, provider: &Provider, row: &TokenRow) -> Result<bool, LinkError> {

@@ -354,3 +354,230 @@ async fn a_refused_refresh_marks_the_link_for_consent_again_and_tells_the_user()
         assert!(page.contains("Forbind Example ID igen"));
     }
 }
+
+async fn press(browser: &mut Browser<'_>, path: &str, form: &[(&str, &str)]) -> TestResponse {
+    let csrf = browser.token("/account").await;
+    let mut fields = vec![("csrf", csrf.as_str())];
+    fields.extend_from_slice(form);
+    browser.post(path, &fields).await
+}
+
+#[tokio::test]
+async fn partner_profile_fields_are_kept_only_with_consent_and_only_those_declared() {
+    proves!("consent.personalise");
+    let sink = SmtpSink::start();
+    let peer = OidcPeer::start(&callback_uri()).await;
+    for db in each_engine().await {
+        let app = app(db, &sink, &peer);
+        let email = format!("ola-{}@example.com", app.db.engine_name());
+        let mut ola = signed_in(&app, &sink, &email, sink.messages().len()).await;
+        let store = &app.state.store;
+        peer.set_account(
+            "ola-profile",
+            json!({ "name": "Ola Nordmann", "industry": "Software", "interests": ["ai", "privacy"], "birthdate": "1990-01-01", "locale": "da", "company": { "nested": "object" } }),
+        );
+        assert_eq!(link(&mut ola, &peer, "ola-profile").await.header("location"), Some("/account?done=linked"));
+        assert_eq!(count(store, "SELECT COUNT(*) FROM partner_profiles").await, 0, "nothing kept without consent");
+        let page = ola.get("/account").await.text();
+        assert!(page.contains("Vi gemmer intet fra udbyderens profil uden dit samtykke"), "{page}");
+        assert!(!page.contains("Forslag til dig"), "no suggestions without consent");
+
+        // Consent: the profile is read again (with the stored access token) and the declared
+        // fields this provider is configured for are kept; birthdate, locale, e-mail are not.
+        let on = press(&mut ola, "/account/personalisation", &[("personalisation", "on")]).await;
+        assert_eq!(on.header("location"), Some("/account?done=personalisation_on"), "{}", on.text());
+        let account = account_of(store, &email).await;
+        let profiles = store.partner_profiles_of(&account).await.expect("profiles");
+        assert_eq!(profiles.len(), 1);
+        let kept: serde_json::Value = serde_json::from_str(&profiles[0].claims).expect("json");
+        assert_eq!(kept, json!({ "name": "Ola Nordmann", "industry": "Software", "interests": ["ai", "privacy"] }));
+        let page = ola.get("/account").await.text();
+        assert!(page.contains("Modtaget fra Example ID den") && page.contains("Software") && page.contains("ai, privacy"), "{page}");
+        assert!(!page.contains("1990-01-01"));
+
+        // Withdrawn: deleted at once, with what was inferred.
+        let off = press(&mut ola, "/account/personalisation", &[("personalisation", "off")]).await;
+        assert_eq!(off.header("location"), Some("/account?done=personalisation_off"));
+        assert_eq!(count(store, "SELECT COUNT(*) FROM partner_profiles").await, 0);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM suggestions").await, 0);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM account_consents").await, 0);
+        let trail = app.state.audit.entries_for(&format!("user:{account}")).await.expect("audit");
+        assert!(trail.iter().any(|e| e.action == "consent.personalise.given"));
+        assert!(trail.iter().any(|e| e.action == "consent.personalise.withdrawn"));
+        // Signing in again with the provider keeps nothing either.
+        let mut elsewhere = Browser::new(&app);
+        assert_eq!(sign_in_with(&mut elsewhere, &peer, "ola-profile").await.header("location"), Some("/account"));
+        assert_eq!(count(store, "SELECT COUNT(*) FROM partner_profiles").await, 0);
+        let bad = press(&mut ola, "/account/personalisation", &[("personalisation", "maybe")]).await;
+        assert_eq!(bad.status.as_u16(), 400);
+    }
+}
+
+/// `n` consenting people at the provider "example" with `industry`, each using `item` (through
+/// their interface settings or an API token).
+async fn population(store: &Store, n: usize, industry: &str, dark_theme: bool, tag: &str) {
+    for i in 0..n {
+        let id = AccountId::new(format!("acc_{tag}_{i:03}"));
+        store
+            .insert_account(&passme_store::AccountRow {
+                id: id.clone(),
+                email: format!("{tag}{i}@example.org"),
+                email_key: format!("{tag}{i}@example.org"),
+                email_verified_at: Some(1),
+                password_hash: String::new(),
+                status: passme_store::AccountStatus::Active,
+                created_at: 1,
+            })
+            .await
+            .expect("account");
+        if dark_theme {
+            store.set_account_prefs(&id, "dark", "en", "normal", 1).await.expect("prefs");
+        } else {
+            store.set_account_prefs(&id, "light", "en", "large", 1).await.expect("prefs");
+        }
+        store.give_account_consent(&id, "personalise", 1).await.expect("consent");
+        let claims = json!({ "industry": industry }).to_string();
+        store.put_partner_profile(&format!("lnk_{tag}_{i}"), &id, "example", &claims, 1).await.expect("profile");
+    }
+}
+
+#[tokio::test]
+async fn suggestions_say_why_can_be_dismissed_and_deleted_and_are_off_without_consent() {
+    proves!("retention.partner.suggestions", "retention.partner.public_profile");
+    let sink = SmtpSink::start();
+    let peer = OidcPeer::start(&callback_uri()).await;
+    for db in each_engine().await {
+        let app = app(db, &sink, &peer);
+        let store = &app.state.store;
+        population(store, 15, "Software", true, "sw").await;
+        population(store, 15, "Retail", false, "rt").await;
+        let email = format!("kari-{}@example.com", app.db.engine_name());
+        let mut kari = signed_in(&app, &sink, &email, sink.messages().len()).await;
+        peer.set_account("kari-sw", json!({ "industry": "software" }));
+        assert_eq!(link(&mut kari, &peer, "kari-sw").await.header("location"), Some("/account?done=linked"));
+        let account = account_of(store, &email).await;
+        assert_eq!(app.state.personalisation.recompute(&account).await.expect("recompute"), 0, "nothing without consent");
+        assert_eq!(count(store, &format!("SELECT COUNT(*) FROM suggestions WHERE account_id = '{account}'")).await, 0);
+
+        press(&mut kari, "/account/personalisation", &[("personalisation", "on")]).await;
+        let page = kari.get("/account").await.text();
+        assert!(page.contains("Forslag til dig"), "{page}");
+        assert!(page.contains("Det mørke tema"), "people in software use the dark theme: {page}");
+        assert!(page.contains("Fordi du har tilknyttet Example ID, som oplyser industry: software"), "the reason is shown: {page}");
+
+        let dismissed = press(&mut kari, "/account/suggestions", &[("action", "dismiss"), ("item", "theme_dark")]).await;
+        assert_eq!(dismissed.header("location"), Some("/account?done=suggestion_dismissed"));
+        press(&mut kari, "/account/suggestions", &[("action", "refresh")]).await;
+        assert!(!kari.get("/account").await.text().contains("Det mørke tema"), "a dismissed suggestion does not come back");
+        let unknown = press(&mut kari, "/account/suggestions", &[("action", "dismiss"), ("item", "nothing")]).await;
+        assert_eq!(unknown.status.as_u16(), 404);
+
+        let forgot = press(&mut kari, "/account/suggestions", &[("action", "forget")]).await;
+        assert_eq!(forgot.header("location"), Some("/account?done=suggestions_deleted"));
+        assert_eq!(count(store, &format!("SELECT COUNT(*) FROM suggestions WHERE account_id = '{account}'")).await, 0);
+
+        // The declared 12 months: profiles and suggestions older than that go with retention.
+        press(&mut kari, "/account/suggestions", &[("action", "refresh")]).await;
+        assert!(count(store, &format!("SELECT COUNT(*) FROM suggestions WHERE account_id = '{account}'")).await > 0);
+        let later = passme_core::clock::ManualClock::at(passme_core::clock::system().now_ms() + 366 * 86_400_000);
+        let housekeeping =
+            passme_core::housekeeping::Housekeeping::new(store.clone(), std::sync::Arc::new(later), &app.state.policy).expect("rules");
+        housekeeping.run().await.expect("retention");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM suggestions").await, 0);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM partner_profiles").await, 0);
+    }
+}
+
+#[tokio::test]
+async fn unlinked_identities_tokens_flows_and_consents_go_after_their_declared_periods() {
+    proves!("retention.linked.identity", "retention.linked.tokens", "retention.linked.flows", "retention.partner.consent");
+    let sink = SmtpSink::start();
+    let peer = OidcPeer::start(&callback_uri()).await;
+    for db in each_engine().await {
+        let app = app(db, &sink, &peer);
+        let store = &app.state.store;
+        let email = format!("ola-{}@example.com", app.db.engine_name());
+        let mut ola = signed_in(&app, &sink, &email, sink.messages().len()).await;
+        assert_eq!(link(&mut ola, &peer, "ola-retained").await.header("location"), Some("/account?done=linked"));
+        press(&mut ola, "/account/personalisation", &[("personalisation", "on")]).await;
+        let account = account_of(store, &email).await;
+        let link_id = store.links_of(&account).await.expect("links")[0].id.clone();
+        // A flow started and abandoned.
+        start_link(&mut ola).await;
+        assert_eq!(count(store, "SELECT COUNT(*) FROM link_flows").await, 1);
+        // Tokens a crash left behind an unlink (the unlink deletes them at once otherwise).
+        let tokens = store.tokens(&link_id).await.expect("tokens").expect("kept");
+        app.state.linking.unlink(&account, &link_id).await.expect("unlink");
+        store.put_tokens(&tokens).await.expect("left behind");
+
+        let now = passme_core::clock::system().now_ms();
+        let run_at = |ms: i64| {
+            let clock = std::sync::Arc::new(passme_core::clock::ManualClock::at(ms));
+            passme_core::housekeeping::Housekeeping::new(store.clone(), clock, &app.state.policy).expect("rules")
+        };
+        run_at(now + 30 * 60 * 1000).run().await.expect("retention");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM link_flows").await, 1, "a flow is kept for the hour");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM linked_tokens").await, 1, "within the hour");
+        run_at(now + 2 * 3600 * 1000).run().await.expect("retention");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM link_flows").await, 0, "flows go after an hour");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM linked_tokens").await, 0, "tokens of an unlinked account go within the hour");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM linked_accounts").await, 1, "the identity stays for the grace period");
+        run_at(now + 31 * 86_400_000).run().await.expect("retention");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM linked_accounts").await, 0, "and goes after 30 days");
+
+        // The consent record follows a closed account after 30 days.
+        assert_eq!(count(store, "SELECT COUNT(*) FROM account_consents").await, 1);
+        store.close_account(&account, now).await.expect("close");
+        run_at(now + 29 * 86_400_000).run().await.expect("retention");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM account_consents").await, 1);
+        run_at(now + 31 * 86_400_000).run().await.expect("retention");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM account_consents").await, 0);
+    }
+}
+
+#[tokio::test]
+async fn closing_the_account_revokes_its_links_at_the_provider() {
+    let sink = SmtpSink::start();
+    let peer = OidcPeer::start(&callback_uri()).await;
+    let app = app(passme_testkit::sqlite().await, &sink, &peer);
+    let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+    assert_eq!(link(&mut ola, &peer, "ola-closing").await.header("location"), Some("/account?done=linked"));
+    let account = account_of(&app.state.store, "ola@example.com").await;
+    let link_id = app.state.store.links_of(&account).await.expect("links")[0].id.clone();
+    let refresh = stored_refresh_token(&app, &link_id).await;
+    let csrf = ola.token("/account").await;
+    let closed = ola.post("/account/close", &[("csrf", &csrf), ("current", passme_testkit::PASSWORD)]).await;
+    assert_eq!(closed.status.as_u16(), 200, "{}", closed.text());
+    assert_eq!(peer.try_refresh(&refresh).await, 400, "revoked at the provider");
+    assert_eq!(count(&app.state.store, "SELECT COUNT(*) FROM linked_tokens").await, 0);
+    let mut again = Browser::new(&app);
+    assert_eq!(sign_in_with(&mut again, &peer, "ola-closing").await.status.as_u16(), 400, "a closed account signs in with nothing");
+}
+
+#[tokio::test]
+async fn a_plain_oauth_provider_by_explicit_endpoints_links_and_signs_in() {
+    let sink = SmtpSink::start();
+    let plain_callback = format!("{BASE_URL}/link/plain/callback");
+    let peer = passme_testkit::oidc::OidcPeer::start_with(passme_testkit::oidc::PeerOptions {
+        redirect_uris: vec![callback_uri(), plain_callback],
+        access_ttl_secs: 3600,
+    })
+    .await;
+    let app = TestApp::builder(passme_testkit::sqlite().await).smtp(sink.url()).providers(vec![peer.oauth_config("plain")]).build();
+    let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+    let csrf = ola.token("/account").await;
+    let started = ola.post("/account/links/plain/start", &[("csrf", &csrf)]).await;
+    let url = started.header("location").expect("to the provider").to_string();
+    assert!(url.contains("code_challenge_method=S256") && !url.contains("nonce="), "PKCE, and no nonce outside OpenID Connect: {url}");
+    let back = peer.authorize(&url, "ola-plain").await;
+    assert_eq!(come_back(&mut ola, &back).await.header("location"), Some("/account?done=linked"));
+    let account = account_of(&app.state.store, "ola@example.com").await;
+    let link = app.state.store.links_of(&account).await.expect("links").remove(0);
+    assert_eq!((link.subject.as_str(), link.provider.as_str()), ("ola-plain", "plain"));
+
+    let mut elsewhere = Browser::new(&app);
+    let csrf = elsewhere.token("/login").await;
+    let url = elsewhere.post("/login/plain", &[("csrf", &csrf)]).await.header("location").expect("to the provider").to_string();
+    let back = peer.authorize(&url, "ola-plain").await;
+    assert_eq!(come_back(&mut elsewhere, &back).await.header("location"), Some("/account"));
+}

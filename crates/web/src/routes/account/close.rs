@@ -33,6 +33,11 @@ pub async fn close(
     if let Err(e) = state.identity.accounts.close(&session.account_id, SecretString::from(input.current)).await {
         return super::page::refused(&state, &ctx, &session, "close", e).await;
     }
+    // A closed account signs in with nothing: its links are revoked at the providers and their
+    // tokens deleted now, not after the grace period.
+    if let Err(e) = state.linking.unlink_all(&session.account_id).await {
+        tracing::error!(code = e.code(), "could not unlink the closed account's linked accounts");
+    }
     if state.billing.is_some() {
         // Paying for a closed account makes no sense: its subscriptions end at the provider.
         if let Err(e) = passme_billing::Billing::schedule_account_closed(&state.jobs, &session.account_id).await {

@@ -266,6 +266,8 @@ pub async fn erase(
     if let Some(billing) = &state.billing {
         billing.end_subscriptions_of(&session.account_id).await.map_err(super::super::billing::billing_error)?;
     }
+    // Tokens at identity providers are revoked there before the erasure deletes them here.
+    state.linking.unlink_all(&session.account_id).await.map_err(crate::routes::links::link_error)?;
     let receipt = state.erasures.request(&session.account_id, &state.jobs).await?;
     let mut response = Redirect::to(&format!("/erasure/{receipt}?lang={}", ctx.lang.code())).into_response();
     for value in [cookies::delete(SESSION_COOKIE), cookies::delete(remember::COOKIE)].into_iter().flatten() {
