@@ -226,3 +226,56 @@ fn verifies(key: &Jwk, algorithm: Algorithm, message: &[u8], sig: &[u8]) -> bool
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unsigned(header: &str, claims: &Value) -> String {
+        format!("{}.{}.c2ln", B64.encode(header), B64.encode(claims.to_string()))
+    }
+
+    fn ignore<T>(_: T) {}
+
+    const EXPECTED: Expected<'static> = Expected { issuer: "https://id.example", client_id: "passme", nonce: "n", now: 1_000_000 };
+
+    #[test]
+    fn none_and_hmac_algorithms_are_refused_before_any_key_is_looked_at() {
+        let claims = serde_json::json!({ "iss": "https://id.example", "aud": "passme", "nonce": "n", "exp": 2_000_000, "iat": 1_000_000, "sub": "x" });
+        for alg in ["none", "NONE", "None"] {
+            assert_eq!(verify(&unsigned(&format!(r#"{{"alg":"{alg}"}}"#), &claims), &[], EXPECTED).err(), Some(TokenFault::AlgNone));
+        }
+        for alg in ["HS256", "HS384", "HS512", "RS1", ""] {
+            assert_eq!(verify(&unsigned(&format!(r#"{{"alg":"{alg}"}}"#), &claims), &[], EXPECTED).err(), Some(TokenFault::AlgRefused));
+        }
+        for broken in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
+            assert_eq!(verify(broken, &[], EXPECTED).err(), Some(TokenFault::Malformed), "{broken:?}");
+        }
+    }
+
+    #[test]
+    fn claims_are_checked_with_a_minute_of_leeway() {
+        let base =
+            serde_json::json!({ "iss": "https://id.example", "aud": "passme", "nonce": "n", "exp": 1_000_000, "iat": 999_000, "sub": "x" });
+        let check = |change: &dyn Fn(&mut Map<String, Value>)| {
+            let mut claims = base.as_object().cloned().unwrap_or_default();
+            change(&mut claims);
+            check_claims(claims, EXPECTED).err()
+        };
+        assert_eq!(check(&|_| {}), None, "expired 0 s ago: within the leeway");
+        assert_eq!(check(&|c| ignore(c.insert("exp".into(), 999_940.into()))), Some(TokenFault::Expired));
+        assert_eq!(check(&|c| ignore(c.insert("iat".into(), 1_000_061.into()))), Some(TokenFault::IssuedInFuture));
+        assert_eq!(check(&|c| ignore(c.insert("aud".into(), serde_json::json!(["passme", "other"])))), Some(TokenFault::AuthorizedParty));
+        assert_eq!(check(&|c| ignore(c.insert("azp".into(), "other".into()))), Some(TokenFault::AuthorizedParty));
+        assert_eq!(
+            check(&|c| {
+                c.insert("aud".into(), serde_json::json!(["passme", "other"]));
+                c.insert("azp".into(), "passme".into());
+            }),
+            None,
+            "several audiences with our azp"
+        );
+        assert_eq!(check(&|c| ignore(c.remove("sub"))), Some(TokenFault::Subject));
+        assert_eq!(check(&|c| ignore(c.insert("iss".into(), "https://id.example/".into()))), Some(TokenFault::Issuer));
+    }
+}

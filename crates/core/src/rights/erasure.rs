@@ -71,6 +71,13 @@ pub const ERASERS: &[Eraser] = &[
     Eraser { table: "billing_subscriptions", how: How::ByAccount("account_id") },
     Eraser { table: "billing_customers", how: How::ByAccount("account_id") },
     Eraser { table: "objections", how: How::ByAccount("account_id") },
+    // The web layer revokes linked tokens at the providers before it asks for the erasure.
+    Eraser { table: "linked_tokens", how: How::ByAccount("account_id") },
+    Eraser { table: "linked_accounts", how: How::ByAccount("account_id") },
+    Eraser { table: "link_flows", how: How::ByAccount("account_id") },
+    Eraser { table: "partner_profiles", how: How::ByAccount("account_id") },
+    Eraser { table: "suggestions", how: How::ByAccount("account_id") },
+    Eraser { table: "account_consents", how: How::ByAccount("account_id") },
     // Destroys the person's archive key: their records in every archive become unreadable.
     Eraser { table: "person_keys", how: How::ByAccount("account_id") },
     Eraser { table: "jobs", how: How::Mentioning(&["payload", "last_error"]) },

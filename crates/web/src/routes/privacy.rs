@@ -115,6 +115,12 @@ pub struct Processor {
     service: Bilingual,
     /// The field ids it receives, and nothing else.
     receives: Vec<String>,
+    /// The field ids it sends us (an identity provider's tokens and profile).
+    sends: Vec<String>,
+    /// The OAuth scopes PassMe may ask it for.
+    scopes: Vec<String>,
+    /// The public profile fields kept from what it sends (under personalisation consent).
+    profile_fields: Vec<String>,
     purposes: Vec<String>,
     location: Bilingual,
     safeguard: Option<Bilingual>,
