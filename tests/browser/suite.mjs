@@ -18,6 +18,7 @@ const BASE = process.env.PASSME_BASE;
 const OUTBOX = process.env.PASSME_OUTBOX;
 const ADMIN_LINK = process.env.PASSME_ADMIN_LINK;
 const SHOTS = process.env.PASSME_SHOTS;
+const PROVIDER_ACCOUNTS = process.env.PASSME_PROVIDER_ACCOUNTS;
 const PASSWORD = 'correct horse battery staple';
 const ADMIN_PASSWORD = 'a staff password nobody guesses';
 
@@ -75,8 +76,9 @@ async function visit(page, url, label, status = 200) {
   return response;
 }
 
+/** PassMe's cookies (the identity provider's own, on its own host, are not ours to count). */
 async function cookieNames(context) {
-  return (await context.cookies()).map((c) => c.name).sort();
+  return (await context.cookies(BASE)).map((c) => c.name).sort();
 }
 
 /** The link with `?token=` in the newest mail to `to` (quoted-printable undone). */
@@ -116,6 +118,18 @@ function locale(lang) {
 }
 
 /** One person's way through the service, in one language on one device. */
+/** Walks the identity provider's own login and consent pages until it sends the browser back. */
+async function throughProvider(page, login) {
+  for (let i = 0; i < 6 && !page.url().startsWith(BASE); i += 1) {
+    if (await page.locator('input[name="login"]').count()) {
+      await page.fill('input[name="login"]', login);
+      await page.fill('input[name="password"]', 'any');
+    }
+    const before = page.url();
+    await Promise.all([page.waitForURL((url) => url.href !== before), page.locator('button[type="submit"]').first().click()]);
+  }
+}
+
 async function journey(browser, lang, device) {
   await onPage(browser, { ...DEVICES[device], locale: locale(lang) }, `${lang} ${device} journey`, (page, context) =>
     journeySteps(page, context, lang, device));
@@ -168,13 +182,27 @@ async function journeySteps(page, context, lang, device) {
   check(label('account: sessions read as a device'), /(Chrome|Chromium) (on|på) Linux/.test(await page.locator('.sessions').innerText()));
   check(label('account: password forms name their account'), (await page.locator('form[action="/account/password"] input[autocomplete="username"]').count()) === 1);
 
+  // Link the identity provider, through its real login and consent pages, then consent to
+  // personalisation: the page shows what the provider sent.
+  await page.locator('form[action="/account/links/example/start"] button').click();
+  await page.waitForURL((url) => !url.href.startsWith(BASE));
+  await throughProvider(page, `${lang}-${device}`);
+  await page.waitForURL(/done=linked/);
+  check(label('linking: the linked provider is listed'), (await page.locator('ul.links li').count()) === 1);
+  await inspect(page, label('account-linked'));
+  await page.locator('form[action="/account/personalisation"] button').click();
+  await page.waitForURL(/done=personalisation_on/);
+  check(label('personalisation: what the provider sent is shown'), /Software/.test(await page.locator('dl.received').innerText()));
+  await inspect(page, label('account-personalised'));
+
   await page.locator('form[action="/logout"] button').click();
   await page.waitForLoadState();
   await visit(page, `/login?lang=${lang}`, label('login'));
+  check(label('login: signing in with the linked provider is offered'), (await page.locator('form[action="/login/example"] button').count()) === 1);
   await page.fill('#f-email', email);
   await page.fill('#f-password', PASSWORD);
   await page.check('#f-remember');
-  await page.locator('main form button[type="submit"]').click();
+  await page.locator('main form[action="/login"] button[type="submit"]').click();
   await page.waitForURL(/\/account/);
   const signedIn = await cookieNames(context);
   check(label('cookies signed in with remember-me'), signedIn.includes('__Host-session') && signedIn.includes('__Host-remember'), signedIn.join(', '));
@@ -248,7 +276,7 @@ async function staffSteps(page, lang, device) {
   await page.goto(`${BASE}/login?lang=${lang}`);
   await page.fill('#f-email', 'admin@passme.test');
   await page.fill('#f-password', ADMIN_PASSWORD);
-  await page.locator('main form button[type="submit"]').click();
+  await page.locator('main form[action="/login"] button[type="submit"]').click();
   await page.waitForURL(/\/account/);
   check(label('staff: the header links to the staff pages'), (await page.locator('header a[href^="/staff/"]').count()) === 1);
   await visit(page, `/staff/analytics?lang=${lang}`, label('dashboard'));
@@ -286,7 +314,7 @@ async function cookiesRefusedSteps(page, context, lang) {
   await page.fill('#f-email', 'nobody@example.com');
   await page.fill('#f-password', PASSWORD);
   await context.clearCookies();
-  await page.locator('main form button[type="submit"]').click();
+  await page.locator('main form[action="/login"] button[type="submit"]').click();
   await page.waitForLoadState();
   check(label('login explains that it needs a cookie'), (await page.locator('main').innerText()).includes('__Host-session'));
   await inspect(page, label('login-refused'));
@@ -311,6 +339,10 @@ const browser = await chromium.launch({
   args: [
     `--user-agent=Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${version} Safari/537.36`,'--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
+// What the identity provider says about each journey's person.
+fs.writeFileSync(PROVIDER_ACCOUNTS, JSON.stringify(Object.fromEntries(
+  ['da-desktop', 'da-phone', 'en-desktop', 'en-phone'].map((login) => [login, { name: `Person ${login}`, industry: 'Software', interests: ['ai', 'privacy'] }]),
+)));
 try {
   await setAdminPassword(browser);
   const each = [['da', 'desktop'], ['da', 'phone'], ['en', 'desktop'], ['en', 'phone']];

@@ -463,7 +463,7 @@ async fn suggestions_say_why_can_be_dismissed_and_deleted_and_are_off_without_co
         let page = kari.get("/account").await.text();
         assert!(page.contains("Forslag til dig"), "{page}");
         assert!(page.contains("Det mørke tema"), "people in software use the dark theme: {page}");
-        assert!(page.contains("Fordi du har tilknyttet Example ID, som oplyser industry: software"), "the reason is shown: {page}");
+        assert!(page.contains("Fordi du har tilknyttet Example ID, som oplyser branche: software"), "the reason is shown: {page}");
 
         let dismissed = press(&mut kari, "/account/suggestions", &[("action", "dismiss"), ("item", "theme_dark")]).await;
         assert_eq!(dismissed.header("location"), Some("/account?done=suggestion_dismissed"));

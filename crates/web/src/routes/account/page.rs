@@ -190,13 +190,30 @@ async fn linked_accounts(
                 v.link.last_used_at.map_or_else(|| "–".into(), when),
             ),
             needs_consent: v.link.needs_consent_at.is_some(),
-            received: v.profile.map(|(fields, at)| (t.account_linked_received(&v.provider_name, when(at)), fields)),
+            received: v.profile.map(|(fields, at)| {
+                let fields = fields.into_iter().map(|(field, value)| (claim_label(t, &field).to_string(), value)).collect();
+                (t.account_linked_received(&v.provider_name, when(at)), fields)
+            }),
             id: v.link.id,
             provider: v.link.provider,
             provider_name: v.provider_name,
         })
         .collect();
     Ok((links, linkable))
+}
+
+/// The catalogue's name of a declared profile field (the claim's own name for any other).
+fn claim_label<'a>(t: Texts, field: &'a str) -> &'a str {
+    match field {
+        "name" => t.account_claim_name(),
+        "locale" => t.account_claim_locale(),
+        "zoneinfo" => t.account_claim_zoneinfo(),
+        "website" => t.account_claim_website(),
+        "industry" => t.account_claim_industry(),
+        "company" => t.account_claim_company(),
+        "interests" => t.account_claim_interests(),
+        other => other,
+    }
 }
 
 /// The catalogue's name of a suggested item.
@@ -216,7 +233,7 @@ fn reason(t: Texts, because: Option<&Feature>, state: &AppState) -> String {
     match because {
         Some(Feature::Partner { provider, field, value }) => {
             let name = state.linking.providers().find(|p| p.id() == provider).map_or(provider.as_str(), |p| p.config.name.as_str());
-            t.account_because_partner(name, field, value)
+            t.account_because_partner(name, claim_label(t, field).to_lowercase(), value)
         }
         Some(Feature::Uses { item }) => t.account_because_use(item_label(t, item)),
         None => String::new(),
