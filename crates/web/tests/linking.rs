@@ -304,14 +304,24 @@ async fn an_expired_access_token_is_refreshed_once_even_when_asked_for_twice_at_
         assert_eq!(linking.access_token(&link_id).await.expect("still fresh").expose_secret(), first.expose_secret(), "no refresh needed");
         let old_refresh = stored_refresh_token(&app, &link_id).await;
 
-        // Two hours on, two requests at once: one refresh at the provider, both get its token.
+        // Two hours on, two instances of the service on one database ask at once: one refresh at
+        // the provider, both get its token.
         clock.advance(2 * 3600 * 1000);
-        let (a, b) = tokio::join!(linking.access_token(&link_id), linking.access_token(&link_id));
+        let other_instance = passme_linking::Linking::new(
+            &passme_core::config::LinkingConfig { providers: vec![peer.provider_config("example")] },
+            &app.state.policy,
+            app.state.store.clone(),
+            std::sync::Arc::new(clock.clone()),
+            &[7; 32],
+            BASE_URL,
+        )
+        .expect("a second instance");
+        let (a, b) = tokio::join!(linking.access_token(&link_id), other_instance.access_token(&link_id));
         let (a, b) = (a.expect("refreshed"), b.expect("refreshed"));
         assert_eq!(a.expose_secret(), b.expose_secret());
         assert_ne!(a.expose_secret(), first.expose_secret(), "a new access token");
         let (_, refreshes_after) = peer.token_requests().await;
-        assert_eq!(refreshes_after - refreshes_before, 1, "one refresh for two concurrent callers");
+        assert_eq!(refreshes_after - refreshes_before, 1, "one refresh for two instances asking at once");
         // The provider rotates refresh tokens: the stored one is the new one.
         let new_refresh = stored_refresh_token(&app, &link_id).await;
         assert_ne!(new_refresh, old_refresh, "the rotated refresh token replaced the old");
@@ -580,4 +590,33 @@ async fn a_plain_oauth_provider_by_explicit_endpoints_links_and_signs_in() {
     let url = elsewhere.post("/login/plain", &[("csrf", &csrf)]).await.header("location").expect("to the provider").to_string();
     let back = peer.authorize(&url, "ola-plain").await;
     assert_eq!(come_back(&mut elsewhere, &back).await.header("location"), Some("/account"));
+}
+
+#[tokio::test]
+async fn unknown_providers_and_links_are_clear_errors() {
+    let sink = SmtpSink::start();
+    let peer = OidcPeer::start(&callback_uri()).await;
+    let app = app(passme_testkit::sqlite().await, &sink, &peer);
+    let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
+    let csrf = ola.token("/account").await;
+    let unknown = ola.post("/account/links/nobody/start", &[("csrf", &csrf)]).await;
+    assert_eq!(unknown.status.as_u16(), 404);
+    assert!(unknown.text().contains("Der findes ingen sådan udbyder"), "{}", unknown.text());
+    assert_eq!(ola.get("/link/nobody/callback?state=x&code=y").await.status.as_u16(), 404);
+    let no_link = ola.post("/account/links/unlink", &[("csrf", &csrf), ("link", "lnk_nothing")]).await;
+    assert_eq!(no_link.status.as_u16(), 404);
+    // Without the CSRF token, or with a wrong one, nothing starts.
+    assert_eq!(ola.post("/account/links/example/start", &[]).await.status.as_u16(), 400);
+    assert_eq!(ola.post("/account/links/example/start", &[("csrf", "forged")]).await.status.as_u16(), 403);
+    assert_eq!(count(&app.state.store, "SELECT COUNT(*) FROM link_flows").await, 0);
+    // The JSON answer carries the stable code.
+    let json = app
+        .send(
+            axum::http::Request::get("/link/example/callback?code=abc")
+                .header("accept", "application/json")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!((json.status.as_u16(), json.error_code().as_str()), (400, "link_state_missing"));
 }
