@@ -203,7 +203,7 @@ async fn linked_accounts(
 }
 
 /// The catalogue's name of a declared profile field (the claim's own name for any other).
-fn claim_label<'a>(t: Texts, field: &'a str) -> &'a str {
+fn claim_label(t: Texts, field: &str) -> &str {
     match field {
         "name" => t.account_claim_name(),
         "locale" => t.account_claim_locale(),
