@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 
+use passme_bench::arg;
 use passme_core::personalise::{Feature, ITEMS, Model, Person};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

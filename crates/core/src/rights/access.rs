@@ -35,6 +35,17 @@ const SOURCES: &[Source] = &[
     Source { table: "billing_subscriptions", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "billing_invoices", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "objections", link: Link::Column("account_id"), hidden: &[] },
+    Source { table: "linked_accounts", link: Link::Column("account_id"), hidden: &[] },
+    // Which tokens are held and until when; the sealed tokens themselves are credentials, and an
+    // export is no place for them.
+    Source {
+        table: "linked_tokens",
+        link: Link::Column("account_id"),
+        hidden: &["id_token", "access_token", "refresh_token", "refresh_lease_until"],
+    },
+    Source { table: "partner_profiles", link: Link::Column("account_id"), hidden: &[] },
+    Source { table: "suggestions", link: Link::Column("account_id"), hidden: &[] },
+    Source { table: "account_consents", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "privacy_requests", link: Link::Column("account_id"), hidden: &["verify_hash", "verify_expires"] },
 ];
 
