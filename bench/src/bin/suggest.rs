@@ -68,11 +68,7 @@ fn observed(person: &Person, partner: &[Feature], hidden: &BTreeSet<String>, wit
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str, default: u64| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-    };
-    let (people, seed) = (arg("--people", 20_000) as usize, arg("--seed", 7));
+    let (people, seed): (usize, u64) = (arg("--people", 20_000), arg("--seed", 7));
     let mut rng = StdRng::seed_from_u64(seed);
     let population: Vec<(Person, Vec<Feature>)> = (0..people).map(|_| person(&mut rng)).collect();
     let split = people * 8 / 10;
