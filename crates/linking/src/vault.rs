@@ -216,9 +216,9 @@ impl Vault {
         BlobPlace { table: "linked_tokens", column, row: row_id, user: account.as_str(), provider }
     }
 
-    /// Re-seals every token row not under the active key, `batch` rows at a time, each row on
-    /// its own (a crash loses at most the row in flight, which is still under its old key and is
-    /// picked up by the next run). `progress` hears (done, total) after each batch.
+    /// Re-seals every token row not under the active key, `batch` rows at a time, each batch in
+    /// one transaction (a crash loses at most the batch in flight, which is still under its old
+    /// key and is picked up by the next run). `progress` hears (done, total) after each batch.
     pub async fn rewrap(&self, batch: i64, mut progress: impl FnMut(u64, u64)) -> Result<Rewrapped, VaultError> {
         let active = self.active().await?;
         let total: u64 = self
@@ -236,14 +236,14 @@ impl Vault {
             let rows = self.store.token_rows_not_under(&active.id, &after, batch).await?;
             let Some(last) = rows.last() else { break };
             after = last.link_id.clone();
-            for row in &rows {
-                let resealed = self.reseal(&active, row).await?;
-                if self.store.rewrap_token_row(row, &resealed).await? {
-                    done.rows += 1;
-                } else {
-                    done.raced += 1;
-                }
+            let mut pairs = Vec::with_capacity(rows.len());
+            for row in rows {
+                let resealed = self.reseal(&active, &row).await?;
+                pairs.push((row, resealed));
             }
+            let replaced = self.store.rewrap_token_rows(&pairs).await?;
+            done.rows += replaced;
+            done.raced += pairs.len() as u64 - replaced;
             progress(done.rows + done.raced, total);
         }
         Ok(done)

@@ -166,24 +166,31 @@ impl Store {
         })
     }
 
-    /// Replaces a row's blobs unless it changed since it was read (a refresh wrote new tokens):
-    /// false then, and the caller reads it again.
-    pub async fn rewrap_token_row(&self, before: &TokenRow, after: &TokenRow) -> Result<bool, StoreError> {
+    /// Replaces each row's blobs unless it changed since it was read (a refresh wrote new
+    /// tokens), all in one transaction: a crash leaves the whole batch under its old key. Returns
+    /// how many rows were replaced; the others were rewritten meanwhile.
+    pub async fn rewrap_token_rows(&self, rows: &[(TokenRow, TokenRow)]) -> Result<u64, StoreError> {
         on_pool!(self, pool => {
-            let r = sqlx::query(
-                "UPDATE linked_tokens SET key_id = $1, id_token = $2, access_token = $3, refresh_token = $4
-                 WHERE link_id = $5 AND key_id = $6 AND updated_at = $7",
-            )
-            .bind(&after.key_id)
-            .bind(&after.id_token)
-            .bind(&after.access_token)
-            .bind(&after.refresh_token)
-            .bind(&before.link_id)
-            .bind(&before.key_id)
-            .bind(before.updated_at)
-            .execute(pool)
-            .await?;
-            Ok(r.rows_affected() == 1)
+            let mut tx = pool.begin().await?;
+            let mut replaced = 0;
+            for (before, after) in rows {
+                replaced += sqlx::query(
+                    "UPDATE linked_tokens SET key_id = $1, id_token = $2, access_token = $3, refresh_token = $4
+                     WHERE link_id = $5 AND key_id = $6 AND updated_at = $7",
+                )
+                .bind(&after.key_id)
+                .bind(&after.id_token)
+                .bind(&after.access_token)
+                .bind(&after.refresh_token)
+                .bind(&before.link_id)
+                .bind(&before.key_id)
+                .bind(before.updated_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(replaced)
         })
     }
 
