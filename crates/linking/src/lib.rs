@@ -481,7 +481,9 @@ impl Linking {
                 access_token: seal("access_token", &tokens.access_token),
                 refresh_token: refresh,
                 access_expires_at: tokens.expires_in.map(|s| now + s.saturating_mul(1000)),
-                updated_at: now,
+                // The row's version: strictly increasing, so a reader can tell it changed even
+                // within one millisecond.
+                updated_at: previous.as_ref().map_or(now, |p| now.max(p.updated_at + 1)),
             })
             .await?;
         Ok(())
@@ -495,7 +497,12 @@ impl Linking {
         let provider = self.provider(&link.provider)?;
         let deadline = self.clock.now_ms() + REFRESH_LEASE_MS;
         loop {
-            let Some(row) = self.store.tokens(link_id).await? else { return Err(LinkError::NeedsConsent) };
+            let Some(row) = self.store.tokens(link_id).await? else {
+                // Gone (a crash between storing the link and its tokens, or deleted): the person
+                // must connect again, and the account page says so.
+                self.needs_consent(&link, "no tokens").await?;
+                return Err(LinkError::NeedsConsent);
+            };
             let now = self.clock.now_ms();
             let place = |column| Vault::token_place(&row.link_id, &row.account_id, &row.provider, column);
             if let Some(blob) = &row.access_token
@@ -507,9 +514,10 @@ impl Linking {
                 self.needs_consent(&link, "no refresh token").await?;
                 return Err(LinkError::NeedsConsent);
             };
-            if !self.store.take_refresh_lease(link_id, now, now + REFRESH_LEASE_MS).await? {
-                // Another refresh is running: wait for its result rather than spend the refresh
-                // token twice (a rotating provider would revoke the grant).
+            if !self.store.take_refresh_lease(link_id, row.updated_at, now, now + REFRESH_LEASE_MS).await? {
+                // Another refresh is running, or has just replaced what we read: wait for (or
+                // read) its result rather than spend the refresh token twice (a rotating
+                // provider would revoke the grant).
                 if self.clock.now_ms() > deadline {
                     return Err(LinkError::ProviderUnavailable {
                         provider: link.provider.clone(),
@@ -539,7 +547,7 @@ impl Linking {
     }
 
     async fn needs_consent(&self, link: &LinkRow, why: &str) -> Result<(), LinkError> {
-        tracing::info!(provider = %link.provider, link = %link.id, why = %why.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>(), "linked account needs consent again");
+        tracing::info!(provider = %link.provider, link = %link.id, why = %why.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ' ').collect::<String>(), "linked account needs consent again");
         self.store.delete_tokens(&link.id).await?;
         self.store.mark_link_needs_consent(&link.id, self.clock.now_ms()).await?;
         self.audit_link("link.needs_consent", link).await

@@ -162,3 +162,20 @@ async fn two_instances_starting_on_an_empty_ring_agree_on_one_first_key() {
         assert_eq!(b.open(place("l", "u"), &sealed).await.expect("b opens a's blob").expose_secret(), "x");
     }
 }
+
+#[tokio::test]
+async fn a_refresh_lease_is_refused_on_a_version_another_refresh_replaced() {
+    for db in each_engine().await {
+        let store = &db.store;
+        let vault = Vault::new(store.clone(), clock::system(), &MASTER);
+        seed(store, &vault, 1).await;
+        let read = store.tokens("lnk_00000").await.expect("tokens").expect("row");
+        // Another instance refreshed meanwhile: new tokens, a new version, the lease released.
+        store.put_tokens(&TokenRow { updated_at: read.updated_at + 1, ..read.clone() }).await.expect("refreshed");
+        assert!(!store.take_refresh_lease("lnk_00000", read.updated_at, 10, 20).await.expect("lease"), "stale version");
+        let fresh = store.tokens("lnk_00000").await.expect("tokens").expect("row");
+        assert!(store.take_refresh_lease("lnk_00000", fresh.updated_at, 10, 20).await.expect("lease"));
+        assert!(!store.take_refresh_lease("lnk_00000", fresh.updated_at, 15, 25).await.expect("lease"), "held until 20");
+        assert!(store.take_refresh_lease("lnk_00000", fresh.updated_at, 21, 31).await.expect("lease"), "expired leases can be taken");
+    }
+}

@@ -339,14 +339,19 @@ impl Store {
         })
     }
 
-    /// Takes the link's refresh lease until `until`; false while another refresh holds it.
-    pub async fn take_refresh_lease(&self, link_id: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+    /// Takes the link's refresh lease until `until`, only if the row is still the version the
+    /// caller read (`updated_at`): false while another refresh holds it, or when another refresh
+    /// already replaced the tokens (the caller reads them again instead of spending a refresh
+    /// token that is no longer valid).
+    pub async fn take_refresh_lease(&self, link_id: &str, read_version: i64, now: i64, until: i64) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query(
-                "UPDATE linked_tokens SET refresh_lease_until = $1 WHERE link_id = $2 AND (refresh_lease_until IS NULL OR refresh_lease_until <= $3)",
+                "UPDATE linked_tokens SET refresh_lease_until = $1
+                 WHERE link_id = $2 AND updated_at = $3 AND (refresh_lease_until IS NULL OR refresh_lease_until <= $4)",
             )
             .bind(until)
             .bind(link_id)
+            .bind(read_version)
             .bind(now)
             .execute(pool)
             .await?;

@@ -300,13 +300,11 @@ async fn an_expired_access_token_is_refreshed_once_even_when_asked_for_twice_at_
         let (app, link_id) = linked_app(db, &sink, &peer, &clock, "ola-refresh").await;
         let linking = &app.state.linking;
         let first = linking.access_token(&link_id).await.expect("a fresh token");
-        let (_, refreshes_before) = peer.token_requests().await;
         assert_eq!(linking.access_token(&link_id).await.expect("still fresh").expose_secret(), first.expose_secret(), "no refresh needed");
         let old_refresh = stored_refresh_token(&app, &link_id).await;
 
         // Two hours on, two instances of the service on one database ask at once: one refresh at
-        // the provider, both get its token.
-        clock.advance(2 * 3600 * 1000);
+        // the provider, both get its token. Five rounds, so the interleavings vary.
         let other_instance = passme_linking::Linking::new(
             &passme_core::config::LinkingConfig { providers: vec![peer.provider_config("example")] },
             &app.state.policy,
@@ -316,15 +314,21 @@ async fn an_expired_access_token_is_refreshed_once_even_when_asked_for_twice_at_
             BASE_URL,
         )
         .expect("a second instance");
-        let (a, b) = tokio::join!(linking.access_token(&link_id), other_instance.access_token(&link_id));
-        let (a, b) = (a.expect("refreshed"), b.expect("refreshed"));
-        assert_eq!(a.expose_secret(), b.expose_secret());
-        assert_ne!(a.expose_secret(), first.expose_secret(), "a new access token");
-        let (_, refreshes_after) = peer.token_requests().await;
-        assert_eq!(refreshes_after - refreshes_before, 1, "one refresh for two instances asking at once");
-        // The provider rotates refresh tokens: the stored one is the new one.
-        let new_refresh = stored_refresh_token(&app, &link_id).await;
-        assert_ne!(new_refresh, old_refresh, "the rotated refresh token replaced the old");
+        let mut previous = (first.expose_secret().to_string(), old_refresh);
+        for round in 0..5 {
+            let (_, refreshes_before) = peer.token_requests().await;
+            clock.advance(2 * 3600 * 1000);
+            let (a, b) = tokio::join!(linking.access_token(&link_id), other_instance.access_token(&link_id));
+            let (a, b) = (a.expect("refreshed"), b.expect("refreshed"));
+            assert_eq!(a.expose_secret(), b.expose_secret(), "round {round}");
+            assert_ne!(a.expose_secret(), previous.0, "a new access token");
+            let (_, refreshes_after) = peer.token_requests().await;
+            assert_eq!(refreshes_after - refreshes_before, 1, "round {round}: one refresh for two instances asking at once");
+            // The provider rotates refresh tokens: the stored one is the new one.
+            let new_refresh = stored_refresh_token(&app, &link_id).await;
+            assert_ne!(new_refresh, previous.1, "the rotated refresh token replaced the old");
+            previous = (a.expose_secret().to_string(), new_refresh);
+        }
         linking.refresh_profile(&link_id).await.expect("the refreshed token reads the profile");
         let link = app.state.store.link(&link_id).await.expect("link").expect("exists");
         assert!(link.needs_consent_at.is_none());
@@ -619,4 +623,16 @@ async fn unknown_providers_and_links_are_clear_errors() {
         )
         .await;
     assert_eq!((json.status.as_u16(), json.error_code().as_str()), (400, "link_state_missing"));
+}
+
+#[tokio::test]
+async fn a_link_whose_tokens_are_gone_asks_to_connect_again() {
+    let sink = SmtpSink::start();
+    let peer = OidcPeer::start(&callback_uri()).await;
+    let clock = passme_core::clock::ManualClock::at(passme_core::clock::system().now_ms());
+    let (app, link_id) = linked_app(passme_testkit::sqlite().await, &sink, &peer, &clock, "ola-crash").await;
+    // As a crash between storing the link and its tokens would leave it.
+    app.state.store.delete_tokens(&link_id).await.expect("delete");
+    assert_eq!(app.state.linking.access_token(&link_id).await.expect_err("no tokens").code(), "link_needs_consent");
+    assert!(app.state.store.link(&link_id).await.expect("link").expect("kept").needs_consent_at.is_some());
 }
