@@ -94,3 +94,18 @@ pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
+
+/// The database a bench works in, migrated: PostgreSQL at `--postgres URL`, else SQLite in a
+/// temporary folder (kept while the returned folder lives).
+pub async fn bench_store() -> Result<(passme_store::Store, tempfile::TempDir), Box<dyn std::error::Error>> {
+    let postgres: String = arg("--postgres", String::new());
+    let temp = tempfile::tempdir()?;
+    let options = passme_store::StoreOptions {
+        database_url: (!postgres.is_empty()).then(|| secrecy::SecretString::from(postgres)),
+        data_dir: temp.path().to_path_buf(),
+        max_connections: 4,
+    };
+    let store = passme_store::Store::connect(&options).await?;
+    store.migrate().await?;
+    Ok((store, temp))
+}

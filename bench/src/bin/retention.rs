@@ -19,7 +19,7 @@ use passme_core::clock::{self, SharedClock};
 use passme_core::housekeeping::{Housekeeping, RunOptions};
 use passme_core::jobs::{Handlers, JobQueue, Worker};
 use passme_core::rights::erasure::Erasures;
-use passme_store::{Engine, InvoiceRow, Store, StoreOptions};
+use passme_store::{Engine, InvoiceRow, Store};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -88,15 +88,7 @@ async fn load(store: &Store, accounts: usize, events: usize, now: i64) -> Result
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let accounts: usize = arg("--accounts", 1_000_000);
     let events: usize = arg("--events", 10_000_000);
-    let postgres: String = arg("--postgres", String::new());
-    let temp = tempfile::tempdir()?;
-    let options = StoreOptions {
-        database_url: (!postgres.is_empty()).then(|| secrecy::SecretString::from(postgres.clone())),
-        data_dir: temp.path().to_path_buf(),
-        max_connections: 4,
-    };
-    let store = Store::connect(&options).await?;
-    store.migrate().await?;
+    let (store, _folder) = passme_bench::bench_store().await?;
     let clock: SharedClock = clock::system();
     let now = clock.now_ms();
     println!("retention bench on {}: {accounts} accounts, {events} page views", store.engine().name());

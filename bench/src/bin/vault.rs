@@ -11,21 +11,13 @@ use std::time::Instant;
 use passme_bench::arg;
 use passme_core::clock;
 use passme_linking::vault::Vault;
-use passme_store::{AccountId, Store, StoreOptions, TokenRow};
+use passme_store::{AccountId, TokenRow};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rows: usize = arg("--rows", 100_000);
     let batch: i64 = arg("--batch", 500);
-    let postgres: String = arg("--postgres", String::new());
-    let temp = tempfile::tempdir()?;
-    let options = StoreOptions {
-        database_url: (!postgres.is_empty()).then(|| secrecy::SecretString::from(postgres.clone())),
-        data_dir: temp.path().to_path_buf(),
-        max_connections: 4,
-    };
-    let store = Store::connect(&options).await?;
-    store.migrate().await?;
+    let (store, _folder) = passme_bench::bench_store().await?;
     store.execute_script("DELETE FROM linked_tokens").await?;
     store.execute_script("DELETE FROM vault_keys").await?;
     let vault = Vault::new(store.clone(), clock::system(), &[3; 32]);
