@@ -53,6 +53,8 @@ pub enum LinkError {
     BrowserMismatch,
     #[error("the sign-in took too long")]
     FlowExpired,
+    #[error("the answer names another issuer than the provider the sign-in went to")]
+    MixUp,
     #[error("the provider did not grant access ({0})")]
     ProviderDenied(String),
     #[error("the provider refused the authorization code ({0})")]
@@ -90,6 +92,7 @@ impl LinkError {
             LinkError::StateUnknown => "link_state_unknown",
             LinkError::BrowserMismatch => "link_browser_mismatch",
             LinkError::FlowExpired => "link_flow_expired",
+            LinkError::MixUp => "link_issuer_mismatch",
             LinkError::ProviderDenied(_) => "link_provider_denied",
             LinkError::CodeRejected(_) => "link_code_rejected",
             LinkError::IdToken(_) => "link_id_token_invalid",
@@ -124,6 +127,8 @@ pub struct Callback {
     pub state: Option<String>,
     pub code: Option<String>,
     pub error: Option<String>,
+    /// The issuer the answer says it comes from (RFC 9207), when the provider sends it.
+    pub iss: Option<String>,
 }
 
 /// A link as the account page shows it.
@@ -307,6 +312,12 @@ impl Linking {
         }
         if self.clock.now_ms() > flow.expires_at {
             return Err(LinkError::FlowExpired);
+        }
+        // RFC 9207: an answer naming another issuer was sent to the wrong client (a mix-up).
+        if let (Some(iss), Some(issuer)) = (&callback.iss, &provider.config.issuer)
+            && iss != issuer
+        {
+            return Err(LinkError::MixUp);
         }
         if let Some(error) = callback.error {
             return Err(LinkError::ProviderDenied(error.chars().filter(char::is_ascii_alphanumeric).take(40).collect()));

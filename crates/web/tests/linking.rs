@@ -168,6 +168,15 @@ async fn the_state_is_single_use_bound_to_the_browser_and_a_code_works_once() {
         assert_eq!(reused.status.as_u16(), 400);
         assert!(reused.text().contains("godtog ikke"), "{}", reused.text());
 
+        // An answer naming another issuer (RFC 9207 mix-up) is refused before the code is used.
+        let url = start_link(&mut ola).await;
+        let back = peer.authorize(&url, "ola-at-example").await;
+        assert!(back.contains("iss="), "the provider names itself: {back}");
+        let mixed = back.replace("iss=http%3A%2F%2F127.0.0.1", "iss=https%3A%2F%2Fevil.example");
+        let refused = come_back(&mut ola, &mixed).await;
+        assert_eq!(refused.status.as_u16(), 400);
+        assert!(refused.text().contains("kom fra en anden udbyder"), "{}", refused.text());
+
         // A provider that answers with an error links nothing.
         let denied_state = start_link(&mut ola).await;
         let state = denied_state.split("state=").nth(1).and_then(|s| s.split('&').next()).expect("state");

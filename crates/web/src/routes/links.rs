@@ -23,6 +23,7 @@ pub fn link_error(e: LinkError) -> WebError {
         | LinkError::StateUnknown
         | LinkError::BrowserMismatch
         | LinkError::FlowExpired
+        | LinkError::MixUp
         | LinkError::ProviderDenied(_)
         | LinkError::CodeRejected(_)
         | LinkError::IdToken(_)
@@ -77,6 +78,7 @@ pub struct CallbackQuery {
     state: Option<String>,
     code: Option<String>,
     error: Option<String>,
+    iss: Option<String>,
 }
 
 /// Where the provider sends the browser back.
@@ -87,7 +89,7 @@ pub async fn callback(
     Path(provider): Path<String>,
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, WebError> {
-    let callback = Callback { state: query.state, code: query.code, error: query.error };
+    let callback = Callback { state: query.state, code: query.code, error: query.error, iss: query.iss };
     match state.linking.finish(&provider, callback, browser_secret(&ctx)).await.map_err(link_error)? {
         Finished::Linked { account_id, .. } => {
             // A profile received under consent may change what is worth suggesting.
