@@ -645,3 +645,23 @@ async fn a_link_whose_tokens_are_gone_asks_to_connect_again() {
     assert_eq!(app.state.linking.access_token(&link_id).await.expect_err("no tokens").code(), "link_needs_consent");
     assert!(app.state.store.link(&link_id).await.expect("link").expect("kept").needs_consent_at.is_some());
 }
+
+#[tokio::test]
+async fn a_flow_started_on_one_instance_finishes_on_another() {
+    let sink = SmtpSink::start();
+    let peer = OidcPeer::start(&callback_uri()).await;
+    for db in each_engine().await {
+        let first = app(db.clone(), &sink, &peer);
+        let second = app(db, &sink, &peer);
+        let email = format!("ola-{}@example.com", first.db.engine_name());
+        let mut on_first = signed_in(&first, &sink, &email, sink.messages().len()).await;
+        let url = start_link(&mut on_first).await;
+        let back = peer.authorize(&url, "ola-fleet").await;
+        // The load balancer sends the callback to the other instance: same browser, same cookies.
+        let mut on_second = Browser::new(&second);
+        on_second.cookies = on_first.cookies.clone();
+        assert_eq!(come_back(&mut on_second, &back).await.header("location"), Some("/account?done=linked"));
+        // And the replay, to the first instance, finds the state spent.
+        assert_eq!(come_back(&mut on_first, &back).await.status.as_u16(), 400);
+    }
+}
