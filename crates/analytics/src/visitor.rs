@@ -46,9 +46,7 @@ fn keyed(key: &[u8], parts: &[&[u8]]) -> i64 {
 
 impl VisitorIds {
     pub fn new(store: Store, master_key: &[u8; 32]) -> VisitorIds {
-        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(master_key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-        derive.update(b"passme/analytics/visitor/v1");
-        VisitorIds { key: derive.finalize().into_bytes().into(), store, today: Mutex::new(None) }
+        VisitorIds { key: passme_core::crypto::derive_key(master_key, b"passme/analytics/visitor/v1"), store, today: Mutex::new(None) }
     }
 
     /// A new value for the visitor cookie.

@@ -6,6 +6,7 @@ pub mod cards;
 pub mod clock;
 pub mod config;
 pub mod consent;
+pub mod crypto;
 pub mod datamap;
 pub mod error;
 pub mod housekeeping;
@@ -18,7 +19,6 @@ pub mod prefs;
 pub mod promotions;
 pub mod redact;
 pub mod rights;
-pub mod sealed;
 
 pub use error::CoreError;
 

@@ -20,9 +20,10 @@ use passme_core::CoreError;
 use passme_core::audit::{AuditEvent, AuditLog};
 use passme_core::clock::SharedClock;
 use passme_core::config::LinkingConfig;
+use passme_core::crypto;
 use passme_policy::Policy;
 use passme_store::{AccountId, FlowRow, LinkRow, Store, StoreError, TokenRow};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -147,7 +148,8 @@ pub struct Linking {
     audit: AuditLog,
     vault: Vault,
     providers: Arc<Vec<Arc<Provider>>>,
-    derive_key: Arc<SecretString>,
+    /// The key the flows' PKCE verifier, nonce and browser binding are derived with.
+    flow_key: Arc<SecretBox<[u8; 32]>>,
     base_url: String,
     /// The profile fields the policy declares as partner data; nothing else is kept.
     declared_fields: Arc<Vec<String>>,
@@ -204,16 +206,13 @@ impl Linking {
             }
             providers.push(Arc::new(Provider::new(provider.clone())?));
         }
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(master).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-        mac.update(b"linking-flows");
-        let derive_key = B64.encode(mac.finalize().into_bytes());
         Ok(Linking {
             audit: AuditLog::new(store.clone(), clock.clone()),
             vault: Vault::new(store.clone(), clock.clone(), master),
             store,
             clock,
             providers: Arc::new(providers),
-            derive_key: Arc::new(SecretString::from(derive_key)),
+            flow_key: Arc::new(SecretBox::new(Box::new(crypto::derive_key(master, b"passme/linking/flows/v1")))),
             base_url: base_url.trim_end_matches('/').to_string(),
             declared_fields: Arc::new(fields),
         })
@@ -238,7 +237,7 @@ impl Linking {
     /// A value only this service can compute from the state: the PKCE verifier and the nonce are
     /// derived, so neither is stored.
     fn derive(&self, what: &str, state: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.derive_key.expose_secret().as_bytes())
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.flow_key.expose_secret())
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         mac.update(what.as_bytes());
         mac.update(b"|");
@@ -307,7 +306,7 @@ impl Linking {
         if flow.provider != provider_id {
             return Err(LinkError::StateUnknown);
         }
-        if !constant_time_eq(flow.browser_hash.as_bytes(), self.browser_hash(browser_secret).as_bytes()) {
+        if !crypto::constant_time_eq(flow.browser_hash.as_bytes(), self.browser_hash(browser_secret).as_bytes()) {
             return Err(LinkError::BrowserMismatch);
         }
         if self.clock.now_ms() > flow.expires_at {
@@ -686,8 +685,4 @@ fn display(value: &Value) -> String {
         Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use passme_core::clock::SharedClock;
-use passme_core::sealed::{self, AES_256_GCM, NONCE_LEN};
+use passme_core::crypto::{self, AES_256_GCM, NONCE_LEN};
 use passme_store::{AccountId, Store, StoreError, TokenRow, VaultKeyRow};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
@@ -116,13 +116,13 @@ impl Vault {
             return Err(VaultError::BadKeyRing);
         }
         let nonce: [u8; NONCE_LEN] = bytes[..NONCE_LEN].try_into().map_err(|_| VaultError::BadKeyRing)?;
-        let plain = sealed::open(&AES_256_GCM, self.master.expose_secret(), &master_context(&row.id), nonce, bytes[NONCE_LEN..].to_vec())
+        let plain = crypto::open(&AES_256_GCM, self.master.expose_secret(), &master_context(&row.id), nonce, bytes[NONCE_LEN..].to_vec())
             .ok_or(VaultError::BadKeyRing)?;
         plain.try_into().map_err(|_| VaultError::BadKeyRing)
     }
 
     fn wrap_key(&self, id: &str, key: &[u8; 32]) -> String {
-        let (nonce, sealed) = sealed::seal(&AES_256_GCM, self.master.expose_secret(), &master_context(id), key);
+        let (nonce, sealed) = crypto::seal(&AES_256_GCM, self.master.expose_secret(), &master_context(id), key);
         B64.encode([nonce.as_slice(), &sealed].concat())
     }
 
@@ -178,7 +178,7 @@ impl Vault {
     }
 
     pub fn seal(&self, key: &ActiveKey, place: BlobPlace<'_>, plain: &str) -> String {
-        let (nonce, sealed) = sealed::seal(&AES_256_GCM, key.key.expose_secret(), &place.aad(), plain.as_bytes());
+        let (nonce, sealed) = crypto::seal(&AES_256_GCM, key.key.expose_secret(), &place.aad(), plain.as_bytes());
         format!("{VERSION}:{}:{}:{}", key.id, B64.encode(nonce), B64.encode(sealed))
     }
 
@@ -207,7 +207,7 @@ impl Vault {
                 self.cached(key_id).ok_or_else(|| VaultError::UnknownKey((*key_id).to_string()))?
             }
         };
-        let plain = sealed::open(&AES_256_GCM, key.expose_secret(), &place.aad(), nonce, sealed).ok_or(VaultError::DoesNotOpen)?;
+        let plain = crypto::open(&AES_256_GCM, key.expose_secret(), &place.aad(), nonce, sealed).ok_or(VaultError::DoesNotOpen)?;
         String::from_utf8(plain).map(SecretString::from).map_err(|_| VaultError::DoesNotOpen)
     }
 

@@ -16,9 +16,7 @@ type HmacSha256 = Hmac<Sha256>;
 fn mac(master_key: &[u8; 32]) -> HmacSha256 {
     // A key of its own for CSRF, derived from the master key, so a leak of one use is not
     // a leak of the others.
-    let mut derive = <HmacSha256 as Mac>::new_from_slice(master_key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-    derive.update(b"passme/csrf/v1");
-    let key = derive.finalize().into_bytes();
+    let key = passme_core::crypto::derive_key(master_key, b"passme/csrf/v1");
     <HmacSha256 as Mac>::new_from_slice(&key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
 }
 

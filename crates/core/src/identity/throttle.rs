@@ -57,9 +57,7 @@ pub(crate) struct CounterKeys([u8; 32]);
 
 impl CounterKeys {
     pub(crate) fn new(master_key: &[u8; 32]) -> CounterKeys {
-        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(master_key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-        derive.update(b"passme/throttle/v1");
-        CounterKeys(derive.finalize().into_bytes().into())
+        CounterKeys(crate::crypto::derive_key(master_key, b"passme/throttle/v1"))
     }
 
     pub(crate) fn key(&self, rule: &str, parts: &[&str]) -> String {

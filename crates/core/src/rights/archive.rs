@@ -23,8 +23,8 @@ use sha2::Sha256;
 use crate::CoreError;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::{SharedClock, period_before};
+use crate::crypto::{self, CHACHA20_POLY1305};
 use crate::rights::access::Export;
-use crate::sealed::{self, CHACHA20_POLY1305};
 
 /// The declared rule whose clean-up period bounds an archive's life.
 pub const RULE: &str = "retention.rights.backups";
@@ -82,11 +82,11 @@ fn broken(what: &'static str, cause: impl std::fmt::Display) -> CoreError {
 }
 
 fn seal(key: &[u8; 32], context: &[u8], plain: &[u8]) -> ([u8; 12], Vec<u8>) {
-    sealed::seal(&CHACHA20_POLY1305, key, context, plain)
+    crypto::seal(&CHACHA20_POLY1305, key, context, plain)
 }
 
 fn open(key: &[u8; 32], context: &[u8], nonce: [u8; 12], sealed: Vec<u8>) -> Option<Vec<u8>> {
-    sealed::open(&CHACHA20_POLY1305, key, context, nonce, sealed)
+    crypto::open(&CHACHA20_POLY1305, key, context, nonce, sealed)
 }
 
 impl Archives {

@@ -61,7 +61,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Resul
         MetricsAccess::Closed => return Err(WebError::not_found()),
         MetricsAccess::Token(token) => {
             let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-            if !presented.is_some_and(|p| constant_time_eq(p.trim().as_bytes(), token.expose_secret().as_bytes())) {
+            if !presented.is_some_and(|p| passme_core::crypto::constant_time_eq(p.trim().as_bytes(), token.expose_secret().as_bytes())) {
                 return Err(WebError::new(StatusCode::UNAUTHORIZED, "metrics_token_required"));
             }
         }
@@ -72,9 +72,4 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Resul
         }
     }
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode()))
-}
-
-/// Compares without an early exit, so the time taken does not tell how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -1,8 +1,13 @@
-//! Authenticated encryption in memory (ring's AEADs), shared by the archives (ChaCha20-Poly1305)
-//! and the token vault (AES-256-GCM). A fresh random nonce each time; `context` is the associated
-//! data that binds the sealed bytes to where they belong, so bytes moved elsewhere do not open.
+//! The few cryptographic pieces the capabilities share:
+//! - authenticated encryption in memory (ring's AEADs), for the archives (ChaCha20-Poly1305) and
+//!   the token vault (AES-256-GCM): a fresh random nonce each time, and `context` as associated
+//!   data that binds the sealed bytes to where they belong, so bytes moved elsewhere do not open;
+//! - a key of its own for each use of the master key, so a leak of one is not a leak of the rest;
+//! - comparison without an early exit.
 
+use hmac::{Hmac, Mac};
 use ring::aead::{Aad, Algorithm, LessSafeKey, Nonce, UnboundKey};
+use sha2::Sha256;
 
 pub use ring::aead::{AES_256_GCM, CHACHA20_POLY1305};
 
@@ -26,4 +31,16 @@ pub fn seal(algorithm: &'static Algorithm, key: &[u8; 32], context: &[u8], plain
 pub fn open(algorithm: &'static Algorithm, key: &[u8; 32], context: &[u8], nonce: [u8; NONCE_LEN], mut sealed: Vec<u8>) -> Option<Vec<u8>> {
     let plain = aead(algorithm, key).open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut sealed).ok()?;
     Some(plain.to_vec())
+}
+
+/// A key for one use of `master`: HMAC-SHA-256 of `label` (e.g. `passme/csrf/v1`) under it.
+pub fn derive_key(master: &[u8; 32], label: &[u8]) -> [u8; 32] {
+    let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(master).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    derive.update(label);
+    derive.finalize().into_bytes().into()
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
