@@ -306,6 +306,11 @@ impl Linking {
         if flow.provider != provider_id {
             return Err(LinkError::StateUnknown);
         }
+        let intent = match (flow.intent.as_str(), flow.account_id) {
+            ("link", Some(account_id)) => Intent::Link(account_id),
+            ("sign_in", None) => Intent::SignIn,
+            _ => return Err(LinkError::StateUnknown),
+        };
         if !crypto::constant_time_eq(flow.browser_hash.as_bytes(), self.browser_hash(browser_secret).as_bytes()) {
             return Err(LinkError::BrowserMismatch);
         }
@@ -340,8 +345,9 @@ impl Linking {
         let issuer = provider.issuer();
         let now = self.clock.now_ms();
         let existing = self.store.link_by_subject(&issuer, &identity.subject).await?;
-        let link = match (flow.intent.as_str(), flow.account_id) {
-            ("link", Some(account_id)) => {
+        let link = match &intent {
+            Intent::Link(account_id) => {
+                let account_id = account_id.clone();
                 let link = match existing {
                     Some(row) if row.account_id != account_id => return Err(LinkError::SubjectTaken),
                     Some(row) => {
@@ -372,16 +378,15 @@ impl Linking {
                 self.audit_link("link.created", &link).await?;
                 link
             }
-            ("sign_in", None) => match existing {
+            Intent::SignIn => match existing {
                 // Never by e-mail: a provider's address, verified or not, signs nobody in.
                 Some(row) if row.unlinked_at.is_none() => row,
                 _ => return Err(LinkError::NotLinked),
             },
-            _ => return Err(LinkError::StateUnknown),
         };
         self.store.touch_link(&link.id, identity.email.as_deref(), identity.email_verified, now).await?;
         let replaced = self.store.tokens(&link.id).await?;
-        self.store_tokens(provider, &link, &tokens).await?;
+        self.store_tokens(provider, &link, &tokens, replaced.as_ref()).await?;
         // A new grant replaces the old one: its refresh token must not stay valid at the provider.
         if let Some(old) = replaced
             && tokens.refresh_token.is_some()
@@ -389,9 +394,9 @@ impl Linking {
             self.revoke_at_provider(provider, &old).await?;
         }
         self.keep_profile(&link, &identity.claims).await?;
-        Ok(match flow.intent.as_str() {
-            "link" => Finished::Linked { account_id: link.account_id, provider: provider_id.to_string() },
-            _ => Finished::SignedIn { account_id: link.account_id, provider: provider_id.to_string() },
+        Ok(match intent {
+            Intent::Link(_) => Finished::Linked { account_id: link.account_id, provider: provider_id.to_string() },
+            Intent::SignIn => Finished::SignedIn { account_id: link.account_id, provider: provider_id.to_string() },
         })
     }
 
@@ -413,11 +418,7 @@ impl Linking {
     async fn identity(&self, provider: &Provider, tokens: &TokenResponse, nonce: &str) -> Result<Identity, LinkError> {
         let access = tokens.access_token.clone().map(SecretString::from);
         let userinfo = match &access {
-            Some(token) => provider.userinfo(token).await.map_err(|r| match r {
-                Refusal::Grant(cause) | Refusal::Unavailable(cause) => {
-                    LinkError::ProviderUnavailable { provider: provider.id().into(), cause }
-                }
-            })?,
+            Some(token) => provider.userinfo(token).await.map_err(|r| r.unavailable(provider.id()))?,
             None => Map::new(),
         };
         let (subject, mut claims) = if provider.is_oidc() {
@@ -456,30 +457,28 @@ impl Linking {
 
     /// Seals and stores what the token endpoint gave; a refresh that brought no new refresh
     /// token keeps the old one.
-    async fn store_tokens(&self, provider: &Provider, link: &LinkRow, tokens: &TokenResponse) -> Result<(), LinkError> {
+    /// `previous` is the row these tokens replace, as the caller read it.
+    async fn store_tokens(
+        &self,
+        provider: &Provider,
+        link: &LinkRow,
+        tokens: &TokenResponse,
+        previous: Option<&TokenRow>,
+    ) -> Result<(), LinkError> {
         let key = self.vault.active().await?;
-        let previous = self.store.tokens(&link.id).await?;
         let place = |column| Vault::token_place(&link.id, &link.account_id, provider.id(), column);
-        let seal = |column, value: &Option<String>| value.as_ref().map(|v| self.vault.seal(&key, place(column), v));
-        let mut refresh = seal("refresh_token", &tokens.refresh_token);
-        let mut id_token = seal("id_token", &tokens.id_token);
-        if let Some(previous) = &previous {
-            // Kept values are re-sealed under the active key with the rest of the row.
-            if refresh.is_none()
-                && let Some(blob) = &previous.refresh_token
-            {
-                refresh = Some(self.vault.seal(
-                    &key,
-                    place("refresh_token"),
-                    self.vault.open(place("refresh_token"), blob).await?.expose_secret(),
-                ));
-            }
-            if id_token.is_none()
-                && let Some(blob) = &previous.id_token
-            {
-                id_token = Some(self.vault.seal(&key, place("id_token"), self.vault.open(place("id_token"), blob).await?.expose_secret()));
-            }
-        }
+        // A new value is sealed; a kept one is re-sealed under the active key with the rest of
+        // the row.
+        let seal_or_keep = async |column, new: &Option<String>, old: Option<&String>| -> Result<Option<String>, LinkError> {
+            Ok(match (new, old) {
+                (Some(value), _) => Some(self.vault.seal(&key, place(column), value)),
+                (None, Some(blob)) => Some(self.vault.reseal(&key, place(column), blob).await?),
+                (None, None) => None,
+            })
+        };
+        let refresh = seal_or_keep("refresh_token", &tokens.refresh_token, previous.and_then(|p| p.refresh_token.as_ref())).await?;
+        let id_token = seal_or_keep("id_token", &tokens.id_token, previous.and_then(|p| p.id_token.as_ref())).await?;
+        let access_token = seal_or_keep("access_token", &tokens.access_token, None).await?;
         let now = self.clock.now_ms();
         self.store
             .put_tokens(&TokenRow {
@@ -488,12 +487,12 @@ impl Linking {
                 provider: provider.id().to_string(),
                 key_id: key.id.clone(),
                 id_token,
-                access_token: seal("access_token", &tokens.access_token),
+                access_token,
                 refresh_token: refresh,
                 access_expires_at: tokens.expires_in.map(|s| now + s.saturating_mul(1000)),
                 // The row's version: strictly increasing, so a reader can tell it changed even
                 // within one millisecond.
-                updated_at: previous.as_ref().map_or(now, |p| now.max(p.updated_at + 1)),
+                updated_at: previous.map_or(now, |p| now.max(p.updated_at + 1)),
             })
             .await?;
         Ok(())
@@ -541,7 +540,7 @@ impl Linking {
             let result = provider.token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh.expose_secret())]).await;
             return match result {
                 Ok(tokens) => {
-                    self.store_tokens(provider, &link, &tokens).await?;
+                    self.store_tokens(provider, &link, &tokens, Some(&row)).await?;
                     tokens.access_token.map(SecretString::from).ok_or(LinkError::NeedsConsent)
                 }
                 Err(Refusal::Grant(error)) => {
@@ -569,11 +568,7 @@ impl Linking {
         let link = self.store.link(link_id).await?.filter(|l| l.unlinked_at.is_none()).ok_or(LinkError::LinkUnknown)?;
         let provider = self.provider(&link.provider)?;
         let token = self.access_token(link_id).await?;
-        let claims = provider.userinfo(&token).await.map_err(|r| match r {
-            Refusal::Grant(cause) | Refusal::Unavailable(cause) => {
-                LinkError::ProviderUnavailable { provider: link.provider.clone(), cause }
-            }
-        })?;
+        let claims = provider.userinfo(&token).await.map_err(|r| r.unavailable(provider.id()))?;
         self.keep_profile(&link, &claims).await
     }
 

@@ -60,6 +60,14 @@ pub enum Refusal {
     Unavailable(String),
 }
 
+impl Refusal {
+    /// Where a refusal means no more than "cannot use the provider now" (reading a profile).
+    pub fn unavailable(self, provider: &str) -> LinkError {
+        let (Refusal::Grant(cause) | Refusal::Unavailable(cause)) = self;
+        LinkError::ProviderUnavailable { provider: provider.to_string(), cause }
+    }
+}
+
 #[derive(Debug)]
 pub struct Provider {
     pub config: ProviderConfig,

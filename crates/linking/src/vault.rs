@@ -238,7 +238,7 @@ impl Vault {
             after = last.link_id.clone();
             let mut pairs = Vec::with_capacity(rows.len());
             for row in rows {
-                let resealed = self.reseal(&active, &row).await?;
+                let resealed = self.reseal_row(&active, &row).await?;
                 pairs.push((row, resealed));
             }
             let replaced = self.store.rewrap_token_rows(&pairs).await?;
@@ -249,16 +249,21 @@ impl Vault {
         Ok(done)
     }
 
-    async fn reseal(&self, key: &ActiveKey, row: &TokenRow) -> Result<TokenRow, VaultError> {
+    /// A blob opened and sealed again under `key`, in the same place.
+    pub async fn reseal(&self, key: &ActiveKey, place: BlobPlace<'_>, blob: &str) -> Result<String, VaultError> {
+        let plain = self.open(place, blob).await?;
+        Ok(self.seal(key, place, plain.expose_secret()))
+    }
+
+    /// A token row with every blob resealed under `key`.
+    async fn reseal_row(&self, key: &ActiveKey, row: &TokenRow) -> Result<TokenRow, VaultError> {
         let mut out = row.clone();
         out.key_id = key.id.clone();
         for (column, value) in
             [("id_token", &mut out.id_token), ("access_token", &mut out.access_token), ("refresh_token", &mut out.refresh_token)]
         {
             if let Some(blob) = value.as_ref() {
-                let place = Vault::token_place(&row.link_id, &row.account_id, &row.provider, column);
-                let plain = self.open(place, blob).await?;
-                *value = Some(self.seal(key, place, plain.expose_secret()));
+                *value = Some(self.reseal(key, Vault::token_place(&row.link_id, &row.account_id, &row.provider, column), blob).await?);
             }
         }
         Ok(out)
