@@ -108,18 +108,18 @@ impl Model {
 
     /// The `k` best items the person does not use yet, best first, each with its reason.
     pub fn suggest(&self, person: &Person, k: usize) -> Vec<Scored> {
+        // Each key counts once, with the first feature that carries it.
+        let mut seen = BTreeSet::new();
+        let features: Vec<(String, &Feature)> =
+            person.features.iter().map(|f| (f.key(), f)).filter(|(key, _)| seen.insert(key.clone())).collect();
         let mut scored: Vec<Scored> = ITEMS
             .iter()
             .filter(|item| !person.items.contains(**item))
             .map(|item| {
                 let mut score = self.base_rate(item).ln();
                 let mut because: Option<(f64, &Feature)> = None;
-                let mut seen = BTreeSet::new();
-                for feature in &person.features {
-                    if !seen.insert(feature.key()) {
-                        continue;
-                    }
-                    let lift = self.lift(&feature.key(), item);
+                for (key, feature) in &features {
+                    let lift = self.lift(key, item);
                     score += lift.ln();
                     if lift > 1.0 && because.is_none_or(|(best, _)| lift > best) {
                         because = Some((lift, feature));
