@@ -230,6 +230,11 @@ impl Linking {
         self.providers.iter().find(|p| p.id() == id).map(|p| p.as_ref()).ok_or_else(|| LinkError::UnknownProvider(id.to_string()))
     }
 
+    /// The name people see for a provider; its id when it is no longer configured.
+    pub fn provider_name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.provider(id).map_or(id, |p| p.config.name.as_str())
+    }
+
     pub fn callback_url(&self, provider: &str) -> String {
         format!("{}/link/{provider}/callback", self.base_url)
     }
@@ -645,7 +650,7 @@ impl Linking {
             self.store.partner_profiles_of(account_id).await?.into_iter().map(|p| (p.link_id, (p.claims, p.received_at))).collect();
         let mut out = Vec::new();
         for link in self.store.links_of(account_id).await? {
-            let provider_name = self.provider(&link.provider).map_or_else(|_| link.provider.clone(), |p| p.config.name.clone());
+            let provider_name = self.provider_name(&link.provider).to_string();
             let profile = profiles.get(&link.id).map(|(claims, at)| {
                 let fields: Map<String, Value> = serde_json::from_str(claims).unwrap_or_default();
                 (fields.into_iter().map(|(k, v)| (k, display(&v))).collect(), *at)

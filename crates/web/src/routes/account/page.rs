@@ -216,15 +216,16 @@ fn claim_label(t: Texts, field: &str) -> &str {
     }
 }
 
-/// The catalogue's name of a suggested item.
-pub fn item_label(t: Texts, item: &str) -> &'static str {
+/// The catalogue's name of a suggested item (the item's own id for any other).
+fn item_label(t: Texts, item: &str) -> &str {
     match item {
         "plan_pro" => t.account_item_plan_pro(),
         "plan_team" => t.account_item_plan_team(),
         "api_tokens" => t.account_item_api_tokens(),
         "theme_dark" => t.account_item_theme_dark(),
         "text_large" => t.account_item_text_large(),
-        _ => t.account_item_lang_da(),
+        "lang_da" => t.account_item_lang_da(),
+        other => other,
     }
 }
 
@@ -232,8 +233,7 @@ pub fn item_label(t: Texts, item: &str) -> &'static str {
 fn reason(t: Texts, because: Option<&Feature>, state: &AppState) -> String {
     match because {
         Some(Feature::Partner { provider, field, value }) => {
-            let name = state.linking.providers().find(|p| p.id() == provider).map_or(provider.as_str(), |p| p.config.name.as_str());
-            t.account_because_partner(name, claim_label(t, field).to_lowercase(), value)
+            t.account_because_partner(state.linking.provider_name(provider), claim_label(t, field).to_lowercase(), value)
         }
         Some(Feature::Uses { item }) => t.account_because_use(item_label(t, item)),
         None => String::new(),
