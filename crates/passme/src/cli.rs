@@ -644,7 +644,7 @@ fn date_of_ms(ms: i64) -> String {
 
 async fn retention(command: RetentionCommand, config: &Config) -> Result<ExitCode, String> {
     use passme_core::housekeeping::{Housekeeping, RunOptions};
-    use std::io::{IsTerminal, Write};
+    use std::io::IsTerminal;
     let policy = load_policy(config).map_err(|e| e.to_string())?;
     let store = migrated_store(config).await?;
     let housekeeping = Housekeeping::new(store, clock::system(), &policy).map_err(|e| e.to_string())?;
@@ -657,13 +657,11 @@ async fn retention(command: RetentionCommand, config: &Config) -> Result<ExitCod
             // On a terminal the line is redrawn in place; in a log, each rule gets one line.
             let terminal = std::io::stderr().is_terminal();
             let progress = |rule: &str, changed: u64, due: i64| {
-                let bar = progress_bar(changed, due);
-                if terminal {
-                    eprint!("\r\x1b[2K{bar} {rule}: {changed}/{due}");
-                    let _ = std::io::stderr().flush();
-                } else if dry_run || changed as i64 >= due {
-                    eprintln!("{bar} {rule}: {changed}/{due}");
-                }
+                show_progress(
+                    terminal,
+                    &format!("{} {rule}: {changed}/{due}", progress_bar(changed, due)),
+                    dry_run || changed as i64 >= due,
+                );
             };
             let report = housekeeping.run_with(&options, &progress).await.map_err(|e| e.to_string())?;
             if terminal {
@@ -697,6 +695,18 @@ async fn retention(command: RetentionCommand, config: &Config) -> Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One progress line on stderr: redrawn in place on a terminal; in a log, written only when
+/// `log` says the line is worth keeping.
+fn show_progress(terminal: bool, line: &str, log: bool) {
+    use std::io::Write;
+    if terminal {
+        eprint!("\r\x1b[2K{line}");
+        let _ = std::io::stderr().flush();
+    } else if log {
+        eprintln!("{line}");
+    }
 }
 
 /// `[#####-----]` for `done` of `due`.
@@ -753,7 +763,7 @@ async fn hold(command: HoldCommand, config: &Config) -> Result<ExitCode, String>
 
 async fn keys(command: KeysCommand, config: &Config) -> Result<ExitCode, String> {
     use passme_linking::vault::Vault;
-    use std::io::{IsTerminal, Write};
+    use std::io::IsTerminal;
     let store = migrated_store(config).await?;
     let secrets = passme_core::config::Secrets::resolve(config).map_err(|e| e.to_string())?;
     let vault = Vault::new(store.clone(), clock::system(), secrets.master_key());
@@ -781,14 +791,11 @@ async fn keys(command: KeysCommand, config: &Config) -> Result<ExitCode, String>
     let mut last_line = 0;
     let done = vault
         .rewrap(batch.clamp(1, 10_000), |done, total| {
-            let bar = progress_bar(done, total as i64);
-            if terminal {
-                eprint!("\r\x1b[2K{bar} {done}/{total} token rows");
-                let _ = std::io::stderr().flush();
-            } else if done == total || done >= last_line + 10_000 {
+            let log = done == total || done >= last_line + 10_000;
+            if log {
                 last_line = done;
-                eprintln!("{bar} {done}/{total} token rows");
             }
+            show_progress(terminal, &format!("{} {done}/{total} token rows", progress_bar(done, total as i64)), log);
         })
         .await
         .map_err(fail)?;
