@@ -186,24 +186,28 @@ impl Provider {
         Ok(cache.keys.clone())
     }
 
-    fn client_auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    /// A form POST authenticated as our client: HTTP Basic with the secret, or (a public client)
+    /// `client_id` in the form.
+    fn client_post(&self, url: &str, form: &[(&str, &str)]) -> reqwest::RequestBuilder {
+        let request = self.http.post(url).header("accept", "application/json");
         match &self.config.client_secret {
-            Some(secret) => request.basic_auth(form_encode(&self.config.client_id), Some(form_encode(secret.expose_secret()))),
-            None => request,
+            Some(secret) => request.basic_auth(form_encode(&self.config.client_id), Some(form_encode(secret.expose_secret()))).form(form),
+            None => request.form(&[form, &[("client_id", self.config.client_id.as_str())]].concat()),
         }
+    }
+
+    /// Sends a request; the status and the body, or why nothing usable came back.
+    async fn send(request: reqwest::RequestBuilder) -> Result<(reqwest::StatusCode, Vec<u8>), Refusal> {
+        let response = request.send().await.map_err(|e| Refusal::Unavailable(e.without_url().to_string()))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| Refusal::Unavailable(e.without_url().to_string()))?;
+        Ok((status, body.to_vec()))
     }
 
     /// A form POST to the token endpoint (`authorization_code` or `refresh_token` grant).
     pub async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenResponse, Refusal> {
         let endpoints = self.endpoints().await.map_err(|e| Refusal::Unavailable(e.to_string()))?;
-        let mut fields: Vec<(&str, &str)> = form.to_vec();
-        if self.config.client_secret.is_none() {
-            fields.push(("client_id", &self.config.client_id));
-        }
-        let request = self.client_auth(self.http.post(&endpoints.token_endpoint)).form(&fields).header("accept", "application/json");
-        let response = request.send().await.map_err(|e| Refusal::Unavailable(e.without_url().to_string()))?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| Refusal::Unavailable(e.without_url().to_string()))?;
+        let (status, bytes) = Provider::send(self.client_post(&endpoints.token_endpoint, form)).await?;
         if status.is_client_error() {
             let error = serde_json::from_slice::<Map<String, Value>>(&bytes)
                 .ok()
@@ -221,22 +225,14 @@ impl Provider {
     pub async fn userinfo(&self, access_token: &SecretString) -> Result<Map<String, Value>, Refusal> {
         let endpoints = self.endpoints().await.map_err(|e| Refusal::Unavailable(e.to_string()))?;
         let Some(url) = &endpoints.userinfo_endpoint else { return Ok(Map::new()) };
-        let response = self
-            .http
-            .get(url)
-            .bearer_auth(access_token.expose_secret())
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| Refusal::Unavailable(e.without_url().to_string()))?;
-        let status = response.status();
+        let request = self.http.get(url).bearer_auth(access_token.expose_secret()).header("accept", "application/json");
+        let (status, bytes) = Provider::send(request).await?;
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(Refusal::Grant(format!("userinfo answered {status}")));
         }
         if !status.is_success() {
             return Err(Refusal::Unavailable(format!("userinfo answered {status}")));
         }
-        let bytes = response.bytes().await.map_err(|e| Refusal::Unavailable(e.without_url().to_string()))?;
         serde_json::from_slice(&bytes).map_err(|e| Refusal::Unavailable(format!("userinfo: {e}")))
     }
 
@@ -245,21 +241,8 @@ impl Provider {
     pub async fn revoke(&self, token: &SecretString, hint: &str) -> Result<bool, Refusal> {
         let endpoints = self.endpoints().await.map_err(|e| Refusal::Unavailable(e.to_string()))?;
         let Some(url) = &endpoints.revocation_endpoint else { return Ok(false) };
-        let mut fields = vec![("token", token.expose_secret()), ("token_type_hint", hint)];
-        if self.config.client_secret.is_none() {
-            fields.push(("client_id", &self.config.client_id));
-        }
-        let response = self
-            .client_auth(self.http.post(url))
-            .form(&fields)
-            .send()
-            .await
-            .map_err(|e| Refusal::Unavailable(e.without_url().to_string()))?;
-        if response.status().is_success() {
-            Ok(true)
-        } else {
-            Err(Refusal::Unavailable(format!("revocation answered {}", response.status())))
-        }
+        let (status, _) = Provider::send(self.client_post(url, &[("token", token.expose_secret()), ("token_type_hint", hint)])).await?;
+        if status.is_success() { Ok(true) } else { Err(Refusal::Unavailable(format!("revocation answered {status}"))) }
     }
 }
 
