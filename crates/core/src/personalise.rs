@@ -248,12 +248,22 @@ impl Personalisation {
             self.store.delete_personalisation_data(account_id).await?;
             return Ok(0);
         }
+        // The person consents, so they are one of the population: read each person once.
         let mut population = Vec::new();
+        let mut person = None;
         for other in self.store.accounts_with_consent(PURPOSE).await? {
-            population.push(self.person(&other).await?);
+            let known = self.person(&other).await?;
+            if &other == account_id {
+                person = Some(known.clone());
+            }
+            population.push(known);
         }
         let model = Model::train(&population);
-        let person = self.person(account_id).await?;
+        let person = match person {
+            Some(person) => person,
+            // Consent withdrawn in the meantime: nothing is inferred.
+            None => return Ok(0),
+        };
         let suggestions: Vec<(String, String)> = model
             .suggest(&person, SHOWN)
             .into_iter()
