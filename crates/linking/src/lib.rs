@@ -177,7 +177,8 @@ impl Linking {
         base_url: &str,
     ) -> Result<Linking, LinkError> {
         let processor = policy.processors.iter().find(|p| p.id.get_ref() == PROCESSOR);
-        let (scopes, fields) = processor.map(|p| (p.scopes.clone(), p.profile_fields.clone())).unwrap_or_default();
+        let (scopes, fields): (Vec<String>, Vec<String>) =
+            processor.map(|p| (p.scopes.clone(), p.profile_fields.iter().map(|f| f.claim.clone()).collect())).unwrap_or_default();
         let mut providers = Vec::new();
         for provider in &config.providers {
             if processor.is_none() {

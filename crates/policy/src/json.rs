@@ -38,7 +38,7 @@ pub fn to_json(policy: &Policy) -> Value {
             "receives": p.receives.iter().map(|f| f.get_ref()).collect::<Vec<_>>(),
             "sends": p.sends.iter().map(|f| f.get_ref()).collect::<Vec<_>>(),
             "scopes": p.scopes,
-            "profile_fields": p.profile_fields,
+            "profile_fields": p.profile_fields.iter().map(|f| f.claim.as_str()).collect::<Vec<_>>(),
             "purposes": p.purposes.iter().map(|f| f.get_ref()).collect::<Vec<_>>(),
             "location": p.location,
             "safeguard": p.safeguard,

@@ -364,16 +364,31 @@ pub struct Processor {
     /// does not start.
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// The public profile fields (claim names) kept from what it sends; everything else is
-    /// dropped on arrival.
+    /// The public profile fields kept from what it sends, each a claim and what people call
+    /// it; everything else is dropped on arrival.
     #[serde(default)]
-    pub profile_fields: Vec<String>,
+    pub profile_fields: Vec<ProfileField>,
     pub purposes: Vec<Spanned<String>>,
     pub location: Text,
     pub safeguard: Option<Text>,
     pub privacy_url: String,
     #[serde(skip)]
     pub origin: Origin,
+}
+
+/// A profile field a processor may send: the claim it arrives as, and its name in each language.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileField {
+    pub claim: String,
+    pub name: Text,
+}
+
+impl Processor {
+    /// The names of a profile field in each language, when this processor declares it.
+    pub fn profile_field(&self, claim: &str) -> Option<&Text> {
+        self.profile_fields.iter().find(|f| f.claim == claim).map(|f| &f.name)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

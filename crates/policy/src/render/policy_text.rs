@@ -227,7 +227,7 @@ fn processors(policy: &Policy, lang: Lang) -> Vec<Node> {
                 });
             }
             if !p.profile_fields.is_empty() {
-                let fields = p.profile_fields.join(", ");
+                let fields = p.profile_fields.iter().map(|f| f.name.get(lang)).collect::<Vec<_>>().join(", ");
                 service.push_str(&match lang {
                     Lang::Da => format!(" Af profilen gemmer vi kun: {fields}."),
                     Lang::En => format!(" Of the profile we keep only: {fields}."),

@@ -191,7 +191,7 @@ async fn linked_accounts(
             ),
             needs_consent: v.link.needs_consent_at.is_some(),
             received: v.profile.map(|(fields, at)| {
-                let fields = fields.into_iter().map(|(field, value)| (claim_label(t, &field).to_string(), value)).collect();
+                let fields = fields.into_iter().map(|(field, value)| (capitalised(claim_label(state, t, &field)), value)).collect();
                 (t.account_linked_received(&v.provider_name, when(at)), fields)
             }),
             id: v.link.id,
@@ -202,18 +202,17 @@ async fn linked_accounts(
     Ok((links, linkable))
 }
 
-/// The catalogue's name of a declared profile field (the claim's own name for any other).
-fn claim_label(t: Texts, field: &str) -> &str {
-    match field {
-        "name" => t.account_claim_name(),
-        "locale" => t.account_claim_locale(),
-        "zoneinfo" => t.account_claim_zoneinfo(),
-        "website" => t.account_claim_website(),
-        "industry" => t.account_claim_industry(),
-        "company" => t.account_claim_company(),
-        "interests" => t.account_claim_interests(),
-        other => other,
-    }
+/// What the policy calls a profile field in the page's language (the claim's own name for one it
+/// does not declare).
+fn claim_label<'a>(state: &'a AppState, t: Texts, claim: &'a str) -> &'a str {
+    let processor = state.policy.processors.iter().find(|p| p.id.get_ref() == passme_linking::PROCESSOR);
+    processor.and_then(|p| p.profile_field(claim)).map_or(claim, |name| name.get(t.lang()))
+}
+
+/// `text` with its first letter in upper case, for a label.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// The catalogue's name of a suggested item (the item's own id for any other).
@@ -233,7 +232,7 @@ fn item_label(t: Texts, item: &str) -> &str {
 fn reason(t: Texts, because: Option<&Feature>, state: &AppState) -> String {
     match because {
         Some(Feature::Partner { provider, field, value }) => {
-            t.account_because_partner(state.linking.provider_name(provider), claim_label(t, field).to_lowercase(), value)
+            t.account_because_partner(state.linking.provider_name(provider), claim_label(state, t, field), value)
         }
         Some(Feature::Uses { item }) => t.account_because_use(item_label(t, item)),
         None => String::new(),
