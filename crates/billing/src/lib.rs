@@ -43,6 +43,8 @@ pub const EVENT_JOB: &str = "billing.event";
 pub const RECONCILE_JOB: &str = "billing.reconcile";
 /// Ends the subscriptions of an account being closed.
 pub const ACCOUNT_CLOSED_JOB: &str = "billing.account_closed";
+/// A payment failed: the person is told (by whoever handles this kind: messaging).
+pub const PAYMENT_FAILED_JOB: &str = "billing.payment_failed";
 /// The largest webhook body accepted; the provider's events are a few kilobytes.
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -469,7 +471,28 @@ impl Billing {
             payment_failed: !settled && (event.kind == "invoice.payment_failed" || failed_before),
             state_at: event.created,
         };
-        Ok(if self.store.put_billing_invoice(&row).await? { Outcome::Applied } else { Outcome::Stale(Stale::NewerStored) })
+        let newly_failed = row.payment_failed && !failed_before;
+        let account = row.account_id.clone();
+        if !self.store.put_billing_invoice(&row).await? {
+            return Ok(Outcome::Stale(Stale::NewerStored));
+        }
+        if newly_failed && let Some(account) = account {
+            // Once per invoice, however often the provider repeats the event.
+            let job = passme_store::NewJob {
+                id: format!("payment-failed:{}", row.invoice_id),
+                queue: passme_core::jobs::DEFAULT_QUEUE.into(),
+                kind: PAYMENT_FAILED_JOB.into(),
+                payload: serde_json::to_string(&PaymentFailed { account, invoice: row.invoice_id.clone() })
+                    .map_err(|e| BillingError::from(passme_core::CoreError::broken("payment failed job", e)))?,
+                max_attempts: 8,
+                run_at: self.clock.now_ms(),
+            };
+            match self.store.enqueue_job(&job, self.clock.now_ms()).await {
+                Ok(()) | Err(passme_store::StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Outcome::Applied)
     }
 
     // ---- reconciliation ----
@@ -628,6 +651,18 @@ pub struct AccountClosed {
 
 impl JobPayload for AccountClosed {
     const KIND: &'static str = ACCOUNT_CLOSED_JOB;
+}
+
+/// A payment for an invoice failed; the person is to be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentFailed {
+    pub account: AccountId,
+    pub invoice: String,
+}
+
+impl JobPayload for PaymentFailed {
+    const KIND: &'static str = PAYMENT_FAILED_JOB;
 }
 
 /// What processing a provider event did; stored beside the event as its text

@@ -71,6 +71,47 @@ pub struct Config {
     pub billing: BillingConfig,
     pub metrics: MetricsConfig,
     pub linking: LinkingConfig,
+    pub messaging: MessagingConfig,
+}
+
+/// Direct communication: Web Push, partner audiences, delivery reports from the mail relay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagingConfig {
+    /// Whom a push service may contact about our messages (the VAPID `sub`): `mailto:` or https.
+    pub push_contact: String,
+    /// `host:port` pairs allowed although loopback or private: a push emulator or a partner's
+    /// receiver in tests. Refused in production, where every endpoint must be a public HTTPS host.
+    pub allowed_private_endpoints: Vec<String>,
+    /// Declared marketing partners that receive audiences of hashed addresses.
+    pub partners: Vec<PartnerConfig>,
+    /// The token the mail relay presents when it posts delivery reports (bounces, complaints),
+    /// read from this file; without it the endpoint is closed.
+    pub dsn_token_file: Option<PathBuf>,
+}
+
+impl Default for MessagingConfig {
+    fn default() -> Self {
+        MessagingConfig {
+            push_contact: "mailto:privacy@passme.ai".into(),
+            allowed_private_endpoints: Vec::new(),
+            partners: Vec::new(),
+            dsn_token_file: None,
+        }
+    }
+}
+
+/// A marketing partner (the policy's `marketing_partners` processor).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerConfig {
+    /// A short id, used in the export records.
+    pub id: String,
+    pub name: String,
+    /// Where audiences and deletion requests are posted (HTTPS).
+    pub endpoint: String,
+    /// The file holding the key deliveries are signed with (HMAC-SHA-256).
+    pub secret_file: PathBuf,
 }
 
 /// Who may read `/metrics`: whoever presents the token. Without one the endpoint is open in
@@ -298,6 +339,8 @@ struct FileConfig {
     billing: Option<FileBilling>,
     metrics: Option<FileMetrics>,
     linking: Option<FileLinking>,
+    #[serde(default)]
+    messaging: Option<MessagingConfig>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -348,6 +391,7 @@ impl Default for Config {
             billing: BillingConfig::default(),
             metrics: MetricsConfig::default(),
             linking: LinkingConfig::default(),
+            messaging: MessagingConfig::default(),
         }
     }
 }
@@ -438,6 +482,9 @@ impl Config {
         }
         if let Some(v) = f.jobs {
             self.jobs = v;
+        }
+        if let Some(v) = f.messaging {
+            self.messaging = v;
         }
         if let Some(v) = f.analytics {
             self.analytics = v;

@@ -203,6 +203,9 @@ pub struct Worker {
     pub lease_ms: i64,
     pub batch: i64,
     pub backoff: Backoff,
+    /// Runs a batch's jobs at once rather than one after another: for jobs that wait on the
+    /// network (sending messages), where one slow peer must not hold up the rest.
+    pub concurrent: bool,
 }
 
 impl Worker {
@@ -217,6 +220,7 @@ impl Worker {
             lease_ms: 300_000,
             batch: 8,
             backoff: Backoff::default(),
+            concurrent: false,
         }
     }
 
@@ -224,13 +228,26 @@ impl Worker {
     pub async fn run_once(&self) -> Result<Pass, CoreError> {
         let jobs = self.store.claim_jobs(&self.queue, &self.id, self.batch, self.lease_ms, self.clock.now_ms()).await?;
         let mut pass = Pass::default();
+        let mut running = Vec::with_capacity(jobs.len());
         for job in jobs {
+            let task = self.handlers.by_kind.get(&job.kind).map(|handler| tokio::spawn(handler(job.clone())));
+            // Sequential unless asked: each job finishes before the next starts.
+            let task = match task {
+                Some(task) if !self.concurrent => Err(task.await),
+                other => Ok(other),
+            };
+            running.push((job, task));
+        }
+        for (job, task) in running {
+            let joined = match task {
+                Ok(Some(task)) => Some(task.await),
+                Ok(None) => None,
+                Err(done) => Some(done),
+            };
             // (error, whether another attempt could succeed)
-            let outcome: Result<(), (String, bool)> = match self.handlers.by_kind.get(&job.kind) {
-                Some(handler) => match tokio::spawn(handler(job.clone())).await {
-                    Ok(result) => result.map_err(|e| (e.to_string(), e.retryable())),
-                    Err(join) => Err((format!("handler panicked: {join}"), true)),
-                },
+            let outcome: Result<(), (String, bool)> = match joined {
+                Some(Ok(result)) => result.map_err(|e| (e.to_string(), e.retryable())),
+                Some(Err(join)) => Err((format!("handler panicked: {join}"), true)),
                 // Another version of the service may know the kind (a rolling deploy).
                 None => Err((format!("no handler for job kind {:?}", job.kind), true)),
             };

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::Mailbox;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use passme_messages::{Lang, Texts, TextsOf};
 use secrecy::{ExposeSecret, SecretString};
@@ -119,26 +120,88 @@ impl Mailer {
     }
 
     pub async fn send(&self, to: &str, lang: Lang, template: &Template) -> Result<(), CoreError> {
-        // The address was validated at sign-up; parsing again refuses anything that could inject
-        // headers (CR, LF, commas making a list).
-        let to: Mailbox = to.parse().map_err(|_| CoreError::input("email_invalid"))?;
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(template.subject(lang.texts()))
-            .header(ContentType::TEXT_PLAIN)
-            .body(template.body(lang.texts()))
-            .map_err(|e| CoreError::broken("mail not built", e))?;
-        let result = match &self.transport {
-            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
-            Transport::Files(t, _) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
-        };
-        result.map_err(|e| {
-            tracing::warn!(error = %e, "mail not sent");
-            CoreError::Unavailable { code: "mail_send_failed" }
+        let texts = lang.texts();
+        let mail = OutgoingMail::new(to, template.subject(texts), template.body(texts));
+        self.send_mail(&mail).await.map_err(|failure| match failure {
+            MailFailure::Invalid(code) => CoreError::input(code),
+            MailFailure::Permanent(_) | MailFailure::Transient(_) => CoreError::Unavailable { code: "mail_send_failed" },
         })
     }
+
+    /// Sends one message; says whether a failure is the relay refusing the address for good
+    /// (a bounce) or one worth retrying.
+    pub async fn send_mail(&self, mail: &OutgoingMail) -> Result<(), MailFailure> {
+        // Parsing refuses anything that could inject headers (CR, LF, commas making a list).
+        let to: Mailbox = mail.to.parse().map_err(|_| MailFailure::Invalid("email_invalid"))?;
+        let mut builder = Message::builder().from(self.from.clone()).to(to).subject(mail.subject.as_str());
+        if let Some(id) = &mail.message_id {
+            builder = builder.message_id(Some(format!("<{id}@passme>")));
+        }
+        if let Some(url) = &mail.unsubscribe_url {
+            // RFC 8058: a mail client may unsubscribe with one POST, without a page.
+            builder = builder
+                .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("List-Unsubscribe"), format!("<{url}>")))
+                .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click".into()));
+        }
+        let message = builder.header(ContentType::TEXT_PLAIN).body(mail.body.clone()).map_err(|_| MailFailure::Invalid("mail_invalid"))?;
+        match &self.transport {
+            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| {
+                tracing::warn!(error = %e, permanent = e.is_permanent(), "mail not sent");
+                if e.is_permanent() {
+                    MailFailure::Permanent(e.status().map(|c| c.to_string()).unwrap_or_default())
+                } else {
+                    MailFailure::Transient(e.to_string())
+                }
+            }),
+            Transport::Files(t, _) => t.send(message).await.map(|_| ()).map_err(|e| MailFailure::Transient(e.to_string())),
+        }
+    }
 }
+
+/// A message ready to send: the words are chosen, the headers are not yet written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    /// The message's idempotency key, sent as its `Message-ID`, so a receiver can tell a retry
+    /// from a new message.
+    pub message_id: Option<String>,
+    /// The one-click unsubscribe address (RFC 8058), for mail a person may stop.
+    pub unsubscribe_url: Option<String>,
+}
+
+impl OutgoingMail {
+    /// A subject is one line: line breaks and other control characters (a header injection
+    /// attempt, or a careless paste) become spaces.
+    pub fn new(to: &str, subject: &str, body: String) -> OutgoingMail {
+        let subject = subject.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_string();
+        OutgoingMail { to: to.to_string(), subject, body, message_id: None, unsubscribe_url: None }
+    }
+}
+
+/// Why a message was not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailFailure {
+    /// The address or message cannot be sent at all (a stable code).
+    Invalid(&'static str),
+    /// The relay refused for good (SMTP 5xx): a bounce.
+    Permanent(String),
+    /// Worth another attempt (SMTP 4xx, the relay unreachable).
+    Transient(String),
+}
+
+impl std::fmt::Display for MailFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MailFailure::Invalid(code) => write!(f, "{code}"),
+            MailFailure::Permanent(status) => write!(f, "refused for good ({status})"),
+            MailFailure::Transient(error) => write!(f, "not sent: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for MailFailure {}
 
 fn parse_from(from: &str) -> Result<Mailbox, CoreError> {
     from.parse().map_err(|e| misconfigured("mail.from", format!("{from:?}: {e}")))

@@ -11,7 +11,10 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 pub fn init(format: LogFormat, filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Every SQL statement at debug (the workers poll twice a second) buries the request lines
+    // that `PASSME_LOG=debug` is for; name `sqlx` in the filter to see them.
+    let filter = if filter.contains("sqlx") { filter.to_string() } else { format!("{filter},sqlx=info") };
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a person at a terminal: escape codes in a log file or journal break every
     // search for `key=value`.
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 18, name: "privacy_requests", sql: include_str!("../migrations/0018_privacy_requests.sql") },
     Migration { version: 19, name: "objections", sql: include_str!("../migrations/0019_objections.sql") },
     Migration { version: 20, name: "linking", sql: include_str!("../migrations/0020_linking.sql") },
+    Migration { version: 21, name: "messaging", sql: include_str!("../migrations/0021_messaging.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.
