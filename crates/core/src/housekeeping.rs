@@ -168,6 +168,32 @@ pub const EXECUTORS: &[Executor] = &[
     // (erasure destroys it at once), and the archives' clean-up removes the files.
     steps("rights.objections", Trigger::AccountClosed, DELETE, &[delete("objections", OF_CLOSED, ACCOUNT)]),
     steps("partner.consent", Trigger::AccountClosed, DELETE, &[delete("account_consents", OF_CLOSED, ACCOUNT)]),
+    steps("messaging.email_log", Trigger::Collected, DELETE, &[delete("message_log", "created_at < $1", ACCOUNT).by("created_at")]),
+    // Choices of closed accounts go with the account (the web layer deletes them at closing);
+    // a consent turned off is kept as proof for the limitation period. Service choices are not
+    // consents: an "off" there stays while the account does.
+    steps(
+        "messaging.marketing_consent",
+        Trigger::Unsubscribed,
+        DELETE,
+        &[
+            delete("message_prefs", "state = 'off' AND topic <> 'service' AND changed_at < $1", ACCOUNT).by("changed_at"),
+            delete("message_prefs", OF_CLOSED, ACCOUNT),
+        ],
+    ),
+    steps("messaging.suppression", Trigger::Unsubscribed, DELETE, &[delete("suppressions", "created_at < $1", None).by("created_at")]),
+    steps(
+        "messaging.partner_audience",
+        Trigger::Collected,
+        DELETE,
+        &[
+            delete("partner_audience", "created_at < $1", ACCOUNT).by("created_at"),
+            delete("partner_exports", "created_at < $1", None).by("created_at"),
+        ],
+    ),
+    // Switching push off deletes the subscription at once; a closed account's go within the hour.
+    steps("messaging.push_subscriptions", Trigger::Unsubscribed, DELETE, &[delete("push_subscriptions", OF_CLOSED, ACCOUNT)]),
+    steps("messaging.outbox", Trigger::JobFinished, DELETE, &[delete("campaigns", "finished_at < $1", None).by("finished_at")]),
     steps("rights.backups", Trigger::AccountClosed, ARCHIVE, &[delete("person_keys", OF_CLOSED, ACCOUNT)]),
     steps("account.email", Trigger::AccountClosed, DELETE, &[delete("accounts", CLOSED, Some("id")).by("closed_at")]),
     // The truncated prefix is stored beside the full address from the start, so truncation

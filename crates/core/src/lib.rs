@@ -36,6 +36,7 @@ pub const IMPLEMENTED_CAPABILITIES: &[Capability] = &[
     Capability::Rights,
     Capability::Linking,
     Capability::Personalisation,
+    Capability::Messaging,
 ];
 
 pub fn is_implemented(capability: Capability) -> bool {

@@ -75,6 +75,7 @@ impl TestApp {
             billing: None,
             metrics_access: MetricsAccess::Open,
             providers: Vec::new(),
+            messaging: Default::default(),
         }
     }
 
@@ -100,9 +101,16 @@ impl TestApp {
     pub async fn run_jobs(&self) -> passme_core::jobs::Pass {
         let handlers = self.state.job_handlers().expect("job handlers");
         let worker = passme_core::jobs::Worker::new(self.state.store.clone(), self.state.clock.clone(), handlers);
+        let sender =
+            passme_core::jobs::Worker { queue: passme_messaging::outbox::QUEUE.into(), batch: 32, concurrent: true, ..worker.clone() };
         let mut total = passme_core::jobs::Pass::default();
         loop {
-            let pass = worker.run_once().await.expect("worker pass");
+            let mut pass = worker.run_once().await.expect("worker pass");
+            let sent = sender.run_once().await.expect("sender pass");
+            pass.succeeded += sent.succeeded;
+            pass.retried += sent.retried;
+            pass.dead += sent.dead;
+            pass.lost += sent.lost;
             if pass.claimed() == 0 {
                 return total;
             }
@@ -146,9 +154,16 @@ pub struct TestAppBuilder {
     billing: Option<Arc<passme_billing::Billing>>,
     metrics_access: MetricsAccess,
     providers: Vec<passme_core::config::ProviderConfig>,
+    messaging: passme_core::config::MessagingConfig,
 }
 
 impl TestAppBuilder {
+    /// Messaging as configured: the push emulator and partner receivers to allow, the partners.
+    pub fn messaging(mut self, config: passme_core::config::MessagingConfig) -> Self {
+        self.messaging = config;
+        self
+    }
+
     /// Who may read `/metrics` (open by default, as in development).
     pub fn metrics_access(mut self, access: MetricsAccess) -> Self {
         self.metrics_access = access;
@@ -227,22 +242,27 @@ impl TestAppBuilder {
             BASE_URL,
         )
         .expect("linking providers");
-        let state = AppState::new(Services::new(passme_web::app::Wiring {
-            analytics,
-            linking,
-            policy,
-            store: self.db.store.clone(),
-            metrics_access: self.metrics_access,
-            secrets: Secrets::from_key([7; 32]),
-            max_job_attempts: 8,
-            clock: self.clock,
-            mailer,
-            base_url: BASE_URL.into(),
-            behind_tls: self.behind_tls,
-            body_limit: self.body_limit,
-            trusted_proxies: self.trusted_proxies,
-            billing: self.billing,
-        }));
+        let state = AppState::new(
+            Services::new(passme_web::app::Wiring {
+                analytics,
+                linking,
+                policy,
+                store: self.db.store.clone(),
+                metrics_access: self.metrics_access,
+                secrets: Secrets::from_key([7; 32]),
+                max_job_attempts: 8,
+                clock: self.clock,
+                mailer,
+                base_url: BASE_URL.into(),
+                behind_tls: self.behind_tls,
+                body_limit: self.body_limit,
+                trusted_proxies: self.trusted_proxies,
+                billing: self.billing,
+                messaging: self.messaging,
+                production: false,
+            })
+            .expect("services"),
+        );
         TestApp { state, db: self.db, timeout: Duration::from_secs(30), outbox }
     }
 }

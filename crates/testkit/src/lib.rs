@@ -7,6 +7,8 @@ pub mod browser;
 pub mod db;
 pub mod oidc;
 pub mod openapi;
+pub mod push;
+pub mod receiver;
 pub mod smtp;
 pub mod stripe;
 

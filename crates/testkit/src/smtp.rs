@@ -1,7 +1,8 @@
 //! A real SMTP server for tests: `aiosmtpd` (PyPI), installed by `scripts/test` into
 //! `.tools/py`, started per test on a free loopback port with a Maildir, and stopped on drop.
 //! Messages are read back and decoded by Python's own `email` package, so tests see exactly
-//! what a mail client would show.
+//! what a mail client would show. The sink refuses some recipients as a real relay would
+//! (`crates/testkit/python/sink.py`): a local part starting `bounce` gets 550, `tempfail` 451.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,16 @@ pub struct ReceivedMail {
     pub to: String,
     pub subject: String,
     pub body: String,
+    /// Every header as received, in order (names as sent).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+}
+
+impl ReceivedMail {
+    /// The first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
 }
 
 pub fn tools_python() -> PathBuf {
@@ -27,14 +38,24 @@ pub fn tools_python() -> PathBuf {
 }
 
 const READ_MAILDIR: &str = r#"
-import json, mailbox, sys
+import email, email.policy, json, os, sys
+from email.header import decode_header, make_header
+# In the order they arrived: a Maildir's own order is arbitrary.
+files = []
+for sub in ('new', 'cur'):
+    d = os.path.join(sys.argv[1], sub)
+    if os.path.isdir(d):
+        files += [os.path.join(d, f) for f in os.listdir(d)]
+files.sort(key=lambda f: (os.stat(f).st_mtime_ns, f))
 out = []
-for msg in mailbox.Maildir(sys.argv[1], create=False):
+for path in files:
+    with open(path, 'rb') as fh:
+        msg = email.message_from_binary_file(fh)
     part = msg if not msg.is_multipart() else next(p for p in msg.walk() if p.get_content_type() == 'text/plain')
     body = part.get_payload(decode=True).decode(part.get_content_charset() or 'utf-8')
-    from email.header import decode_header, make_header
     subject = str(make_header(decode_header(msg['Subject'])))
-    out.append({'from': msg['From'], 'to': msg['To'], 'subject': subject, 'body': body})
+    headers = [[k, str(v)] for k, v in msg.items()]
+    out.append({'from': msg['From'], 'to': msg['To'], 'subject': subject, 'body': body, 'headers': headers})
 print(json.dumps(out))
 "#;
 
@@ -49,7 +70,8 @@ impl SmtpSink {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
         let maildir = tempfile::tempdir().expect("maildir");
         let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "sink.BouncingMailbox"])
+            .env("PYTHONPATH", Path::new(env!("CARGO_MANIFEST_DIR")).join("python"))
             .arg(maildir.path().join("mail"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

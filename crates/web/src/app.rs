@@ -29,10 +29,11 @@ use passme_core::consent::ConsentLedger;
 use passme_core::housekeeping::{self, Housekeeping};
 use passme_core::identity::account_mail::AccountMailer;
 use passme_core::identity::service::Identity;
-use passme_core::jobs::{Handlers, JobQueue, Worker};
+use passme_core::jobs::{Handlers, JobError, JobQueue, Worker};
 use passme_core::mail::Mailer;
 use passme_core::personalise::Personalisation;
 use passme_linking::Linking;
+use passme_messaging::Messaging;
 use passme_policy::{Policy, PolicyError};
 use passme_store::{Store, StoreError, StoreOptions};
 use tokio::net::TcpListener;
@@ -43,7 +44,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::metrics::{Metrics, MetricsAccess};
 use crate::middleware::{refuse_card_data, request_context, tag_route};
 use crate::routes::{
-    account, analytics, api, billing, consent, csp, health, links, openapi, pages, prefs, privacy, requests, staff, tracking,
+    account, analytics, api, billing, consent, csp, health, links, messages, openapi, pages, prefs, privacy, requests, staff, tracking,
 };
 use crate::serve::ConnectionTimeouts;
 
@@ -100,6 +101,10 @@ pub struct Services {
     pub linking: Linking,
     /// Personalisation consent, partner profile data and suggestions.
     pub personalisation: Personalisation,
+    /// The outbox, message choices, push, announcements and partner audiences.
+    pub messaging: Messaging,
+    /// The token the mail relay presents with delivery reports; `None` closes that endpoint.
+    pub dsn_token: Option<secrecy::SecretString>,
 }
 
 /// What [`Services::new`] builds the services from.
@@ -118,13 +123,37 @@ pub struct Wiring {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub metrics_access: MetricsAccess,
     pub max_job_attempts: i64,
+    pub messaging: passme_core::config::MessagingConfig,
+    pub production: bool,
 }
 
 impl Services {
-    pub fn new(w: Wiring) -> Services {
+    pub fn new(w: Wiring) -> Result<Services, CoreError> {
         let jobs = JobQueue::new(w.store.clone(), w.clock.clone(), w.max_job_attempts);
         let policy = Arc::new(w.policy);
-        Services {
+        let mailer = Arc::new(w.mailer);
+        let messaging = Messaging::new(
+            &w.messaging,
+            w.store.clone(),
+            w.clock.clone(),
+            jobs.clone(),
+            mailer.clone(),
+            w.secrets.master_key(),
+            &w.base_url,
+            w.production,
+        )?;
+        let dsn_token = match &w.messaging.dsn_token_file {
+            Some(path) => Some(secrecy::SecretString::from(
+                std::fs::read_to_string(path)
+                    .map_err(|e| CoreError::broken("messaging.dsn_token_file", format!("{}: {e}", path.display())))?
+                    .trim()
+                    .to_string(),
+            )),
+            None => None,
+        };
+        Ok(Services {
+            messaging,
+            dsn_token,
             erasures: Erasures::new(w.store.clone(), w.clock.clone(), policy.clone()),
             holds: LegalHolds::new(w.store.clone(), w.clock.clone()),
             requests: Requests::new(w.store.clone(), w.clock.clone()),
@@ -140,7 +169,7 @@ impl Services {
             metrics_access: w.metrics_access,
             secrets: Arc::new(w.secrets),
             clock: w.clock,
-            mailer: Arc::new(w.mailer),
+            mailer,
             base_url: w.base_url,
             behind_tls: w.behind_tls,
             body_limit: w.body_limit,
@@ -148,7 +177,7 @@ impl Services {
             analytics: Arc::new(w.analytics),
             billing: w.billing,
             linking: w.linking,
-        }
+        })
     }
 
     /// Sends the account mail the job queue holds.
@@ -169,6 +198,12 @@ impl Services {
         if let Some(billing) = &self.billing {
             billing.register(&mut handlers);
         }
+        self.messaging.register(&mut handlers);
+        let messaging = self.messaging.clone();
+        handlers.on(move |failed: passme_billing::PaymentFailed| {
+            let messaging = messaging.clone();
+            async move { messaging.payment_failed(&failed.account, &failed.invoice).await.map_err(JobError::from) }
+        });
         Ok(handlers)
     }
 }
@@ -260,6 +295,20 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/login/{provider}", post(links::start_sign_in))
         .route("/link/{provider}/callback", get(links::callback))
         .route("/account/tokens/revoke", post(account::tokens::revoke_token))
+        .route("/account/messages", get(messages::page_of_choices).post(messages::change_choice))
+        .route("/account/messages/devices/remove", post(messages::remove_device))
+        .route("/api/v1/messaging/preferences", get(messages::api_choices).put(messages::api_choose))
+        .route("/api/v1/messaging/reports", post(messages::report).layer(DefaultBodyLimit::max(passme_messaging::dsn::MAX_REPORT)))
+        .route("/api/v1/push/key", get(messages::push_key))
+        .route("/api/v1/push/subscriptions", post(messages::subscribe).layer(DefaultBodyLimit::max(messages::SUBSCRIBE_BODY_LIMIT)))
+        .route("/api/v1/push/subscriptions/{id}", axum::routing::delete(messages::unsubscribe_device))
+        .route("/unsubscribe/{token}", get(messages::unsubscribe_page).post(messages::unsubscribe))
+        .route("/messages/confirm", get(messages::confirm_page).post(messages::confirm))
+        .route("/staff/messages", get(messages::staff_page))
+        .route("/staff/messages/announce", post(messages::announce))
+        .route("/staff/messages/partners/export", post(messages::export_audience))
+        .route("/sw.js", get(messages::service_worker))
+        .route("/static/push.js", get(messages::push_script))
         .route("/staff/audit", get(staff::audit))
         .route("/staff/privacy", get(staff::privacy_officer))
         .route("/staff/privacy/holds", post(staff::place_hold))
@@ -387,7 +436,9 @@ impl Application {
             trusted_proxies: config.http.trusted_proxies.clone(),
             metrics_access: MetricsAccess::from_config(&config),
             max_job_attempts: config.jobs.max_attempts,
-        }));
+            messaging: config.messaging.clone(),
+            production: config.is_production(),
+        })?);
         Ok(Application { listener, state, config })
     }
 
@@ -443,6 +494,15 @@ impl Application {
                 ..Worker::new(state.store.clone(), state.clock.clone(), handlers.clone())
             };
             tasks.push(tokio::spawn(worker.run(poll, stop.clone())));
+            // Messages wait on relays and push services: their own queue, run concurrently.
+            let sender = Worker {
+                lease_ms: i64::try_from(self.config.jobs.lease_secs).unwrap_or(300) * 1000,
+                queue: passme_messaging::outbox::QUEUE.into(),
+                batch: 32,
+                concurrent: true,
+                ..Worker::new(state.store.clone(), state.clock.clone(), handlers.clone())
+            };
+            tasks.push(tokio::spawn(sender.run(poll, stop.clone())));
         }
         let queue = state.jobs.clone();
         let clock = state.clock.clone();

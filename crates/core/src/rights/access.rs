@@ -46,6 +46,11 @@ const SOURCES: &[Source] = &[
     Source { table: "partner_profiles", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "suggestions", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "account_consents", link: Link::Column("account_id"), hidden: &[] },
+    Source { table: "message_log", link: Link::Column("account_id"), hidden: &[] },
+    Source { table: "message_prefs", link: Link::Column("account_id"), hidden: &[] },
+    // Which devices get push; the browser's keys are credentials for writing to it.
+    Source { table: "push_subscriptions", link: Link::Column("account_id"), hidden: &["sealed_keys"] },
+    Source { table: "partner_audience", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "privacy_requests", link: Link::Column("account_id"), hidden: &["verify_hash", "verify_expires"] },
 ];
 

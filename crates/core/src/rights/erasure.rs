@@ -78,6 +78,11 @@ pub const ERASERS: &[Eraser] = &[
     Eraser { table: "partner_profiles", how: How::ByAccount("account_id") },
     Eraser { table: "suggestions", how: How::ByAccount("account_id") },
     Eraser { table: "account_consents", how: How::ByAccount("account_id") },
+    // The web layer asks partners to delete the person before the erasure removes them here.
+    Eraser { table: "partner_audience", how: How::ByAccount("account_id") },
+    Eraser { table: "push_subscriptions", how: How::ByAccount("account_id") },
+    Eraser { table: "message_prefs", how: How::ByAccount("account_id") },
+    Eraser { table: "message_log", how: How::ByAccount("account_id") },
     // Destroys the person's archive key: their records in every archive become unreadable.
     Eraser { table: "person_keys", how: How::ByAccount("account_id") },
     Eraser { table: "jobs", how: How::Mentioning(&["payload", "last_error"]) },

@@ -8,6 +8,7 @@ pub mod consent;
 pub mod csp;
 pub mod health;
 pub mod links;
+pub mod messages;
 pub mod openapi;
 pub mod pages;
 pub mod prefs;

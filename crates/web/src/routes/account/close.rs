@@ -38,6 +38,10 @@ pub async fn close(
     if let Err(e) = state.linking.unlink_all(&session.account_id).await {
         tracing::error!(code = e.code(), "could not unlink the closed account's linked accounts");
     }
+    // Push stops, the choices go, and partners that received the person are asked to delete them.
+    if let Err(e) = state.messaging.forget_account(&session.account_id).await {
+        tracing::error!(code = e.code(), "could not remove the closed account's messaging data");
+    }
     if state.billing.is_some() {
         // Paying for a closed account makes no sense: its subscriptions end at the provider.
         if let Err(e) = passme_billing::Billing::schedule_account_closed(&state.jobs, &session.account_id).await {
