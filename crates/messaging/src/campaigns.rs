@@ -12,7 +12,9 @@ use passme_store::{CampaignRow, Segment, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::outbox::{Notice, Outbox, Outgoing};
+use std::collections::{HashMap, HashSet};
+
+use crate::outbox::{Notice, Outbox, Outgoing, messages_for};
 use crate::push::MAX_PAYLOAD;
 use crate::{Channel, Topic};
 
@@ -181,20 +183,35 @@ impl Campaigns {
         let now = self.clock.now_ms();
         let people = self.store.segment_recipients(&segment, batch.after.as_deref(), BATCH, now).await?;
         let notice = Notice::Campaign { campaign_id: campaign.id.clone() };
+        let key = format!("campaign:{}", campaign.id);
         let mut messages: Vec<Outgoing> = Vec::new();
-        for person in &people {
-            let mut wanted = channels.clone();
-            if kind == Kind::Marketing {
-                // Marketing goes only where the person said yes.
-                let mut consented = Vec::new();
-                for &channel in &channels {
-                    if self.outbox.prefs().choice(&person.account_id, Topic::Marketing, channel).await?.on {
-                        consented.push(channel);
-                    }
-                }
-                wanted = consented;
+        if let (Some(first), Some(last)) = (people.first(), people.last()) {
+            // One query each for the whole batch: its devices, and (for marketing) who said yes.
+            let mut devices: HashMap<&str, Vec<String>> = HashMap::new();
+            let subscriptions = if channels.contains(&Channel::Push) {
+                self.store.push_subscriptions_between(&first.account_id, &last.account_id).await?
+            } else {
+                Vec::new()
+            };
+            for s in &subscriptions {
+                devices.entry(s.account_id.as_str()).or_default().push(s.id.clone());
             }
-            messages.extend(self.outbox.for_person(&format!("campaign:{}", campaign.id), &person.account_id, &notice, &wanted).await?);
+            let consented: HashSet<(String, String)> = if kind == Kind::Marketing {
+                let on = self.store.prefs_on_between(Topic::Marketing.id(), &first.account_id, &last.account_id).await?;
+                on.into_iter().map(|(a, c)| (a.to_string(), c)).collect()
+            } else {
+                HashSet::new()
+            };
+            for person in &people {
+                // Marketing goes only where the person said yes.
+                let wanted: Vec<Channel> = channels
+                    .iter()
+                    .copied()
+                    .filter(|c| kind != Kind::Marketing || consented.contains(&(person.account_id.to_string(), c.id().to_string())))
+                    .collect();
+                let own = devices.get(person.account_id.as_str()).map_or(&[][..], Vec::as_slice);
+                messages.extend(messages_for(&key, &person.account_id, &notice, &wanted, own)?);
+            }
         }
         let queued = self.outbox.enqueue(&messages).await?;
         let last = people.last().map(|p| p.account_id.to_string());

@@ -15,7 +15,6 @@ use passme_core::mail::{MailFailure, Mailer, OutgoingMail};
 use passme_messages::{Lang, TextsOf};
 use passme_store::{AccountId, AccountRow, CampaignRow, Job, NewJob, NewMessage, Store};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::prefs::{BOUNCED, COMPLAINED, Preferences, UNSUBSCRIBED};
 use crate::push::{Push, Pushed};
@@ -79,10 +78,38 @@ impl JobPayload for SendMessage {
     const KIND: &'static str = SEND_JOB;
 }
 
-/// The id of the message with this idempotency key.
-pub fn message_id(key: &str) -> String {
-    format!("msg_{}", &hex::encode(Sha256::digest(key.as_bytes()))[..32])
+/// The messages that reach a person about `notice` on `channels`, given their push devices.
+pub fn messages_for(
+    key: &str,
+    account_id: &AccountId,
+    notice: &Notice,
+    channels: &[Channel],
+    devices: &[String],
+) -> Result<Vec<Outgoing>, CoreError> {
+    let mut out = Vec::new();
+    for &channel in channels {
+        match channel {
+            Channel::Email => out.push(Outgoing {
+                key: format!("{key}:{account_id}:email"),
+                account_id: account_id.clone(),
+                channel,
+                device: None,
+                notice: notice.clone(),
+            }),
+            Channel::Push => out.extend(devices.iter().map(|device| Outgoing {
+                key: format!("{key}:{account_id}:push:{device}"),
+                account_id: account_id.clone(),
+                channel,
+                device: Some(device.clone()),
+                notice: notice.clone(),
+            })),
+            Channel::Audience => return Err(CoreError::input("message_channel_unknown")),
+        }
+    }
+    Ok(out)
 }
+
+pub use passme_core::mail::message_id;
 
 /// A message to queue: its idempotency key says what makes it this message (the announcement
 /// and the person, the invoice, the grant) so that queueing it again is a no-op.
@@ -132,14 +159,20 @@ pub struct Outbox {
     push: Push,
     prefs: Preferences,
     base_url: String,
+    /// Announcements being sent, by id: their text never changes, and every message of one needs
+    /// it. A few at a time; the oldest goes first.
+    campaigns: Arc<std::sync::Mutex<Vec<Arc<CampaignRow>>>>,
 }
+
+/// Announcements kept in memory while their messages go out.
+const CAMPAIGN_CACHE: usize = 8;
 
 /// How many attempts a message gets: about a day with the queue's doubling backoff.
 pub const MAX_ATTEMPTS: i64 = 12;
 
 impl Outbox {
     pub fn new(store: Store, clock: SharedClock, mailer: Arc<Mailer>, push: Push, prefs: Preferences, base_url: &str) -> Outbox {
-        Outbox { store, clock, mailer, push, prefs, base_url: base_url.trim_end_matches('/').to_string() }
+        Outbox { store, clock, mailer, push, prefs, base_url: base_url.trim_end_matches('/').to_string(), campaigns: Arc::default() }
     }
 
     pub fn store(&self) -> &Store {
@@ -166,31 +199,12 @@ impl Outbox {
         notice: &Notice,
         channels: &[Channel],
     ) -> Result<Vec<Outgoing>, CoreError> {
-        let mut out = Vec::new();
-        for &channel in channels {
-            match channel {
-                Channel::Email => out.push(Outgoing {
-                    key: format!("{key}:{account_id}:email"),
-                    account_id: account_id.clone(),
-                    channel,
-                    device: None,
-                    notice: notice.clone(),
-                }),
-                Channel::Push => {
-                    for device in self.store.push_subscriptions_of(account_id).await? {
-                        out.push(Outgoing {
-                            key: format!("{key}:{account_id}:push:{}", device.id),
-                            account_id: account_id.clone(),
-                            channel,
-                            device: Some(device.id),
-                            notice: notice.clone(),
-                        });
-                    }
-                }
-                Channel::Audience => return Err(CoreError::input("message_channel_unknown")),
-            }
-        }
-        Ok(out)
+        let devices: Vec<String> = if channels.contains(&Channel::Push) {
+            self.store.push_subscriptions_of(account_id).await?.into_iter().map(|d| d.id).collect()
+        } else {
+            Vec::new()
+        };
+        messages_for(key, account_id, notice, channels, &devices)
     }
 
     /// Queues a notice to one person; a marketing message to someone who has not consented is
@@ -204,7 +218,7 @@ impl Outbox {
     /// Logs a refused message without queueing anything.
     pub async fn refuse(&self, outgoing: &Outgoing, detail: &str) -> Result<(), CoreError> {
         let (message, _) = outgoing.rows(MAX_ATTEMPTS, self.clock.now_ms())?;
-        self.store.log_message(&message, "refused", detail, self.clock.now_ms()).await?;
+        self.store.log_message(&message, "refused", Some(detail), self.clock.now_ms()).await?;
         Ok(())
     }
 
@@ -222,6 +236,22 @@ impl Outbox {
                 outbox.deliver(&message, last_attempt).await
             }
         });
+    }
+
+    async fn campaign(&self, id: &str) -> Result<Option<Arc<CampaignRow>>, CoreError> {
+        let cached =
+            self.campaigns.lock().map_err(|_| CoreError::broken("campaign cache", "poisoned"))?.iter().find(|c| c.id == id).cloned();
+        if let Some(c) = cached {
+            return Ok(Some(c));
+        }
+        let Some(row) = self.store.campaign(id).await? else { return Ok(None) };
+        let row = Arc::new(row);
+        let mut cache = self.campaigns.lock().map_err(|_| CoreError::broken("campaign cache", "poisoned"))?;
+        if cache.len() >= CAMPAIGN_CACHE {
+            cache.remove(0);
+        }
+        cache.push(row.clone());
+        Ok(Some(row))
     }
 
     async fn finish(&self, id: &str, status: &str, detail: Option<&str>) -> Result<(), JobError> {
@@ -243,12 +273,10 @@ impl Outbox {
             _ => return self.finish(&m.id, "dropped", Some("account_gone")).await,
         };
         let campaign = match &m.notice {
-            Notice::Campaign { campaign_id } => {
-                match self.store.campaign(campaign_id).await.map_err(|e| JobError::failed(CoreError::from(e)))? {
-                    Some(c) => Some(c),
-                    None => return self.finish(&m.id, "dropped", Some("campaign_gone")).await,
-                }
-            }
+            Notice::Campaign { campaign_id } => match self.campaign(campaign_id).await.map_err(JobError::failed)? {
+                Some(c) => Some(c),
+                None => return self.finish(&m.id, "dropped", Some("campaign_gone")).await,
+            },
             _ => None,
         };
         let topic = match &campaign {
@@ -276,8 +304,10 @@ impl Outbox {
         let (_, lang, _) = self.store.account_prefs(&m.account_id).await.map_err(|e| JobError::failed(CoreError::from(e)))?;
         let lang = lang.as_deref().and_then(Lang::parse).unwrap_or(Lang::Da);
         match m.channel {
-            Channel::Email => self.send_email(m, &account, lang, topic, choice.grant_id.as_deref(), campaign.as_ref(), last_attempt).await,
-            Channel::Push => self.send_push(m, lang, campaign.as_ref(), last_attempt).await,
+            Channel::Email => {
+                self.send_email(m, &account, lang, topic, choice.grant_id.as_deref(), campaign.as_deref(), last_attempt).await
+            }
+            Channel::Push => self.send_push(m, lang, campaign.as_deref(), last_attempt).await,
             Channel::Audience => self.finish(&m.id, "failed", Some("channel_unknown")).await,
         }
     }

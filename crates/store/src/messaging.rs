@@ -198,7 +198,7 @@ impl Store {
     }
 
     /// Logs a message that was decided without a job (refused at once); a no-op if logged already.
-    pub async fn log_message(&self, message: &NewMessage, status: &str, detail: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn log_message(&self, message: &NewMessage, status: &str, detail: Option<&str>, now: i64) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query(
                 "INSERT INTO message_log (id, account_id, campaign_id, channel, template, status, detail, created_at, updated_at) \
@@ -424,6 +424,33 @@ impl Store {
         on_pool!(self, pool => {
             let rows = sqlx::query("SELECT * FROM push_subscriptions WHERE account_id = $1 ORDER BY created_at, id").bind(account_id).fetch_all(pool).await?;
             Ok(rows.iter().map(push_from_row).collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The subscriptions of every account from `first` to `last` (by id): one query for a batch.
+    pub async fn push_subscriptions_between(&self, first: &AccountId, last: &AccountId) -> Result<Vec<PushSubscriptionRow>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query("SELECT * FROM push_subscriptions WHERE account_id >= $1 AND account_id <= $2 ORDER BY account_id, created_at, id")
+                .bind(first)
+                .bind(last)
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.iter().map(push_from_row).collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The (account, channel) pairs from `first` to `last` whose choice for `topic` is on.
+    pub async fn prefs_on_between(&self, topic: &str, first: &AccountId, last: &AccountId) -> Result<Vec<(AccountId, String)>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT account_id, channel FROM message_prefs WHERE topic = $1 AND state = 'on' AND account_id >= $2 AND account_id <= $3",
+            )
+            .bind(topic)
+            .bind(first)
+            .bind(last)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|r| Ok((AccountId::new(r.try_get::<String, _>("account_id")?), r.try_get("channel")?))).collect()
         })
     }
 

@@ -22,6 +22,12 @@ class MessageIds:
     def __init__(self, path):
         self.path = path
 
+    @classmethod
+    def from_cli(cls, parser, *args):
+        if len(args) != 1:
+            parser.error('MessageIds needs the file to append to')
+        return cls(args[0])
+
     async def handle_DATA(self, server, session, envelope):
         message_id = ''
         for line in envelope.content.split(b'\r\n'):

@@ -121,7 +121,9 @@ async fn a_maintenance_notice_reaches_each_person_in_their_language_and_respects
         assert_eq!(count(store, "SELECT COUNT(*) FROM campaigns").await, 1);
         run_at(now + 31 * 86_400_000).run().await.expect("retention");
         assert_eq!(count(store, "SELECT COUNT(*) FROM campaigns").await, 0, "the text goes 30 days after the fan-out");
-        assert_eq!(count(store, "SELECT COUNT(*) FROM message_log").await, 3);
+        // Three notices, and the three sign-up confirmations: account mail is logged too.
+        assert_eq!(count(store, "SELECT COUNT(*) FROM message_log").await, 6);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM message_log WHERE template = 'verify_address' AND status = 'sent'").await, 3);
         run_at(now + 91 * 86_400_000).run().await.expect("retention");
         assert_eq!(count(store, "SELECT COUNT(*) FROM message_log").await, 0, "the log goes after 90 days");
     }
@@ -710,4 +712,72 @@ async fn a_failed_payment_sends_the_person_a_notice_once() {
     assert_eq!(mails.len(), 2, "one notice");
     assert_eq!(mails[1].subject, "Din betaling til PassMe AI gik ikke igennem");
     assert!(mails[1].body.contains("http://passme.test/billing"), "{}", mails[1].body);
+}
+
+#[tokio::test]
+async fn two_instances_sending_one_announcement_send_each_message_once() {
+    for db in each_engine().await {
+        let sink = SmtpSink::start();
+        let app = TestApp::builder(db).smtp(sink.url()).build();
+        let store = app.state.store.clone();
+        let now = passme_core::clock::system().now_ms();
+        // 1,200 people: three fan-out batches.
+        let values: Vec<String> = (0..1200)
+            .map(|i| format!("('acc_t{i:05}', 'p{i}@example.com', 'p{i}@example.com', {now}, 'x', 'active', {now}, {now})"))
+            .collect();
+        store
+            .execute_script(&format!(
+                "INSERT INTO accounts (id, email, email_key, email_verified_at, password_hash, status, created_at, updated_at) VALUES {}",
+                values.join(", ")
+            ))
+            .await
+            .expect("people");
+        let notice = passme_messaging::campaigns::NewCampaign {
+            kind: passme_messaging::campaigns::Kind::Maintenance,
+            segment: Default::default(),
+            channels: vec![Channel::Email],
+            subject_da: "Vedligeholdelse".into(),
+            subject_en: "Maintenance".into(),
+            body_da: "Nede i nat.".into(),
+            body_en: "Down tonight.".into(),
+        };
+        let id = app.state.messaging.campaigns.create("staff:test", notice).await.expect("announced");
+        // Two workers as two instances would run them: each claims its own batches.
+        let handlers = app.state.job_handlers().expect("handlers");
+        let worker = |name: &str| passme_core::jobs::Worker {
+            id: name.to_string(),
+            queue: passme_messaging::outbox::QUEUE.into(),
+            batch: 32,
+            concurrent: true,
+            ..passme_core::jobs::Worker::new(store.clone(), app.state.clock.clone(), handlers.clone())
+        };
+        let run = |w: passme_core::jobs::Worker| async move {
+            let mut done = 0;
+            loop {
+                let pass = w.run_once().await.expect("pass");
+                done += pass.succeeded;
+                if pass.claimed() == 0 {
+                    // Idle: finished when the other instance has nothing left either.
+                    let left = w
+                        .store
+                        .scalar_i64("SELECT COUNT(*) FROM jobs WHERE queue = 'messages' AND status IN ('queued', 'running')")
+                        .await
+                        .expect("left");
+                    if left == 0 {
+                        return done;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        };
+        let (a, b) = tokio::join!(run(worker("instance-a")), run(worker("instance-b")));
+        assert!(a > 0 && b > 0, "both instances worked: {a} and {b}");
+        app.run_jobs().await;
+        let mails = sink.wait_for(1200);
+        let ids: std::collections::HashSet<_> = mails.iter().filter_map(|m| m.header("Message-ID").map(str::to_string)).collect();
+        assert_eq!((mails.len(), ids.len()), (1200, 1200), "every person once");
+        let progress = app.state.messaging.campaigns.progress(&id).await.expect("progress").expect("campaign");
+        assert_eq!((progress.campaign.queued, progress.count("sent")), (1200, 1200));
+        assert!(progress.campaign.finished_at.is_some());
+    }
 }

@@ -45,6 +45,30 @@ impl JobPayload for AccountMail {
 }
 
 impl AccountMail {
+    /// The template's name in the message log.
+    pub fn template(&self) -> &'static str {
+        match self {
+            AccountMail::VerifyAddress { .. } => "verify_address",
+            AccountMail::AlreadyRegistered { .. } => "already_registered",
+            AccountMail::PasswordReset { .. } => "password_reset",
+            AccountMail::ConfirmNewAddress { .. } => "confirm_new_address",
+            AccountMail::AddressChanged { .. } => "address_changed",
+            AccountMail::PasswordChanged { .. } => "password_changed",
+            AccountMail::RememberTheft { .. } => "remember_theft",
+        }
+    }
+
+    /// Whom the mail is about, when the job names the account.
+    fn account(&self) -> Option<&AccountId> {
+        match self {
+            AccountMail::VerifyAddress { account_id, .. }
+            | AccountMail::ConfirmNewAddress { account_id, .. }
+            | AccountMail::PasswordChanged { account_id, .. }
+            | AccountMail::RememberTheft { account_id } => Some(account_id),
+            _ => None,
+        }
+    }
+
     /// Queues the mail; delivered at least once by the worker.
     pub async fn enqueue(&self, queue: &JobQueue) -> Result<(), CoreError> {
         queue.push(self, EnqueueOptions::default()).await?;
@@ -121,11 +145,25 @@ impl AccountMailer {
         self.mailer.send(&account.email, lang, &Template::VerifyAddress { link }).await
     }
 
-    /// Handles the account mail jobs.
+    /// Handles the account mail jobs. Each sent mail gets a line in the message log, like every
+    /// other message (template, channel, status; never the text or its link).
     pub fn register(self, handlers: &mut Handlers) {
-        handlers.on(move |mail: AccountMail| {
+        handlers.register(AccountMail::KIND, move |job: passme_store::Job| {
             let sender = self.clone();
-            async move { sender.deliver(&mail).await.map_err(JobError::from) }
+            async move {
+                let mail: AccountMail = serde_json::from_str(&job.payload).map_err(|e| JobError::Payload(e.to_string()))?;
+                sender.deliver(&mail).await.map_err(JobError::from)?;
+                let line = passme_store::NewMessage {
+                    id: crate::mail::message_id(&job.id),
+                    account_id: mail.account().cloned(),
+                    campaign_id: None,
+                    channel: "email".into(),
+                    template: mail.template().into(),
+                };
+                let now = sender.accounts.now_ms();
+                sender.store.log_message(&line, "sent", None, now).await.map_err(|e| JobError::from(CoreError::from(e)))?;
+                Ok(())
+            }
         });
     }
 }

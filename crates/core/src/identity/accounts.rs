@@ -47,6 +47,11 @@ impl Accounts {
         Accounts { store, clock, audit }
     }
 
+    /// The time on the accounts' clock (a test's clock in tests).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     pub async fn sign_up(&self, address: &str, new_password: SecretString) -> Result<SignUp, CoreError> {
         let address = email::validate(address)?;
         let key = email::key(&address);

@@ -268,9 +268,10 @@ pub async fn erase(
     }
     // Tokens at identity providers are revoked there before the erasure deletes them here.
     state.linking.unlink_all(&session.account_id).await.map_err(crate::routes::links::link_error)?;
-    // Partners that received the person's hashed address are asked to delete it.
-    state.messaging.forget_account(&session.account_id).await?;
     let receipt = state.erasures.request(&session.account_id, &state.jobs).await?;
+    // Accepted (no legal hold): partners that received the person's hashed address are asked to
+    // delete it, before the erasure job removes the record of who received what.
+    state.messaging.forget_account(&session.account_id).await?;
     let mut response = Redirect::to(&format!("/erasure/{receipt}?lang={}", ctx.lang.code())).into_response();
     for value in [cookies::delete(SESSION_COOKIE), cookies::delete(remember::COOKIE)].into_iter().flatten() {
         response.headers_mut().append(header::SET_COOKIE, value);
