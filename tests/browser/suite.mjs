@@ -91,11 +91,27 @@ async function mailedLink(to, subjectPart) {
       .map((m) => ({ ...m, text: m.text.replace(/=\r?\n/g, '').replace(/=3D/g, '=') }))
       .filter((m) => m.text.includes(`To: ${to}`) && m.text.includes(subjectPart))
       .sort((a, b) => b.at - a.at);
-    const link = mails[0]?.text.match(/https?:\/\/\S+token=[A-Za-z0-9_-]+/);
+    const link = mails[0]?.text.match(/https?:\/\/\S+token=[A-Za-z0-9_.-]+/);
     if (link) return link[0];
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`no mail to ${to} with a link (${subjectPart})`);
+}
+
+/** The one-click unsubscribe address (List-Unsubscribe) of the newest mail to `to` about `subjectPart`. */
+async function unsubscribeLink(to, subjectPart) {
+  for (let i = 0; i < 100; i += 1) {
+    const mails = fs
+      .readdirSync(OUTBOX)
+      .map((f) => path.join(OUTBOX, f))
+      .map((f) => ({ text: fs.readFileSync(f, 'utf8').replace(/\r?\n[ \t]+/g, ' '), at: fs.statSync(f).mtimeMs }))
+      .filter((m) => m.text.includes(`To: ${to}`) && m.text.includes(subjectPart))
+      .sort((a, b) => b.at - a.at);
+    const link = mails[0]?.text.match(/List-Unsubscribe: <(https?:\/\/[^>]+)>/);
+    if (link) return link[1];
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no mail to ${to} with List-Unsubscribe (${subjectPart})`);
 }
 
 /** Runs `steps` on a new page; when one throws, says where the page was and what it showed. */
@@ -247,6 +263,22 @@ async function journeySteps(page, context, lang, device) {
   await page.waitForLoadState();
   check(label('privacy request: confirmed with its number'), /req_[0-9a-f]{24}/.test(await page.locator('main').innerText()));
   await inspect(page, label('privacy-request-confirmed'));
+  // Messages: every choice on one page; news by e-mail only after the mailed link is confirmed.
+  await visit(page, `/account/messages?lang=${lang}`, label('messages'));
+  check(label('messages: push is offered where the browser can do it'), await page.locator('#push-on').isVisible());
+  await page.locator('form[action="/account/messages"]:has(input[name="topic"][value="marketing"]):has(input[name="channel"][value="email"]) button').click();
+  await page.waitForURL(/done=messages_confirm_sent/);
+  await inspect(page, label('messages-confirm-sent'));
+  await page.goto(await mailedLink(email, '/messages/confirm'));
+  await inspect(page, label('messages-confirm'));
+  await page.locator('main form button[type="submit"]').click();
+  await page.waitForLoadState();
+  await inspect(page, label('messages-confirmed'));
+  await page.goto(`${BASE}/account/messages?lang=${lang}`);
+  check(label('messages: news by e-mail is on'), (await page.locator('form[action="/account/messages"]:has(input[name="topic"][value="marketing"]):has(input[name="channel"][value="email"]) input[name="choice"][value="off"]').count()) === 1);
+  await page.locator('form[action="/account/messages"]:has(input[name="topic"][value="partner"]) button').click();
+  await page.waitForURL(/done=messages_on/);
+  await inspect(page, label('messages-partner-on'));
   await visit(page, `/billing?lang=${lang}`, label('billing'));
   await visit(page, `/no-such-page?lang=${lang}`, label('not-found'), 404);
   check(label('not-found: in the visitor language'), (await page.locator('html').getAttribute('lang')) === lang);
@@ -296,6 +328,35 @@ async function staffSteps(page, lang, device) {
   await page.locator('form[action="/staff/privacy/holds/lift"] button[type="submit"]').first().click();
   await page.waitForURL(/done=hold_lifted/);
   check(label('privacy officer: the hold is lifted'), !(await page.locator('main').innerText()).includes(`Browser suite ${lang} ${device}`));
+
+  // An announcement to everyone, its progress, and its one-click unsubscribe without signing in.
+  await visit(page, `/staff/messages?lang=${lang}`, label('staff-messages'));
+  const subject = `Maintenance ${lang} ${device}`;
+  await page.locator('#k-maintenance').check();
+  await page.fill('#m-subject-da', `${subject} (da)`);
+  await page.fill('#m-body-da', 'Tjenesten er nede søndag kl. 2–4.');
+  await page.fill('#m-subject-en', `${subject} (en)`);
+  await page.fill('#m-body-en', 'The service is down on Sunday 2–4 am.');
+  await page.locator('form[action="/staff/messages/announce"] button[type="submit"]').click();
+  await page.waitForURL(/done=announced/);
+  check(label('staff messages: the announcement is listed'), (await page.locator('main').innerText()).includes(subject));
+  await inspect(page, label('staff-messages-announced'));
+  const unsubscribe = await unsubscribeLink('admin@passme.test', subject);
+  const other = await page.context().browser().newContext({ ...DEVICES[device], locale: locale(lang) });
+  const anonymous = await other.newPage();
+  await anonymous.goto(unsubscribe.replace(/^https?:\/\/[^/]+/, BASE));
+  await inspect(anonymous, label('unsubscribe'));
+  await anonymous.locator('main form button[type="submit"]').click();
+  await anonymous.waitForLoadState();
+  check(label('unsubscribe: done without signing in'), (await anonymous.locator('main form').count()) === 0);
+  await inspect(anonymous, label('unsubscribed'));
+  await other.close();
+  // The admin's own page shows it off, and turns it on again for the next round.
+  await page.goto(`${BASE}/account/messages?lang=${lang}`);
+  const serviceMail = 'form[action="/account/messages"]:has(input[name="topic"][value="service"]):has(input[name="channel"][value="email"])';
+  check(label('unsubscribe: the choice is off on the account page'), (await page.locator(`${serviceMail} input[name="choice"][value="on"]`).count()) === 1);
+  await page.locator(`${serviceMail} button`).click();
+  await page.waitForURL(/done=messages_on/);
 }
 
 /** Every public page with cookies refused: the jar is emptied before every request, so the
