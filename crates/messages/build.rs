@@ -25,7 +25,13 @@ fn main() {
          #[derive(Debug, Clone, Copy, PartialEq, Eq)]\npub struct Texts(pub Lang);\n\nimpl Texts {\n",
     );
     // Sections whose texts are also looked up by a code that arrives at run time.
-    let mut lookups: Vec<(&str, String)> = vec![("error", String::new()), ("hint", String::new()), ("done", String::new())];
+    let mut lookups: Vec<(&str, String)> = vec![
+        ("error", String::new()),
+        ("hint", String::new()),
+        ("done", String::new()),
+        ("message_template", String::new()),
+        ("message_status", String::new()),
+    ];
     for entry in &entries {
         let method = entry.key.replace('.', "_");
         let (da, en) = (&entry.da, &entry.en);

@@ -99,6 +99,8 @@ struct MessagesPage {
     csrf: String,
     sections: Vec<Section>,
     devices: Vec<DeviceView>,
+    /// Push can be turned on only once a browser is registered.
+    has_devices: bool,
     /// Mail to the address bounced or was reported as spam.
     suppressed: bool,
     log: Vec<LogView>,
@@ -136,7 +138,7 @@ pub async fn page_of_choices(State(state): State<AppState>, ctx: PageContext, Si
                 .collect(),
         })
         .collect();
-    let devices = state
+    let devices: Vec<DeviceView> = state
         .messaging
         .push
         .devices(account_id)
@@ -155,16 +157,18 @@ pub async fn page_of_choices(State(state): State<AppState>, ctx: PageContext, Si
         .into_iter()
         .map(|m| LogView {
             at: when(m.created_at),
-            template: m.template,
+            template: t.message_template(&m.template).map_or(m.template.clone(), str::to_string),
             channel: Channel::parse(&m.channel).map_or("?", |c| channel_name(t, c)),
-            status: m.status,
+            status: t.message_status(&m.status).map_or(m.status.clone(), str::to_string),
         })
         .collect();
+    let has_devices = !devices.is_empty();
     let body = MessagesPage {
         chrome: Chrome::new(&state, &ctx, t.messages_heading(), true),
         csrf: ctx.csrf_token(&state),
         sections,
         devices,
+        has_devices,
         suppressed,
         log,
     };
@@ -517,7 +521,8 @@ struct StaffMessagesPage {
     refused: i64,
 }
 
-fn campaign_view(p: Progress, lang_en: bool) -> CampaignView {
+fn campaign_view(p: Progress, t: Texts) -> CampaignView {
+    let lang_en = t.lang() == passme_messages::Lang::En;
     let c = &p.campaign;
     CampaignView {
         id: c.id.clone(),
@@ -526,15 +531,14 @@ fn campaign_view(p: Progress, lang_en: bool) -> CampaignView {
         created: when(c.created_at),
         queued: c.queued,
         finished: c.finished_at.is_some(),
-        counts: p.statuses.clone(),
+        counts: p.statuses.iter().map(|(status, n)| (t.message_status(status).map_or(status.clone(), str::to_string), *n)).collect(),
     }
 }
 
 /// Announcements with their progress, and partner exports.
 pub async fn staff_page(State(state): State<AppState>, ctx: PageContext, staff: Staff<Communicators>) -> Result<Response, WebError> {
     let _ = &staff.session;
-    let lang_en = ctx.t.lang() == passme_messages::Lang::En;
-    let campaigns = state.messaging.campaigns.recent().await?.into_iter().map(|p| campaign_view(p, lang_en)).collect();
+    let campaigns = state.messaging.campaigns.recent().await?.into_iter().map(|p| campaign_view(p, ctx.t)).collect();
     let mut partners = Vec::new();
     for p in state.messaging.partners.list() {
         let exports = state
@@ -543,7 +547,9 @@ pub async fn staff_page(State(state): State<AppState>, ctx: PageContext, staff: 
             .exports(&p.id)
             .await?
             .into_iter()
-            .map(|e| (when(e.created_at), e.requested_by, e.people, e.status))
+            .map(|e| {
+                (when(e.created_at), e.requested_by, e.people, ctx.t.message_status(&e.status).map_or(e.status.clone(), str::to_string))
+            })
             .collect();
         partners.push(PartnerView { id: p.id.clone(), name: p.name.clone(), exports });
     }
