@@ -30,6 +30,10 @@ pub enum JobError {
     /// attempt comes after the backoff.
     #[error("{0}")]
     Failed(Box<dyn std::error::Error + Send + Sync>),
+    /// A failure whose peer said when to come back (HTTP `Retry-After`): the next attempt comes
+    /// no sooner than that, nor sooner than the backoff.
+    #[error("{cause} (retry after {after_ms} ms)")]
+    Later { after_ms: i64, cause: Box<dyn std::error::Error + Send + Sync> },
 }
 
 impl JobError {
@@ -39,7 +43,15 @@ impl JobError {
 
     /// Whether another attempt could succeed.
     pub fn retryable(&self) -> bool {
-        matches!(self, JobError::Failed(_))
+        matches!(self, JobError::Failed(_) | JobError::Later { .. })
+    }
+
+    /// The least wait before another attempt, when the failure named one.
+    pub fn not_before_ms(&self) -> i64 {
+        match self {
+            JobError::Later { after_ms, .. } => *after_ms,
+            _ => 0,
+        }
     }
 }
 
@@ -244,12 +256,12 @@ impl Worker {
                 Ok(None) => None,
                 Err(done) => Some(done),
             };
-            // (error, whether another attempt could succeed)
-            let outcome: Result<(), (String, bool)> = match joined {
-                Some(Ok(result)) => result.map_err(|e| (e.to_string(), e.retryable())),
-                Some(Err(join)) => Err((format!("handler panicked: {join}"), true)),
+            // (error, whether another attempt could succeed, the least wait before it)
+            let outcome: Result<(), (String, bool, i64)> = match joined {
+                Some(Ok(result)) => result.map_err(|e| (e.to_string(), e.retryable(), e.not_before_ms())),
+                Some(Err(join)) => Err((format!("handler panicked: {join}"), true, 0)),
                 // Another version of the service may know the kind (a rolling deploy).
-                None => Err((format!("no handler for job kind {:?}", job.kind), true)),
+                None => Err((format!("no handler for job kind {:?}", job.kind), true, 0)),
             };
             let now = self.clock.now_ms();
             match outcome {
@@ -261,8 +273,9 @@ impl Worker {
                         pass.lost += 1;
                     }
                 }
-                Err((error, retryable)) => {
-                    let retry_at = (retryable && job.attempts < job.max_attempts).then(|| now + self.backoff.delay_ms(job.attempts));
+                Err((error, retryable, not_before_ms)) => {
+                    let delay = self.backoff.delay_ms(job.attempts).max(not_before_ms);
+                    let retry_at = (retryable && job.attempts < job.max_attempts).then(|| now + delay);
                     tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, max_attempts = job.max_attempts, retry = retry_at.is_some(), %error, "job failed");
                     if !self.store.fail_job(&job.id, &self.id, &error, retry_at, now).await? {
                         pass.lost += 1;

@@ -401,13 +401,17 @@ impl Outbox {
             Ok(Pushed::Refused(status)) => self.finish(&m.id, "failed", Some(&format!("push_{status}"))).await,
             Err(CoreError::Input { code, .. }) => self.finish(&m.id, "failed", Some(code)).await,
             Err(e) => Err(JobError::failed(e)),
-            Ok(Pushed::Later { status, .. }) => {
+            Ok(Pushed::Later { status, retry_after_ms }) => {
                 if last_attempt {
                     self.finish(&m.id, "failed", Some("push_service_unavailable")).await?;
                 }
-                Err(JobError::failed(CoreError::Unavailable {
-                    code: if status == Some(429) { "push_rate_limited" } else { "push_service_unavailable" },
-                }))
+                let code = if status == Some(429) { "push_rate_limited" } else { "push_service_unavailable" };
+                let cause = Box::new(CoreError::Unavailable { code });
+                // A 429 or 503 that says when to come back is taken at its word.
+                Err(match retry_after_ms {
+                    Some(after_ms) => JobError::Later { after_ms, cause },
+                    None => JobError::Failed(cause),
+                })
             }
         }
     }

@@ -29,6 +29,7 @@ impl Received {
 struct Shared {
     received: Vec<Received>,
     answer: Option<StatusCode>,
+    retry_after: Option<u64>,
 }
 
 pub struct Receiver {
@@ -43,10 +44,15 @@ impl Drop for Receiver {
     }
 }
 
-async fn record(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn record(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let mut shared = shared.lock().expect("receiver");
     shared.received.push(Received { headers, body });
-    shared.answer.unwrap_or(StatusCode::OK)
+    let status = shared.answer.unwrap_or(StatusCode::OK);
+    match shared.retry_after {
+        Some(secs) => (status, [("retry-after", secs.to_string())]).into_response(),
+        None => status.into_response(),
+    }
 }
 
 impl Receiver {
@@ -73,6 +79,13 @@ impl Receiver {
     /// Answer every request from now on with `status`.
     pub fn answer(&self, status: StatusCode) {
         self.shared.lock().expect("receiver").answer = Some(status);
+    }
+
+    /// Answer with `status` and `Retry-After: secs` from now on.
+    pub fn answer_later(&self, status: StatusCode, secs: u64) {
+        let mut shared = self.shared.lock().expect("receiver");
+        shared.answer = Some(status);
+        shared.retry_after = Some(secs);
     }
 
     pub fn received(&self) -> Vec<Received> {

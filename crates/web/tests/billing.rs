@@ -295,6 +295,14 @@ async fn checkout_and_portal_are_the_providers_pages_and_access_waits_for_the_si
         assert!(browse(&app, &cy, "/billing?lang=da").await.text().contains("Din seneste betaling mislykkedes"));
         let account_page = browse(&app, &cy, "/account?lang=en").await.text();
         assert!(account_page.contains("Your latest payment failed"), "the account page shows it too: {account_page}");
+        // And a notice goes out, once however often the provider repeats the failure.
+        let again = invoice_object("in_renewal", &customer, &sub_id, "open", 12000);
+        assert_eq!(event(&app, "evt_inv_failed_again", "invoice.payment_failed", T0 + 101, again).await, "applied");
+        let store = &app.state.store;
+        assert_eq!(store.scalar_i64("SELECT COUNT(*) FROM jobs WHERE kind = 'billing.payment_failed'").await.expect("jobs"), 1);
+        app.run_jobs().await;
+        let notices = "SELECT COUNT(*) FROM message_log WHERE template = 'payment_failed' AND channel = 'email' AND status = 'sent'";
+        assert_eq!(store.scalar_i64(notices).await.expect("log"), 1, "{engine}");
         let paid = invoice_object("in_renewal", &customer, &sub_id, "paid", 12000);
         assert_eq!(event(&app, "evt_inv_paid", "invoice.paid", T0 + 200, paid).await, "applied");
         let active = subscription_object(&sub_id, &customer, TEAM_PRICE, "active", T0 + 86_400 * 365, false);

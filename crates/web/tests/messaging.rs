@@ -593,6 +593,17 @@ async fn a_push_service_that_redirects_or_refuses_is_not_followed_and_an_oversiz
     let pass = app.run_jobs().await;
     assert_eq!(pass.retried, 1, "{pass:?}");
     assert_eq!(count(&store, "SELECT COUNT(*) FROM message_log WHERE channel = 'push' AND status = 'queued'").await, 1);
+    // 429 with Retry-After: the next attempt waits at least that long.
+    receiver.answer_later(axum::http::StatusCode::TOO_MANY_REQUESTS, 3600);
+    app.state.messaging.payment_failed(&ola_id, "in_429").await.expect("queued");
+    let before = passme_core::clock::system().now_ms();
+    app.run_jobs().await;
+    let waits = count(
+        &store,
+        &format!("SELECT COUNT(*) FROM jobs WHERE queue = 'messages' AND status = 'queued' AND run_at >= {}", before + 3_600_000),
+    )
+    .await;
+    assert_eq!(waits, 1, "the push service's Retry-After is honoured");
     // A push message over 3993 bytes is refused before anything is sent.
     let sub_row = store.push_subscriptions_of(&ola_id).await.expect("subs").remove(0);
     let before = receiver.received().len();

@@ -373,7 +373,7 @@ pub async fn unsubscribe_device(
 struct LinkPage {
     chrome: Chrome,
     heading: &'static str,
-    message: &'static str,
+    message: String,
     /// The form that carries the action out, when there is one to press.
     action: Option<String>,
     token: String,
@@ -384,7 +384,7 @@ fn link_page(
     state: &AppState,
     ctx: &PageContext,
     heading: &'static str,
-    message: &'static str,
+    message: String,
     action: Option<String>,
     token: String,
     button: &'static str,
@@ -395,20 +395,17 @@ fn link_page(
 
 /// The unsubscribe link's page. A GET (a link scanner, a preview) changes nothing: the page asks.
 pub async fn unsubscribe_page(State(state): State<AppState>, ctx: PageContext, Path(token): Path<String>) -> Result<Response, WebError> {
-    if state.messaging.prefs.links().read_unsubscribe(&token).is_none() {
+    let Some(link) = state.messaging.prefs.links().read_unsubscribe(&token) else {
         return Err(WebError::bad_request("unsubscribe_link_invalid"));
-    }
+    };
     let t = ctx.t;
     let action = format!("/unsubscribe/{token}");
-    Ok(link_page(
-        &state,
-        &ctx,
-        t.messages_unsubscribe_heading(),
-        t.messages_unsubscribe_ask(),
-        Some(action),
-        String::new(),
-        t.messages_unsubscribe_button(),
-    ))
+    let message = format!(
+        "{} {}",
+        t.messages_unsubscribe_what(topic_name(t, link.topic), channel_name(t, link.channel)),
+        t.messages_unsubscribe_ask()
+    );
+    Ok(link_page(&state, &ctx, t.messages_unsubscribe_heading(), message, Some(action), String::new(), t.messages_unsubscribe_button()))
 }
 
 /// RFC 8058 one-click unsubscribe: the mail client POSTs `List-Unsubscribe=One-Click` here, with
@@ -420,7 +417,7 @@ pub async fn unsubscribe(State(state): State<AppState>, ctx: PageContext, Path(t
         Unsubscribed::Now => t.messages_unsubscribed(),
         Unsubscribed::Already => t.messages_unsubscribed_already(),
     };
-    Ok(link_page(&state, &ctx, t.messages_unsubscribe_heading(), message, None, String::new(), ""))
+    Ok(link_page(&state, &ctx, t.messages_unsubscribe_heading(), message.to_string(), None, String::new(), ""))
 }
 
 #[derive(Debug, Deserialize)]
@@ -443,7 +440,7 @@ pub async fn confirm_page(
         &state,
         &ctx,
         t.messages_confirm_heading(),
-        t.messages_confirm_ask(),
+        t.messages_confirm_ask().to_string(),
         Some("/messages/confirm".into()),
         query.token,
         t.messages_confirm_button(),
@@ -465,7 +462,7 @@ pub async fn confirm(
 ) -> Result<Response, WebError> {
     state.messaging.prefs.confirm(&input.token).await?;
     let t = ctx.t;
-    Ok(link_page(&state, &ctx, t.messages_confirm_heading(), t.messages_confirmed(), None, String::new(), ""))
+    Ok(link_page(&state, &ctx, t.messages_confirm_heading(), t.messages_confirmed().to_string(), None, String::new(), ""))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
