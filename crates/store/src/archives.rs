@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use crate::{AccountId, Store, StoreError, on_pool};
+use crate::{AccountId, Store, StoreError, on_pool, row_mapper};
 
 /// An archive file as it is registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,14 +17,7 @@ pub struct ArchiveRow {
     pub cleaned_at: Option<i64>,
 }
 
-fn archive_of<R>(row: &R) -> Result<ArchiveRow, StoreError>
-where
-    R: Row,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
+row_mapper!(archive_of -> ArchiveRow, |row| {
     Ok(ArchiveRow {
         id: row.try_get("id")?,
         created_at: row.try_get("created_at")?,
@@ -34,7 +27,7 @@ where
         bytes: row.try_get("bytes")?,
         cleaned_at: row.try_get("cleaned_at")?,
     })
-}
+});
 
 const ARCHIVE_COLUMNS: &str = "id, created_at, expires_at, file, persons, bytes, cleaned_at";
 

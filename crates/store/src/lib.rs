@@ -64,6 +64,23 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// A function that reads one row of either engine into `$out`: the bounds sqlx needs for text,
+/// account ids, integers and their nullable forms, written once.
+macro_rules! row_mapper {
+    ($name:ident -> $out:ty, |$row:ident| $body:block) => {
+        fn $name<R: sqlx::Row>($row: &R) -> Result<$out, $crate::StoreError>
+        where
+            for<'c> &'c str: sqlx::ColumnIndex<R>,
+            for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            for<'r> $crate::AccountId: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        $body
+    };
+}
+pub(crate) use row_mapper;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Sqlite,

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use crate::{AccountId, Store, StoreError, on_pool};
+use crate::{AccountId, Store, StoreError, on_pool, row_mapper};
 
 /// A vault data key, sealed by the master key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,15 +77,7 @@ const LINK_COLUMNS: &str =
     "id, account_id, provider, issuer, subject, email, email_verified, linked_at, last_used_at, needs_consent_at, unlinked_at";
 const TOKEN_COLUMNS: &str = "link_id, account_id, provider, key_id, id_token, access_token, refresh_token, access_expires_at, updated_at";
 
-fn link_of<R>(row: &R) -> Result<LinkRow, StoreError>
-where
-    R: Row,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
+row_mapper!(link_of -> LinkRow, |row| {
     Ok(LinkRow {
         id: row.try_get("id")?,
         account_id: AccountId::new(row.try_get::<String, _>("account_id")?),
@@ -99,17 +91,9 @@ where
         needs_consent_at: row.try_get("needs_consent_at")?,
         unlinked_at: row.try_get("unlinked_at")?,
     })
-}
+});
 
-fn token_of<R>(row: &R) -> Result<TokenRow, StoreError>
-where
-    R: Row,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
+row_mapper!(token_of -> TokenRow, |row| {
     Ok(TokenRow {
         link_id: row.try_get("link_id")?,
         account_id: AccountId::new(row.try_get::<String, _>("account_id")?),
@@ -121,7 +105,7 @@ where
         access_expires_at: row.try_get("access_expires_at")?,
         updated_at: row.try_get("updated_at")?,
     })
-}
+});
 
 impl Store {
     /// Every vault key, oldest first.

@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use crate::jobs::{NewJob, insert_job};
-use crate::{AccountId, Store, StoreError, on_pool};
+use crate::{AccountId, Store, StoreError, on_pool, row_mapper};
 
 /// A message to log and the job that sends it, stored together or not at all.
 #[derive(Debug, Clone)]
@@ -102,14 +102,7 @@ pub struct PartnerExportRow {
 
 const MESSAGE_COLUMNS: &str = "id, account_id, campaign_id, channel, template, status, detail, created_at, updated_at";
 
-fn message_from_row<R: Row>(row: &R) -> Result<MessageRow, sqlx::Error>
-where
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
+row_mapper!(message_from_row -> MessageRow, |row| {
     Ok(MessageRow {
         id: row.try_get("id")?,
         account_id: row.try_get::<Option<String>, _>("account_id")?.map(AccountId::new),
@@ -121,16 +114,9 @@ where
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
-}
+});
 
-fn push_from_row<R: Row>(row: &R) -> Result<PushSubscriptionRow, sqlx::Error>
-where
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
+row_mapper!(push_from_row -> PushSubscriptionRow, |row| {
     Ok(PushSubscriptionRow {
         id: row.try_get("id")?,
         account_id: AccountId::new(row.try_get::<String, _>("account_id")?),
@@ -140,16 +126,9 @@ where
         created_at: row.try_get("created_at")?,
         last_sent_at: row.try_get("last_sent_at")?,
     })
-}
+});
 
-fn campaign_from_row<R: Row>(row: &R) -> Result<CampaignRow, sqlx::Error>
-where
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
+row_mapper!(campaign_from_row -> CampaignRow, |row| {
     Ok(CampaignRow {
         id: row.try_get("id")?,
         kind: row.try_get("kind")?,
@@ -164,7 +143,7 @@ where
         queued: row.try_get("queued")?,
         finished_at: row.try_get("finished_at")?,
     })
-}
+});
 
 impl Store {
     /// Logs messages as queued and stores the jobs that send them, in one transaction. A message

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use crate::{AccountId, Store, StoreError, on_pool};
+use crate::{AccountId, Store, StoreError, on_pool, row_mapper};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrivacyRequestRow {
@@ -24,16 +24,7 @@ pub struct PrivacyRequestRow {
 const COLUMNS: &str =
     "id, account_id, kind, channel, message, status, received_at, verified_at, due_at, extended_reason, completed_at, outcome";
 
-fn request_of<R>(row: &R) -> Result<PrivacyRequestRow, StoreError>
-where
-    R: Row,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> AccountId: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
+row_mapper!(request_of -> PrivacyRequestRow, |row| {
     Ok(PrivacyRequestRow {
         id: row.try_get("id")?,
         account_id: row.try_get("account_id")?,
@@ -48,7 +39,7 @@ where
         completed_at: row.try_get("completed_at")?,
         outcome: row.try_get("outcome")?,
     })
-}
+});
 
 impl Store {
     pub async fn insert_privacy_request(&self, r: &PrivacyRequestRow) -> Result<(), StoreError> {
