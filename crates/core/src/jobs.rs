@@ -199,7 +199,25 @@ pub struct Pass {
     pub lost: usize,
 }
 
+/// How one job of a pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Succeeded,
+    Retried,
+    Dead,
+    Lost,
+}
+
 impl Pass {
+    fn add(&mut self, settled: Settled) {
+        match settled {
+            Settled::Succeeded => self.succeeded += 1,
+            Settled::Retried => self.retried += 1,
+            Settled::Dead => self.dead += 1,
+            Settled::Lost => self.lost += 1,
+        }
+    }
+
     pub fn claimed(&self) -> usize {
         self.succeeded + self.retried + self.dead + self.lost
     }
@@ -240,54 +258,65 @@ impl Worker {
     pub async fn run_once(&self) -> Result<Pass, CoreError> {
         let jobs = self.store.claim_jobs(&self.queue, &self.id, self.batch, self.lease_ms, self.clock.now_ms()).await?;
         let mut pass = Pass::default();
-        let mut running = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let task = self.handlers.by_kind.get(&job.kind).map(|handler| tokio::spawn(handler(job.clone())));
-            // Sequential unless asked: each job finishes before the next starts.
-            let task = match task {
-                Some(task) if !self.concurrent => Err(task.await),
-                other => Ok(other),
-            };
-            running.push((job, task));
+        if !self.concurrent {
+            // Each job finishes, and is recorded, before the next starts.
+            for job in jobs {
+                pass.add(self.run_job(job).await?);
+            }
+            return Ok(pass);
         }
-        for (job, task) in running {
-            let joined = match task {
-                Ok(Some(task)) => Some(task.await),
-                Ok(None) => None,
-                Err(done) => Some(done),
-            };
-            // (error, whether another attempt could succeed, the least wait before it)
-            let outcome: Result<(), (String, bool, i64)> = match joined {
-                Some(Ok(result)) => result.map_err(|e| (e.to_string(), e.retryable(), e.not_before_ms())),
-                Some(Err(join)) => Err((format!("handler panicked: {join}"), true, 0)),
-                // Another version of the service may know the kind (a rolling deploy).
-                None => Err((format!("no handler for job kind {:?}", job.kind), true, 0)),
-            };
-            let now = self.clock.now_ms();
-            match outcome {
-                Ok(()) => {
-                    let forget = self.handlers.forget.contains(&job.kind.as_str());
-                    if self.store.complete_job(&job.id, &self.id, now, forget).await? {
-                        pass.succeeded += 1;
-                    } else {
-                        pass.lost += 1;
-                    }
-                }
-                Err((error, retryable, not_before_ms)) => {
-                    let delay = self.backoff.delay_ms(job.attempts).max(not_before_ms);
-                    let retry_at = (retryable && job.attempts < job.max_attempts).then(|| now + delay);
-                    tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, max_attempts = job.max_attempts, retry = retry_at.is_some(), %error, "job failed");
-                    if !self.store.fail_job(&job.id, &self.id, &error, retry_at, now).await? {
-                        pass.lost += 1;
-                    } else if retry_at.is_some() {
-                        pass.retried += 1;
-                    } else {
-                        pass.dead += 1;
-                    }
-                }
+        // Each job runs and records its outcome on its own, so one slow peer or one slow
+        // completion holds up nothing else of the batch.
+        let worker = Arc::new(self.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        for job in jobs {
+            let worker = worker.clone();
+            tasks.spawn(async move { worker.run_job(job).await });
+        }
+        let mut failure = None;
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(settled)) => pass.add(settled),
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(join) => failure = failure.or(Some(CoreError::broken("job task", join))),
             }
         }
-        Ok(pass)
+        failure.map_or(Ok(pass), Err)
+    }
+
+    /// Runs one claimed job and records how it went.
+    async fn run_job(&self, job: Job) -> Result<Settled, CoreError> {
+        let joined = match self.handlers.by_kind.get(&job.kind) {
+            Some(handler) => Some(tokio::spawn(handler(job.clone())).await),
+            None => None,
+        };
+        // (error, whether another attempt could succeed, the least wait before it)
+        let outcome: Result<(), (String, bool, i64)> = match joined {
+            Some(Ok(result)) => result.map_err(|e| (e.to_string(), e.retryable(), e.not_before_ms())),
+            Some(Err(join)) => Err((format!("handler panicked: {join}"), true, 0)),
+            // Another version of the service may know the kind (a rolling deploy).
+            None => Err((format!("no handler for job kind {:?}", job.kind), true, 0)),
+        };
+        let now = self.clock.now_ms();
+        match outcome {
+            Ok(()) => {
+                let forget = self.handlers.forget.contains(&job.kind.as_str());
+                let recorded = self.store.complete_job(&job.id, &self.id, now, forget).await?;
+                Ok(if recorded { Settled::Succeeded } else { Settled::Lost })
+            }
+            Err((error, retryable, not_before_ms)) => {
+                let delay = self.backoff.delay_ms(job.attempts).max(not_before_ms);
+                let retry_at = (retryable && job.attempts < job.max_attempts).then(|| now + delay);
+                tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, max_attempts = job.max_attempts, retry = retry_at.is_some(), %error, "job failed");
+                Ok(if !self.store.fail_job(&job.id, &self.id, &error, retry_at, now).await? {
+                    Settled::Lost
+                } else if retry_at.is_some() {
+                    Settled::Retried
+                } else {
+                    Settled::Dead
+                })
+            }
+        }
     }
 
     /// Runs until `shutdown` turns true, polling when idle. A pass in progress finishes first.

@@ -213,12 +213,15 @@ impl Campaigns {
                 messages.extend(messages_for(&key, &person.account_id, &notice, &wanted, own)?);
             }
         }
-        let queued = self.outbox.enqueue(&messages).await?;
         let last = people.last().map(|p| p.account_id.to_string());
         let done = (people.len() as i64) < BATCH;
         if !done {
+            // The next batch goes into the queue ahead of this one's messages, so workers fan
+            // out and send at once. A crash before the messages are stored repeats this job,
+            // which queues nothing twice.
             self.schedule(&FanOut { campaign_id: campaign.id.clone(), after: last.clone() }).await?;
         }
+        let queued = self.outbox.enqueue(&messages).await?;
         let to = last.or(batch.after.clone());
         self.store.advance_campaign(&campaign.id, batch.after.as_deref(), to.as_deref(), queued as i64, done.then_some(now)).await?;
         Ok(())
