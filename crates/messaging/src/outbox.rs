@@ -286,8 +286,12 @@ impl Outbox {
         if m.channel == Channel::Email {
             let suppression =
                 self.store.suppression(&address_hash(&account.email)).await.map_err(|e| JobError::failed(CoreError::from(e)))?;
+            // The confirmation of a sign-up is the person's own request: a spam report does not
+            // stop it (a bounce does: the mailbox takes nothing).
+            let asked_for = matches!(m.notice, Notice::ConfirmMarketing { .. });
             match suppression.as_deref() {
-                Some(BOUNCED) | Some(COMPLAINED) => return self.finish(&m.id, "suppressed", suppression.as_deref()).await,
+                Some(BOUNCED) => return self.finish(&m.id, "suppressed", Some(BOUNCED)).await,
+                Some(COMPLAINED) if !asked_for => return self.finish(&m.id, "suppressed", Some(COMPLAINED)).await,
                 Some(UNSUBSCRIBED) if topic == Topic::Marketing => return self.finish(&m.id, "suppressed", Some(UNSUBSCRIBED)).await,
                 _ => {}
             }

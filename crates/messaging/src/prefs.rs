@@ -138,10 +138,10 @@ impl Preferences {
             }
             let grant_id = new_grant();
             if topic == Topic::Marketing && channel == Channel::Email {
-                // A bounced or complaining address is not mailed again on a form's say-so.
-                match self.store.suppression(&address_hash(address)).await?.as_deref() {
-                    Some(BOUNCED) | Some(COMPLAINED) => return Err(CoreError::Conflict { code: "address_suppressed" }),
-                    _ => {}
+                // A bounced address is not mailed again on a form's say-so: its mailbox does not
+                // take mail. (After a complaint, the person's own confirmed sign-up lifts it.)
+                if self.store.suppression(&address_hash(address)).await?.as_deref() == Some(BOUNCED) {
+                    return Err(CoreError::Conflict { code: "address_suppressed" });
                 }
                 self.store.set_message_pref(account_id, topic.id(), channel.id(), "pending", Some(&grant_id), now).await?;
                 self.record(&actor, "messaging.consent_requested", account_id, details).await?;
@@ -190,7 +190,11 @@ impl Preferences {
         }
         let Some(account) = self.store.account(&confirm.account_id).await? else { return Err(CoreError::input("confirm_link_stale")) };
         let now = self.clock.now_ms();
-        self.store.lift_suppression(&address_hash(&account.email), UNSUBSCRIBED).await?;
+        // The person asked, from their account, and confirmed from the mailbox: an earlier
+        // unsubscribe or spam report of this address no longer stands.
+        for reason in [UNSUBSCRIBED, COMPLAINED] {
+            self.store.lift_suppression(&address_hash(&account.email), reason).await?;
+        }
         self.store
             .set_message_pref(&confirm.account_id, Topic::Marketing.id(), Channel::Email.id(), "on", Some(&confirm.grant_id), now)
             .await?;

@@ -408,10 +408,31 @@ async fn bounces_and_complaints_suppress_the_address_and_a_form_cannot_sign_it_u
         // The bounced address cannot be signed up for news by a form.
         let refused = choose(&mut ola, "marketing", "email", "on").await;
         assert_eq!((refused.status.as_u16(), refused.error_code()), (409, "address_suppressed".to_string()));
-        assert!(ola.get("/account/messages").await.text().contains("kom retur eller blev meldt som uønsket"));
+        assert!(ola.get("/account/messages").await.text().contains("E-mail til din adresse kom retur"));
         // An unsubscribe does not lift a bounce.
         store.suppress(&address_hash("ola@example.com"), "unsubscribed", now).await.expect("store");
         assert_eq!(store.suppression(&address_hash("ola@example.com")).await.expect("store").as_deref(), Some("bounced"));
+
+        // A spam report (RFC 5965) stops everything to the boss's address, until the boss signs
+        // up for news from the account and confirms it from the mailbox.
+        let arf = "Content-Type: multipart/report; report-type=feedback-report; boundary=x\r\n\r\n--x\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nOriginal-Rcpt-To: <boss@example.com>\r\n--x--\r\n";
+        assert_eq!(report("Bearer relay-token-0123456789", arf).await.status.as_u16(), 202);
+        let before = sink.messages().len();
+        announce(&mut boss, MAINTENANCE).await;
+        app.run_jobs().await;
+        assert_eq!(sink.messages().len(), before, "nothing to a complaining address");
+        assert!(boss.get("/account/messages").await.text().contains("meldt som uønsket"));
+        choose(&mut boss, "marketing", "email", "on").await;
+        app.run_jobs().await;
+        let confirmation = sink.wait_for(before + 1).into_iter().last().expect("the confirmation is the person's own request");
+        let link = link_in(&confirmation.body, "http://passme.test/messages/confirm?token=");
+        let token = link.split("token=").nth(1).and_then(|t| t.split('&').next()).expect("token");
+        assert_eq!(Browser::new(&app).post("/messages/confirm", &[("token", token)]).await.status.as_u16(), 200);
+        assert_eq!(
+            store.suppression(&address_hash("boss@example.com")).await.expect("store"),
+            None,
+            "the confirmed sign-up lifts the report"
+        );
     }
 }
 

@@ -101,8 +101,8 @@ struct MessagesPage {
     devices: Vec<DeviceView>,
     /// Push can be turned on only once a browser is registered.
     has_devices: bool,
-    /// Mail to the address bounced or was reported as spam.
-    suppressed: bool,
+    /// Why mail to the address is stopped (a bounce or a spam report), in words.
+    suppressed: Option<&'static str>,
     log: Vec<LogView>,
 }
 
@@ -149,7 +149,11 @@ pub async fn page_of_choices(State(state): State<AppState>, ctx: PageContext, Si
         })
         .collect();
     let account = state.store.account(account_id).await?.ok_or(WebError::for_status(StatusCode::UNAUTHORIZED))?;
-    let suppressed = matches!(state.store.suppression(&address_hash(&account.email)).await?.as_deref(), Some(BOUNCED | COMPLAINED));
+    let suppressed = match state.store.suppression(&address_hash(&account.email)).await?.as_deref() {
+        Some(BOUNCED) => Some(t.messages_suppressed_bounced()),
+        Some(COMPLAINED) => Some(t.messages_suppressed_complained()),
+        _ => None,
+    };
     let log = state
         .store
         .messages_of(account_id, 10)
