@@ -79,7 +79,10 @@ async fn member(app: &TestApp, email: &str) -> (passme_store::AccountId, String)
 
 #[tokio::test]
 async fn every_documented_operation_answers_with_its_documented_shape() {
-    let app = TestApp::new(sqlite().await);
+    let relay_token = tempfile::NamedTempFile::new().expect("token file");
+    std::fs::write(relay_token.path(), "relay-token-0123456789").expect("token");
+    let messaging = passme_core::config::MessagingConfig { dsn_token_file: Some(relay_token.path().to_path_buf()), ..Default::default() };
+    let app = TestApp::builder(sqlite().await).messaging(messaging).build();
     let doc: Value = app.get("/api/openapi.json").await.json();
     let mut c = Caller { app: &app, doc: doc.clone(), seen: BTreeSet::new(), succeeded: BTreeSet::new() };
     let (ola, ola_cookie) = member(&app, "ola@example.com").await;
@@ -127,6 +130,46 @@ async fn every_documented_operation_answers_with_its_documented_shape() {
         .header("origin", "https://evil.example")
         .header("content-type", "application/json");
     c.check("/api/v1/consent", cross.body(Body::from(choices.to_string())).expect("request")).await;
+
+    // Messages: choices, push subscriptions, the relay's delivery reports.
+    c.check("/api/v1/messaging/preferences", empty("GET", "/api/v1/messaging/preferences", ola_cookie)).await;
+    c.check("/api/v1/messaging/preferences", empty("GET", "/api/v1/messaging/preferences", None)).await;
+    let partner_on = json!({ "topic": "partner", "channel": "audience", "state": "on" });
+    c.check("/api/v1/messaging/preferences", json_body("PUT", "/api/v1/messaging/preferences", ola_cookie, &partner_on)).await;
+    let news = json!({ "topic": "marketing", "channel": "email", "state": "on" });
+    assert_eq!(
+        c.check("/api/v1/messaging/preferences", json_body("PUT", "/api/v1/messaging/preferences", ola_cookie, &news)).await.json()["state"],
+        "pending"
+    );
+    let bad = json!({ "topic": "spam", "channel": "email", "state": "on" });
+    c.check("/api/v1/messaging/preferences", json_body("PUT", "/api/v1/messaging/preferences", ola_cookie, &bad)).await;
+    let push_on = json!({ "topic": "service", "channel": "push", "state": "on" });
+    c.check("/api/v1/messaging/preferences", json_body("PUT", "/api/v1/messaging/preferences", ola_cookie, &push_on)).await;
+    c.check("/api/v1/push/key", empty("GET", "/api/v1/push/key", None)).await;
+    // A browser's subscription at a public push service (the keys are the web-push-native docs').
+    let subscription = json!({ "subscription": {
+        "endpoint": "https://fcm.googleapis.com/fcm/send/passme-openapi-test",
+        "keys": { "p256dh": "BLn9b-VR0ca83knDNZ32dCHGyjJp-1riX9ZTN40MqV8K_LpQmLqxC_DoHvqvFXO_nGdAB4W9dogZb_sM-uV4JbY", "auth": "_ordMnz7uTCmrpBTeUV4Bw" }
+    }, "device": "Firefox on Linux" });
+    let device =
+        c.check("/api/v1/push/subscriptions", json_body("POST", "/api/v1/push/subscriptions", ola_cookie, &subscription)).await.json();
+    let private = json!({ "subscription": { "endpoint": "https://10.0.0.1/push", "keys": subscription["subscription"]["keys"] } });
+    c.check("/api/v1/push/subscriptions", json_body("POST", "/api/v1/push/subscriptions", ola_cookie, &private)).await;
+    c.check("/api/v1/push/subscriptions", json_body("POST", "/api/v1/push/subscriptions", None, &subscription)).await;
+    let device = device["id"].as_str().expect("device id").to_string();
+    c.check("/api/v1/push/subscriptions/{id}", empty("DELETE", "/api/v1/push/subscriptions/push_nope", ola_cookie)).await;
+    c.check("/api/v1/push/subscriptions/{id}", empty("DELETE", &format!("/api/v1/push/subscriptions/{device}"), ola_cookie)).await;
+    let bounce = "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; gone@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n";
+    let relay = |auth: &str, body: &str| {
+        Request::post("/api/v1/messaging/reports")
+            .header("authorization", format!("Bearer {auth}"))
+            .header("content-type", "message/rfc822")
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    };
+    c.check("/api/v1/messaging/reports", relay("relay-token-0123456789", bounce)).await;
+    c.check("/api/v1/messaging/reports", relay("wrong", bounce)).await;
+    c.check("/api/v1/messaging/reports", relay("relay-token-0123456789", "Subject: hello\r\n\r\nhi")).await;
 
     // Signing up, in and out.
     c.check("/api/v1/signup", json_body("POST", "/api/v1/signup", None, &json!({ "email": "new@example.com", "password": PASSWORD })))

@@ -293,7 +293,8 @@ pub async fn api_choices(State(state): State<AppState>, SignedIn(session): Signe
 #[utoipa::path(put, path = "/api/v1/messaging/preferences", tag = "messaging", security(("session" = [])), request_body = ChoiceBody, responses(
     (status = 200, description = "The choice as it is now (`pending` for news by e-mail until the mailed link is opened)", body = ChoiceBody),
     (status = 400, description = "Unknown topic, channel or state", body = crate::error::ErrorBody),
-    (status = 409, description = "The address is suppressed after a bounce or complaint, or push has no device", body = crate::error::ErrorBody),
+    (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    (status = 409, description = "The address is suppressed after a bounce, or push has no device", body = crate::error::ErrorBody),
 ))]
 pub async fn api_choose(
     State(state): State<AppState>,
@@ -340,6 +341,7 @@ pub struct Subscribed {
 #[utoipa::path(post, path = "/api/v1/push/subscriptions", tag = "messaging", security(("session" = [])), request_body = SubscribeBody, responses(
     (status = 201, description = "Registered (or already registered by this person)", body = Subscribed),
     (status = 400, description = "Not a public HTTPS endpoint, or malformed keys", body = crate::error::ErrorBody),
+    (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
     (status = 409, description = "The endpoint belongs to another person, or too many devices", body = crate::error::ErrorBody),
     (status = 413, description = "Body too large", body = crate::error::ErrorBody),
 ))]
@@ -357,6 +359,7 @@ pub async fn subscribe(
 
 #[utoipa::path(delete, path = "/api/v1/push/subscriptions/{id}", tag = "messaging", security(("session" = [])), params(("id" = String, Path, description = "The id from POST /api/v1/push/subscriptions")), responses(
     (status = 204, description = "Removed"),
+    (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
     (status = 404, description = "No such device of yours", body = crate::error::ErrorBody),
 ))]
 pub async fn unsubscribe_device(
