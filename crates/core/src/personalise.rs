@@ -180,7 +180,7 @@ impl Personalisation {
     }
 
     async fn record(&self, account_id: &AccountId, action: &str, details: serde_json::Value) -> Result<(), CoreError> {
-        let subject = format!("user:{account_id}");
+        let subject = format!("account:{account_id}");
         self.audit.record(AuditEvent { actor: &subject, action, subject: &subject, details }).await?;
         Ok(())
     }

@@ -407,7 +407,7 @@ impl Linking {
     }
 
     async fn audit_link(&self, action: &str, link: &LinkRow) -> Result<(), LinkError> {
-        let subject = format!("user:{}", link.account_id);
+        let subject = format!("account:{}", link.account_id);
         self.audit
             .record(AuditEvent {
                 actor: &subject,

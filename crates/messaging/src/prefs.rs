@@ -115,7 +115,7 @@ impl Preferences {
     }
 
     async fn record(&self, actor: &str, action: &str, account_id: &AccountId, details: serde_json::Value) -> Result<(), CoreError> {
-        self.ledger.record(AuditEvent { actor, action, subject: &format!("user:{account_id}"), details }).await?;
+        self.ledger.record(AuditEvent { actor, action, subject: &format!("account:{account_id}"), details }).await?;
         Ok(())
     }
 
@@ -126,7 +126,7 @@ impl Preferences {
         }
         let now = self.clock.now_ms();
         let current = self.choice(account_id, topic, channel).await?;
-        let actor = format!("user:{account_id}");
+        let actor = format!("account:{account_id}");
         let details = json!({ "topic": topic.id(), "channel": channel.id(), "purpose": topic.purpose(channel) });
         if on {
             if current.on {
@@ -199,7 +199,7 @@ impl Preferences {
             .set_message_pref(&confirm.account_id, Topic::Marketing.id(), Channel::Email.id(), "on", Some(&confirm.grant_id), now)
             .await?;
         let details = json!({ "topic": "marketing", "channel": "email", "purpose": "marketing_direct", "grant": confirm.grant_id });
-        self.record(&format!("user:{}", confirm.account_id), "messaging.consent_confirmed", &confirm.account_id, details).await
+        self.record(&format!("account:{}", confirm.account_id), "messaging.consent_confirmed", &confirm.account_id, details).await
     }
 
     /// The one-click unsubscribe link of a message about `topic` sent on `channel` to `address`.

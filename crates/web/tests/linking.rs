@@ -110,7 +110,7 @@ async fn a_user_links_a_provider_signs_in_with_it_and_unlinking_revokes_the_toke
             .open(Vault::token_place(&link.id, &account, "example", "refresh_token"), row.refresh_token.as_deref().expect("refresh"))
             .await
             .expect("opens");
-        let trail = app.state.audit.entries_for(&format!("user:{account}")).await.expect("audit");
+        let trail = app.state.audit.entries_for(&format!("account:{account}")).await.expect("audit");
         assert!(trail.iter().any(|e| e.action == "link.created"), "linking is audited");
 
         // Unlinking revokes at the provider: the refresh token no longer works there.
@@ -424,7 +424,7 @@ async fn partner_profile_fields_are_kept_only_with_consent_and_only_those_declar
         assert_eq!(count(store, "SELECT COUNT(*) FROM partner_profiles").await, 0);
         assert_eq!(count(store, "SELECT COUNT(*) FROM suggestions").await, 0);
         assert_eq!(count(store, "SELECT COUNT(*) FROM account_consents").await, 0);
-        let trail = app.state.audit.entries_for(&format!("user:{account}")).await.expect("audit");
+        let trail = app.state.audit.entries_for(&format!("account:{account}")).await.expect("audit");
         assert!(trail.iter().any(|e| e.action == "consent.personalise.given"));
         assert!(trail.iter().any(|e| e.action == "consent.personalise.withdrawn"));
         // Signing in again with the provider keeps nothing either.

@@ -242,9 +242,14 @@ async fn news_by_email_needs_a_confirmed_opt_in_and_one_click_unsubscribe_works_
         assert!(again.text().contains("allerede afmeldt"), "a replay changes nothing");
         assert_eq!(store.suppression(&address_hash("ola@example.com")).await.expect("store").as_deref(), Some("unsubscribed"));
         let ledger =
-            count(&store, &format!("SELECT COUNT(*) FROM consent_ledger WHERE subject = 'user:{ola_id}' AND action LIKE 'messaging.%'"))
+            count(&store, &format!("SELECT COUNT(*) FROM consent_ledger WHERE subject = 'account:{ola_id}' AND action LIKE 'messaging.%'"))
                 .await;
         assert_eq!(ledger, 3, "requested, confirmed and the objection are in the consent ledger");
+        let export = passme_core::rights::access::Export::of(&store, &ola_id, passme_core::clock::system().now_ms()).await.expect("export");
+        let trail = export.tables.get("consent_ledger").map_or(0, |rows| {
+            rows.iter().filter(|r| r.get("action").and_then(|a| a.as_deref()).is_some_and(|a| a.starts_with("messaging."))).count()
+        });
+        assert_eq!(trail, 3, "the person's own export holds that trail");
 
         announce(&mut boss, &marketing).await;
         app.run_jobs().await;

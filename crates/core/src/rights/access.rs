@@ -29,7 +29,7 @@ const SOURCES: &[Source] = &[
     Source { table: "sessions", link: Link::Column("account_id"), hidden: &["id"] },
     Source { table: "account_roles", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "api_tokens", link: Link::Column("account_id"), hidden: &["id"] },
-    Source { table: "consent_ledger", link: Link::LogSubject(&["actor"]), hidden: &["prev_hash", "hash"] },
+    Source { table: "consent_ledger", link: Link::LogSubject(&["actor", "subject"]), hidden: &["prev_hash", "hash"] },
     Source { table: "audit_log", link: Link::LogSubject(&["actor", "subject"]), hidden: &["prev_hash", "hash"] },
     Source { table: "billing_customers", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "billing_subscriptions", link: Link::Column("account_id"), hidden: &[] },
