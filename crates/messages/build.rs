@@ -31,6 +31,7 @@ fn main() {
         ("done", String::new()),
         ("message_template", String::new()),
         ("message_status", String::new()),
+        ("role", String::new()),
     ];
     for entry in &entries {
         let method = entry.key.replace('.', "_");

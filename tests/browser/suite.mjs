@@ -329,6 +329,17 @@ async function staffSteps(page, lang, device) {
   await page.waitForURL(/done=hold_lifted/);
   check(label('privacy officer: the hold is lifted'), !(await page.locator('main').innerText()).includes(`Browser suite ${lang} ${device}`));
 
+  // Opening a person's data takes a reason, and shows only this role's parts.
+  await visit(page, `/staff/people?lang=${lang}`, label('staff-people'));
+  await page.fill('#f-person-email', 'admin@passme.test');
+  await page.fill('#f-person-reason', `Browser suite ${lang} ${device}: checking the person view`);
+  await page.locator('form[action="/staff/people"] button[type="submit"]').click();
+  await page.waitForLoadState();
+  check(label('staff people: the person is opened'), (await page.locator('#part-account').count()) === 1);
+  await inspect(page, label('staff-people-opened'));
+  await visit(page, `/account/privacy?lang=${lang}`, label('privacy-centre-staff-reads'));
+  check(label('privacy centre: the opening is listed with its reason'), (await page.locator('ul.staff-reads').innerText()).includes(`Browser suite ${lang} ${device}`));
+
   // An announcement to everyone, its progress, and its one-click unsubscribe without signing in.
   await visit(page, `/staff/messages?lang=${lang}`, label('staff-messages'));
   const subject = `Maintenance ${lang} ${device}`;

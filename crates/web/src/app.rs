@@ -44,7 +44,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::metrics::{Metrics, MetricsAccess};
 use crate::middleware::{refuse_card_data, request_context, tag_route};
 use crate::routes::{
-    account, analytics, api, billing, consent, csp, health, links, messages, openapi, pages, prefs, privacy, requests, staff, tracking,
+    account, analytics, api, billing, consent, csp, health, links, messages, openapi, pages, people, prefs, privacy, requests, staff,
+    tracking,
 };
 use crate::serve::ConnectionTimeouts;
 
@@ -304,6 +305,7 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/api/v1/push/subscriptions/{id}", axum::routing::delete(messages::unsubscribe_device))
         .route("/unsubscribe/{token}", get(messages::unsubscribe_page).post(messages::unsubscribe))
         .route("/messages/confirm", get(messages::confirm_page).post(messages::confirm))
+        .route("/staff/people", get(people::form).post(people::open))
         .route("/staff/messages", get(messages::staff_page))
         .route("/staff/messages/announce", post(messages::announce))
         .route("/staff/messages/partners/export", post(messages::export_audience))

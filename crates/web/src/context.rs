@@ -70,7 +70,7 @@ pub fn client_ip(headers: &axum::http::HeaderMap, extensions: &axum::http::Exten
 }
 
 /// Where a member of staff starts: the dashboard for analysts and admins, the holds and retention
-/// reports for the privacy officer, the audit log for other auditors.
+/// reports for the privacy officer, the audit log for other auditors, a person's data for support.
 fn staff_home(roles: &[Role]) -> Option<&'static str> {
     use crate::extract::{Analysts, Auditors, PrivacyOfficers, Roles};
     if roles.iter().any(|r| Analysts::ALLOWED.contains(r)) {
@@ -79,6 +79,8 @@ fn staff_home(roles: &[Role]) -> Option<&'static str> {
         Some("/staff/privacy")
     } else if roles.iter().any(|r| Auditors::ALLOWED.contains(r)) {
         Some("/staff/audit")
+    } else if roles.contains(&Role::Support) {
+        Some("/staff/people")
     } else {
         None
     }

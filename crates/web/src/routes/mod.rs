@@ -11,6 +11,7 @@ pub mod links;
 pub mod messages;
 pub mod openapi;
 pub mod pages;
+pub mod people;
 pub mod prefs;
 pub mod privacy;
 pub mod requests;

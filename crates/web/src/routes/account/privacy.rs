@@ -60,6 +60,8 @@ struct PrivacyCentre {
     done: Option<&'static str>,
     /// The purposes the person may object to: (id, text, objected).
     objectable: Vec<(String, String, bool)>,
+    /// Every time staff opened the person's data: when, which role, why.
+    staff_reads: Vec<crate::routes::people::StaffRead>,
 }
 
 /// One of the person's own requests.
@@ -107,6 +109,7 @@ async fn centre_of(
         Some("objection_withdrawn") => Some(ctx.t.rights_objection_withdrawn()),
         _ => None,
     };
+    body.staff_reads = crate::routes::people::reads_of(state, ctx.t, account_id).await?;
     let objected = state.objections.of(account_id).await?;
     body.objectable = passme_core::rights::objections::objectable(&state.policy)
         .into_iter()
@@ -179,6 +182,7 @@ fn centre(state: &AppState, ctx: &PageContext, export: &Export, problem: Option<
         requests: Vec::new(),
         done: None,
         objectable: Vec::new(),
+        staff_reads: Vec::new(),
     }
 }
 
