@@ -13,7 +13,7 @@ use passme_core::clock::SharedClock;
 use passme_core::jobs::{Handlers, JobError, JobPayload};
 use passme_core::mail::{MailFailure, Mailer, OutgoingMail};
 use passme_messages::{Lang, TextsOf};
-use passme_store::{AccountId, AccountRow, CampaignRow, Job, NewJob, NewMessage, Store};
+use passme_store::{AccountId, CampaignRow, Job, NewJob, NewMessage, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::prefs::{BOUNCED, COMPLAINED, Preferences, UNSUBSCRIBED};
@@ -261,17 +261,14 @@ impl Outbox {
     /// Sends one message, or records why not. A failure worth retrying returns an error (the
     /// queue tries again later); on the last attempt the message is logged as failed.
     pub async fn deliver(&self, m: &SendMessage, last_attempt: bool) -> Result<(), JobError> {
-        let Some(row) = self.store.message(&m.id).await.map_err(|e| JobError::failed(CoreError::from(e)))? else {
+        let Some(row) = self.store.message_recipient(&m.id).await.map_err(|e| JobError::failed(CoreError::from(e)))? else {
             // Its log line went with the person (erasure): nothing to send to.
             return Ok(());
         };
         if row.status != "queued" {
             return Ok(());
         }
-        let account = match self.store.account(&m.account_id).await.map_err(|e| JobError::failed(CoreError::from(e)))? {
-            Some(a) if a.status == passme_store::AccountStatus::Active => a,
-            _ => return self.finish(&m.id, "dropped", Some("account_gone")).await,
-        };
+        let Some((email, lang)) = row.active else { return self.finish(&m.id, "dropped", Some("account_gone")).await };
         let campaign = match &m.notice {
             Notice::Campaign { campaign_id } => match self.campaign(campaign_id).await.map_err(JobError::failed)? {
                 Some(c) => Some(c),
@@ -284,8 +281,7 @@ impl Outbox {
             _ => Topic::Service,
         };
         if m.channel == Channel::Email {
-            let suppression =
-                self.store.suppression(&address_hash(&account.email)).await.map_err(|e| JobError::failed(CoreError::from(e)))?;
+            let suppression = self.store.suppression(&address_hash(&email)).await.map_err(|e| JobError::failed(CoreError::from(e)))?;
             // The confirmation of a sign-up is the person's own request: a spam report does not
             // stop it (a bounce does: the mailbox takes nothing).
             let asked_for = matches!(m.notice, Notice::ConfirmMarketing { .. });
@@ -305,12 +301,9 @@ impl Outbox {
             let status = if topic == Topic::Marketing { "refused" } else { "skipped" };
             return self.finish(&m.id, status, Some(detail)).await;
         }
-        let (_, lang, _) = self.store.account_prefs(&m.account_id).await.map_err(|e| JobError::failed(CoreError::from(e)))?;
         let lang = lang.as_deref().and_then(Lang::parse).unwrap_or(Lang::Da);
         match m.channel {
-            Channel::Email => {
-                self.send_email(m, &account, lang, topic, choice.grant_id.as_deref(), campaign.as_deref(), last_attempt).await
-            }
+            Channel::Email => self.send_email(m, &email, lang, topic, choice.grant_id.as_deref(), campaign.as_deref(), last_attempt).await,
             Channel::Push => self.send_push(m, lang, campaign.as_deref(), last_attempt).await,
             Channel::Audience => self.finish(&m.id, "failed", Some("channel_unknown")).await,
         }
@@ -320,7 +313,7 @@ impl Outbox {
     async fn send_email(
         &self,
         m: &SendMessage,
-        account: &AccountRow,
+        email: &str,
         lang: Lang,
         topic: Topic,
         grant_id: Option<&str>,
@@ -330,7 +323,7 @@ impl Outbox {
         let t = lang.texts();
         let (subject, body, unsubscribe) = match (&m.notice, campaign) {
             (Notice::Campaign { .. }, Some(c)) => {
-                let token = self.prefs.unsubscribe_token(&m.account_id, topic, Channel::Email, grant_id, &account.email);
+                let token = self.prefs.unsubscribe_token(&m.account_id, topic, Channel::Email, grant_id, email);
                 let unsubscribe = format!("{}/unsubscribe/{token}", self.base_url);
                 let (subject, text) = if lang == Lang::En { (&c.subject_en, &c.body_en) } else { (&c.subject_da, &c.body_da) };
                 let footer = if topic == Topic::Marketing {
@@ -356,14 +349,14 @@ impl Outbox {
             }
             (Notice::Campaign { .. }, None) => return self.finish(&m.id, "dropped", Some("campaign_gone")).await,
         };
-        let mut mail = OutgoingMail::new(&account.email, &subject, body);
+        let mut mail = OutgoingMail::new(email, &subject, body);
         mail.message_id = Some(m.id.clone());
         mail.unsubscribe_url = unsubscribe;
         match self.mailer.send_mail(&mail).await {
             Ok(()) => self.finish(&m.id, "sent", None).await,
             Err(MailFailure::Permanent(_)) => {
                 let now = self.clock.now_ms();
-                self.store.suppress(&address_hash(&account.email), BOUNCED, now).await.map_err(|e| JobError::failed(CoreError::from(e)))?;
+                self.store.suppress(&address_hash(email), BOUNCED, now).await.map_err(|e| JobError::failed(CoreError::from(e)))?;
                 self.finish(&m.id, "bounced", Some("smtp_5xx")).await
             }
             Err(MailFailure::Invalid(code)) => self.finish(&m.id, "failed", Some(code)).await,

@@ -42,7 +42,9 @@ pub use ids::AccountId;
 pub use instances::InstanceRow;
 pub use jobs::{Job, JobCounts, JobStatus, NewJob};
 pub use linking::{FlowRow, LinkRow, PartnerProfileRow, SuggestionRow, TokenRow, VaultKeyRow};
-pub use messaging::{CampaignRow, MessageRow, NewMessage, PartnerExportRow, PrefRow, PushSubscriptionRow, Recipient, Segment};
+pub use messaging::{
+    CampaignRow, MessageRecipient, MessageRow, NewMessage, PartnerExportRow, PrefRow, PushSubscriptionRow, Recipient, Segment,
+};
 pub use migrate::{MIGRATIONS, Migration};
 pub use requests::PrivacyRequestRow;
 pub use retention::{RANDOM_ID, RetentionRunRow, RetentionStep};

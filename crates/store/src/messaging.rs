@@ -30,6 +30,14 @@ pub struct MessageRow {
     pub updated_at: i64,
 }
 
+/// A queued message and whom it is for, read together when it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecipient {
+    pub status: String,
+    /// The recipient, while their account is active: address and chosen language.
+    pub active: Option<(String, Option<String>)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrefRow {
     pub topic: String,
@@ -206,6 +214,26 @@ impl Store {
                 .fetch_one(pool)
                 .await?;
             Ok(row.try_get("n")?)
+        })
+    }
+
+    /// A message's status and, while their account is active, its recipient's address and
+    /// language: one query where sending needs three.
+    pub async fn message_recipient(&self, id: &str) -> Result<Option<MessageRecipient>, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT m.status, a.email, a.pref_lang, a.status AS account_status FROM message_log m \
+                 LEFT JOIN accounts a ON a.id = m.account_id WHERE m.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let active = match row.try_get::<Option<String>, _>("account_status")?.as_deref() {
+                Some("active") => Some((row.try_get::<String, _>("email")?, row.try_get::<Option<String>, _>("pref_lang")?)),
+                _ => None,
+            };
+            Ok(Some(MessageRecipient { status: row.try_get("status")?, active }))
         })
     }
 
