@@ -14,8 +14,7 @@ use crate::CoreError;
 
 /// The message-log id of the message with this idempotency key (`msg_` and 32 hex digits).
 pub fn message_id(key: &str) -> String {
-    use sha2::Digest as _;
-    format!("msg_{}", &hex::encode(sha2::Sha256::digest(key.as_bytes()))[..32])
+    format!("msg_{}", &crate::identity::token_hash(key)[..32])
 }
 
 /// A message we send, with what it needs to say. The words come from the message catalogue.

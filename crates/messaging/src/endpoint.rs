@@ -96,8 +96,8 @@ impl Guard {
 
     /// A client that sends to `url` only at an address checked to be public (or an allowed
     /// exception), and follows no redirect.
-    pub async fn client_for(&self, url: &Url, timeout: Duration) -> Result<reqwest::Client, CoreError> {
-        let url = self.check(url.as_str())?;
+    pub async fn client_for(&self, raw: &str, timeout: Duration) -> Result<reqwest::Client, CoreError> {
+        let url = self.check(raw)?;
         let builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(timeout);
         if self.allowed_exception(&url) {
             return builder.build().map_err(|e| CoreError::broken("http client", e));

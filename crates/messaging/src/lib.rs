@@ -23,7 +23,6 @@ use passme_core::jobs::{Handlers, JobQueue};
 use passme_core::mail::Mailer;
 use passme_store::{AccountId, Store};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub use outbox::{Notice, Outbox};
 pub use prefs::{Choice, Preferences};
@@ -101,7 +100,7 @@ impl Channel {
 /// The suppression list and partner audiences hold this, never the address: SHA-256 of the
 /// normalised address, hex.
 pub fn address_hash(address: &str) -> String {
-    hex::encode(Sha256::digest(passme_core::identity::email::key(address).as_bytes()))
+    passme_core::identity::token_hash(&passme_core::identity::email::key(address))
 }
 
 /// Everything messaging needs, built once per process.

@@ -215,13 +215,6 @@ impl Outbox {
         self.enqueue(&messages).await
     }
 
-    /// Logs a refused message without queueing anything.
-    pub async fn refuse(&self, outgoing: &Outgoing, detail: &str) -> Result<(), CoreError> {
-        let (message, _) = outgoing.rows(MAX_ATTEMPTS, self.clock.now_ms())?;
-        self.store.log_message(&message, "refused", Some(detail), self.clock.now_ms()).await?;
-        Ok(())
-    }
-
     /// How many messages were refused for want of consent, fleet-wide.
     pub async fn refused_without_consent(&self) -> Result<i64, CoreError> {
         Ok(self.store.count_messages("refused", Some("no_consent")).await?)

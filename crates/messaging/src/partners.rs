@@ -161,7 +161,7 @@ impl Partners {
     async fn post(&self, partner: &Partner, idempotency_key: &str, body: &serde_json::Value) -> Result<(), CoreError> {
         let body = serde_json::to_vec(body).map_err(|e| CoreError::broken("partner body", e))?;
         let unix = self.clock.now_ms() / 1000;
-        let client = self.guard.client_for(&partner.endpoint, TIMEOUT).await?;
+        let client = self.guard.client_for(partner.endpoint.as_str(), TIMEOUT).await?;
         let response = client
             .post(partner.endpoint.clone())
             .header("content-type", "application/json")

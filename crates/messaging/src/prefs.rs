@@ -36,6 +36,19 @@ pub struct Choice {
     pub grant_id: Option<String>,
 }
 
+impl Choice {
+    /// `on`, `off`, or `pending` (waiting for the mailed confirmation).
+    pub fn state(&self) -> &'static str {
+        if self.pending {
+            "pending"
+        } else if self.on {
+            "on"
+        } else {
+            "off"
+        }
+    }
+}
+
 /// What a change of choice did, and what the caller must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Changed {

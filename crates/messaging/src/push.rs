@@ -221,8 +221,7 @@ impl Push {
             return Err(CoreError::broken("push keys", "not base64url"));
         };
         let public = PublicKey::from_sec1_bytes(&p256dh).map_err(|e| CoreError::broken("push keys", e))?;
-        let url = self.guard.check(&sub.endpoint)?;
-        let client = self.guard.client_for(&url, SEND_TIMEOUT).await?;
+        let client = self.guard.client_for(&sub.endpoint, SEND_TIMEOUT).await?;
         let vapid = self.vapid().await?;
         let endpoint = sub.endpoint.parse().map_err(|_| CoreError::input("endpoint_invalid"))?;
         let request = WebPushBuilder::new(endpoint, public, Auth::clone_from_slice(&auth))

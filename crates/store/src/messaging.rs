@@ -79,8 +79,6 @@ pub struct CampaignRow {
 pub struct Recipient {
     pub account_id: AccountId,
     pub email: String,
-    pub email_key: String,
-    pub lang: Option<String>,
 }
 
 /// Which accounts a campaign reaches. Empty filters match everyone.
@@ -122,6 +120,10 @@ row_mapper!(message_from_row -> MessageRow, |row| {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+});
+
+row_mapper!(recipient_from_row -> Recipient, |row| {
+    Ok(Recipient { account_id: AccountId::new(row.try_get::<String, _>("id")?), email: row.try_get("email")? })
 });
 
 row_mapper!(push_from_row -> PushSubscriptionRow, |row| {
@@ -234,13 +236,6 @@ impl Store {
                 _ => None,
             };
             Ok(Some(MessageRecipient { status: row.try_get("status")?, active }))
-        })
-    }
-
-    pub async fn message(&self, id: &str) -> Result<Option<MessageRow>, StoreError> {
-        on_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {MESSAGE_COLUMNS} FROM message_log WHERE id = $1"))).bind(id).fetch_optional(pool).await?;
-            Ok(row.as_ref().map(message_from_row).transpose()?)
         })
     }
 
@@ -552,7 +547,7 @@ impl Store {
         let active_since = segment.active_within_days.map(|days| now - days.max(0) * 86_400_000);
         on_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT a.id, a.email, a.email_key, a.pref_lang FROM accounts a \
+                "SELECT a.id, a.email FROM accounts a \
                  WHERE a.status = 'active' AND a.email_verified_at IS NOT NULL AND a.id > $1 \
                    AND ($2 IS NULL OR COALESCE(a.pref_lang, 'da') = $2) \
                    AND ($3 IS NULL OR EXISTS (SELECT 1 FROM billing_subscriptions s WHERE s.account_id = a.id AND s.price_id = $3 \
@@ -567,16 +562,7 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(Recipient {
-                        account_id: AccountId::new(r.try_get::<String, _>("id")?),
-                        email: r.try_get("email")?,
-                        email_key: r.try_get("email_key")?,
-                        lang: r.try_get("pref_lang")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(recipient_from_row).collect()
         })
     }
 
@@ -584,7 +570,7 @@ impl Store {
     pub async fn recipients_with_pref(&self, topic: &str, channel: &str) -> Result<Vec<Recipient>, StoreError> {
         on_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT a.id, a.email, a.email_key, a.pref_lang FROM accounts a JOIN message_prefs p ON p.account_id = a.id \
+                "SELECT a.id, a.email FROM accounts a JOIN message_prefs p ON p.account_id = a.id \
                  WHERE p.topic = $1 AND p.channel = $2 AND p.state = 'on' AND a.status = 'active' AND a.email_verified_at IS NOT NULL \
                  ORDER BY a.id",
             )
@@ -592,16 +578,7 @@ impl Store {
             .bind(channel)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(Recipient {
-                        account_id: AccountId::new(r.try_get::<String, _>("id")?),
-                        email: r.try_get("email")?,
-                        email_key: r.try_get("email_key")?,
-                        lang: r.try_get("pref_lang")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(recipient_from_row).collect()
         })
     }
 

@@ -274,18 +274,7 @@ pub async fn api_choices(State(state): State<AppState>, SignedIn(session): Signe
     Ok(Json(
         choices
             .into_iter()
-            .map(|c| ChoiceBody {
-                topic: c.topic.id().into(),
-                channel: c.channel.id().into(),
-                state: if c.pending {
-                    "pending"
-                } else if c.on {
-                    "on"
-                } else {
-                    "off"
-                }
-                .into(),
-            })
+            .map(|c| ChoiceBody { topic: c.topic.id().into(), channel: c.channel.id().into(), state: c.state().into() })
             .collect(),
     ))
 }

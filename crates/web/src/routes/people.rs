@@ -170,22 +170,8 @@ pub async fn open(
             }
             Part::Messages => {
                 let choices = state.messaging.prefs.choices(&account.id).await?;
-                let mut lines: Vec<(String, String)> = choices
-                    .iter()
-                    .map(|c| {
-                        (
-                            format!("{} / {}", c.topic.id(), c.channel.id()),
-                            if c.pending {
-                                "pending"
-                            } else if c.on {
-                                "on"
-                            } else {
-                                "off"
-                            }
-                            .to_string(),
-                        )
-                    })
-                    .collect();
+                let mut lines: Vec<(String, String)> =
+                    choices.iter().map(|c| (format!("{} / {}", c.topic.id(), c.channel.id()), c.state().to_string())).collect();
                 lines.extend(
                     state
                         .store
