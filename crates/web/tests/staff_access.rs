@@ -59,6 +59,12 @@ async fn staff_open_a_person_only_with_a_reason_see_only_their_part_and_the_pers
         let page = opened.text();
         assert!(page.contains("id=\"part-account\"") && page.contains("id=\"part-messages\""), "{page}");
         assert!(!page.contains("part-billing") && !page.contains("part-linked_accounts") && !page.contains("part-privacy_requests"));
+        // In the staff member's language, not the stored ids.
+        assert!(
+            page.contains("Drifts- og vedligeholdelsesbeskeder · E-mail") && page.contains("Slået til") && page.contains("aktiv"),
+            "{page}"
+        );
+        assert!(!page.contains("service / email") && !page.contains("verify_address"), "{page}");
         assert_eq!(reads(&store, &ola_id).await, 1);
         // Admins see billing and linked accounts too; analysts may not open a person at all.
         let page = open(&mut boss, "ola@example.com", "Checking a refund the person asked for").await.text();

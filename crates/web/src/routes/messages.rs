@@ -38,7 +38,7 @@ impl Roles for Communicators {
     const ALLOWED: &'static [Role] = &[Role::Admin];
 }
 
-fn topic_name(t: Texts, topic: Topic) -> &'static str {
+pub(crate) fn topic_name(t: Texts, topic: Topic) -> &'static str {
     match topic {
         Topic::Service => t.messages_topic_service(),
         Topic::Marketing => t.messages_topic_marketing(),
@@ -54,12 +54,29 @@ fn topic_about(t: Texts, topic: Topic) -> &'static str {
     }
 }
 
-fn channel_name(t: Texts, channel: Channel) -> &'static str {
+pub(crate) fn channel_name(t: Texts, channel: Channel) -> &'static str {
     match channel {
         Channel::Email => t.messages_channel_email(),
         Channel::Push => t.messages_channel_push(),
         Channel::Audience => t.messages_channel_audience(),
     }
+}
+
+/// A choice's state in words.
+pub(crate) fn state_name(t: Texts, choice: &passme_messaging::Choice) -> &'static str {
+    match choice.state() {
+        "pending" => t.messages_state_pending(),
+        "on" => t.messages_state_on(),
+        _ => t.messages_state_off(),
+    }
+}
+
+/// A logged message in words: (when, what · channel · how it went).
+pub(crate) fn log_line(t: Texts, m: &passme_store::MessageRow) -> (String, String) {
+    let template = t.message_template(&m.template).map_or(m.template.as_str(), |s| s);
+    let channel = Channel::parse(&m.channel).map_or("?", |c| channel_name(t, c));
+    let status = t.message_status(&m.status).map_or(m.status.as_str(), |s| s);
+    (when(m.created_at), format!("{template} · {channel} · {status}"))
 }
 
 struct Cell {
@@ -85,13 +102,6 @@ struct DeviceView {
     last: String,
 }
 
-struct LogView {
-    at: String,
-    template: String,
-    channel: &'static str,
-    status: String,
-}
-
 #[derive(Template)]
 #[template(path = "messages.html")]
 struct MessagesPage {
@@ -103,7 +113,8 @@ struct MessagesPage {
     has_devices: bool,
     /// Why mail to the address is stopped (a bounce or a spam report), in words.
     suppressed: Option<&'static str>,
-    log: Vec<LogView>,
+    /// The latest messages: (when, what · channel · how it went).
+    log: Vec<(String, String)>,
 }
 
 /// The person's page: every topic and channel with its state and a button to change it, the
@@ -125,13 +136,7 @@ pub async fn page_of_choices(State(state): State<AppState>, ctx: PageContext, Si
                     topic: topic.id(),
                     channel: c.channel.id(),
                     name: channel_name(t, c.channel),
-                    state: if c.pending {
-                        t.messages_state_pending()
-                    } else if c.on {
-                        t.messages_state_on()
-                    } else {
-                        t.messages_state_off()
-                    },
+                    state: state_name(t, c),
                     on: c.on,
                     pending: c.pending,
                 })
@@ -154,18 +159,7 @@ pub async fn page_of_choices(State(state): State<AppState>, ctx: PageContext, Si
         Some(COMPLAINED) => Some(t.messages_suppressed_complained()),
         _ => None,
     };
-    let log = state
-        .store
-        .messages_of(account_id, 10)
-        .await?
-        .into_iter()
-        .map(|m| LogView {
-            at: when(m.created_at),
-            template: t.message_template(&m.template).map_or(m.template.clone(), str::to_string),
-            channel: Channel::parse(&m.channel).map_or("?", |c| channel_name(t, c)),
-            status: t.message_status(&m.status).map_or(m.status.clone(), str::to_string),
-        })
-        .collect();
+    let log = state.store.messages_of(account_id, 10).await?.iter().map(|m| log_line(t, m)).collect();
     let has_devices = !devices.is_empty();
     let body = MessagesPage {
         chrome: Chrome::new(&state, &ctx, t.messages_heading(), true),
@@ -519,7 +513,13 @@ fn campaign_view(p: Progress, t: Texts) -> CampaignView {
     let c = &p.campaign;
     CampaignView {
         id: c.id.clone(),
-        kind: c.kind.clone(),
+        kind: match Kind::parse(&c.kind) {
+            Some(Kind::Service) => t.staff_messages_kind_service(),
+            Some(Kind::Maintenance) => t.staff_messages_kind_maintenance(),
+            Some(Kind::Marketing) => t.staff_messages_kind_marketing(),
+            None => "?",
+        }
+        .to_string(),
         subject: if lang_en { c.subject_en.clone() } else { c.subject_da.clone() },
         created: when(c.created_at),
         queued: c.queued,

@@ -16,7 +16,25 @@ use crate::app::AppState;
 use crate::context::PageContext;
 use crate::error::WebError;
 use crate::extract::{CsrfForm, Roles, Staff};
+use crate::routes::messages::{channel_name, log_line, state_name, topic_name};
 use crate::routes::pages::{Chrome, page, when};
+use crate::routes::requests::kind_label;
+
+fn account_status(t: passme_messages::Texts, status: passme_store::AccountStatus) -> &'static str {
+    match status {
+        passme_store::AccountStatus::Active => t.people_status_active(),
+        passme_store::AccountStatus::Disabled => t.people_status_disabled(),
+        passme_store::AccountStatus::Closed => t.people_status_closed(),
+    }
+}
+
+fn request_status(t: passme_messages::Texts, status: &str) -> &'static str {
+    match status {
+        "done" => t.people_request_done(),
+        "refused" => t.people_request_refused(),
+        _ => t.people_request_open(),
+    }
+}
 
 /// The audit action of a staff member opening a person's data.
 pub const PERSON_READ: &str = "staff.person_read";
@@ -160,26 +178,27 @@ pub async fn open(
                     t.people_part_account(),
                     vec![
                         (t.people_email().into(), account.email.clone()),
-                        (t.people_status().into(), format!("{:?}", account.status).to_lowercase()),
+                        (t.people_status().into(), account_status(t, account.status).into()),
                         (t.people_created().into(), when(account.created_at)),
                         (t.people_verified().into(), account.email_verified_at.map_or_else(|| "–".into(), when)),
-                        (t.people_language().into(), lang.unwrap_or_else(|| "–".into())),
+                        (
+                            t.people_language().into(),
+                            lang.as_deref()
+                                .and_then(passme_messages::Lang::parse)
+                                .map_or("–", |l| if l == passme_messages::Lang::Da { "Dansk" } else { "English" })
+                                .into(),
+                        ),
                         (t.people_sessions().into(), sessions.len().to_string()),
                     ],
                 )
             }
             Part::Messages => {
                 let choices = state.messaging.prefs.choices(&account.id).await?;
-                let mut lines: Vec<(String, String)> =
-                    choices.iter().map(|c| (format!("{} / {}", c.topic.id(), c.channel.id()), c.state().to_string())).collect();
-                lines.extend(
-                    state
-                        .store
-                        .messages_of(&account.id, 10)
-                        .await?
-                        .into_iter()
-                        .map(|m| (when(m.created_at), format!("{} · {} · {}", m.template, m.channel, m.status))),
-                );
+                let mut lines: Vec<(String, String)> = choices
+                    .iter()
+                    .map(|c| (format!("{} · {}", topic_name(t, c.topic), channel_name(t, c.channel)), state_name(t, c).to_string()))
+                    .collect();
+                lines.extend(state.store.messages_of(&account.id, 10).await?.iter().map(|m| log_line(t, m)));
                 (t.people_part_messages(), lines)
             }
             Part::Requests => (
@@ -189,7 +208,7 @@ pub async fn open(
                     .privacy_requests_of(&account.id)
                     .await?
                     .into_iter()
-                    .map(|r| (when(r.received_at), format!("{} · {}", r.kind, r.status)))
+                    .map(|r| (when(r.received_at), format!("{} · {}", kind_label(t, &r.kind), request_status(t, &r.status))))
                     .collect(),
             ),
             Part::Billing => (
