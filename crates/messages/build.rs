@@ -32,6 +32,7 @@ fn main() {
         ("message_template", String::new()),
         ("message_status", String::new()),
         ("role", String::new()),
+        ("fraud_outcome", String::new()),
     ];
     for entry in &entries {
         let method = entry.key.replace('.', "_");

@@ -340,6 +340,48 @@ async function staffSteps(page, lang, device) {
   await visit(page, `/account/privacy?lang=${lang}`, label('privacy-centre-staff-reads'));
   check(label('privacy centre: the opening is listed with its reason'), (await page.locator('ul.staff-reads').innerText()).includes(`Browser suite ${lang} ${device}`));
 
+  // Fraud scanning: a rule that divides by zero is refused; one that sends this round's sign-ins
+  // to review makes a decision the admin sees on their privacy page and appeals; the analyst
+  // labels it; then the rule is switched off for the rounds after.
+  await visit(page, `/staff/fraud?lang=${lang}`, label('staff-fraud'));
+  const rule = `suite_${lang}_${device}`;
+  const newRule = async (expression) => {
+    await page.fill('#nr-id', rule);
+    await page.fill('#nr-name', `Browser suite ${lang} ${device}`);
+    await page.fill('#nr-expr', expression);
+    await page.selectOption('#nr-outcome', 'review');
+    await page.locator('form:has(#nr-id) button[type="submit"]').click();
+    await page.waitForLoadState();
+  };
+  await newRule('event.kind == "signin" && 1 / 0 > 1');
+  check(label('fraud: a rule dividing by zero is refused'), (await page.locator('main p.error[role="alert"]').count()) === 1);
+  await inspect(page, label('staff-fraud-refused'));
+  await newRule('event.kind == "signin" && network.isp == ""');
+  check(label('fraud: the rule is saved'), (await page.locator('main').innerText()).includes(rule));
+  await page.locator('form[action="/logout"] button').click();
+  await page.goto(`${BASE}/login?lang=${lang}`);
+  await page.fill('#f-email', 'admin@passme.test');
+  await page.fill('#f-password', ADMIN_PASSWORD);
+  await page.locator('main form[action="/login"] button[type="submit"]').click();
+  await page.waitForURL(/\/account/);
+  await visit(page, `/account/privacy?lang=${lang}`, label('privacy-centre-decisions'));
+  const appeal = `Browser suite appeal ${lang} ${device}`;
+  await page.locator('form[action="/account/privacy/appeal"] textarea').first().fill(appeal);
+  await page.locator('form[action="/account/privacy/appeal"] button').first().click();
+  await page.waitForURL(/#decisions/);
+  await visit(page, `/staff/fraud?lang=${lang}`, label('staff-fraud-queue'));
+  check(label('fraud: the appeal is in the queue'), (await page.locator('main').innerText()).includes(appeal));
+  const decided = page.locator(`section.decision:has-text("${appeal}")`);
+  await decided.locator('input[value="false_positive"]').check();
+  await decided.locator('button[type="submit"]').click();
+  await page.waitForURL(/\/staff\/fraud$/);
+  check(label('fraud: the verdict empties the queue of it'), !(await page.locator('main').innerText()).includes(appeal));
+  const edit = page.locator(`form[action="/staff/fraud/rules"]:has(input[name="id"][value="${rule}"])`);
+  await page.locator(`li:has(input[name="id"][value="${rule}"]) summary`).click();
+  await edit.locator('input[name="enabled"]').uncheck();
+  await edit.locator('button[type="submit"]').click();
+  await page.waitForURL(/\/staff\/fraud$/);
+
   // An announcement to everyone, its progress, and its one-click unsubscribe without signing in.
   await visit(page, `/staff/messages?lang=${lang}`, label('staff-messages'));
   const subject = `Maintenance ${lang} ${device}`;

@@ -72,6 +72,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub linking: LinkingConfig,
     pub messaging: MessagingConfig,
+    pub fraud: FraudConfig,
 }
 
 /// Direct communication: Web Push, partner audiences, delivery reports from the mail relay.
@@ -226,6 +227,15 @@ struct FileBilling {
     plans: Vec<PlanConfig>,
 }
 
+/// Fraud scanning.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FraudConfig {
+    /// The disposable-mail domains `passme fraud import-domains` writes (default
+    /// `<data dir>/disposable-domains.txt`).
+    pub disposable_domains: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnalyticsConfig {
@@ -341,6 +351,7 @@ struct FileConfig {
     linking: Option<FileLinking>,
     #[serde(default)]
     messaging: Option<MessagingConfig>,
+    fraud: Option<FraudConfig>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -392,6 +403,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             linking: LinkingConfig::default(),
             messaging: MessagingConfig::default(),
+            fraud: FraudConfig::default(),
         }
     }
 }
@@ -415,6 +427,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PASSME_METRICS__TOKEN", "bearer token that /metrics requires (unset: open in development, closed in production)"),
     ("PASSME_METRICS__TOKEN_FILE", "file containing the metrics token"),
     ("PASSME_ANALYTICS__ASN_TABLE", "the ISP table written by `passme geo import` (default <data dir>/asn.pmasn)"),
+    (
+        "PASSME_FRAUD__DISPOSABLE_DOMAINS",
+        "the disposable-mail domains written by `passme fraud import-domains` (default <data dir>/disposable-domains.txt)",
+    ),
     ("PASSME_JOBS__WORKERS", "background worker tasks in this process (default 1; 0 for none)"),
     ("PASSME_SECRETS__MASTER_KEY", "32 random bytes, base64: the key secrets at rest are derived from"),
     ("PASSME_MAIL__SMTP_URL", "SMTP relay, e.g. smtps://user:pass@host:465 (unset in development: mail goes to <data dir>/outbox)"),
@@ -485,6 +501,9 @@ impl Config {
         }
         if let Some(v) = f.messaging {
             self.messaging = v;
+        }
+        if let Some(v) = f.fraud {
+            self.fraud = v;
         }
         if let Some(v) = f.analytics {
             self.analytics = v;
@@ -591,6 +610,9 @@ impl Config {
         }
         if let Some(v) = env("PASSME_ANALYTICS__ASN_TABLE") {
             self.analytics.asn_table = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("PASSME_FRAUD__DISPOSABLE_DOMAINS") {
+            self.fraud.disposable_domains = Some(PathBuf::from(v));
         }
         if let Some(v) = env("PASSME_JOBS__WORKERS") {
             self.jobs.workers = parse("PASSME_JOBS__WORKERS", &v)?;

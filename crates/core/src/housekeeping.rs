@@ -40,6 +40,7 @@ const GENERALISE_CLIENT: Action = Action::Anonymise { method: AnonymiseMethod::G
 const REMOVE_TEXT: Action = Action::Anonymise { method: AnonymiseMethod::RemoveText };
 const PSEUDONYMISE: Action = Action::Anonymise { method: AnonymiseMethod::Pseudonymise };
 const COARSEN_TIME: Action = Action::Anonymise { method: AnonymiseMethod::CoarsenTime };
+const DESTROY_KEY: Action = Action::Anonymise { method: AnonymiseMethod::DestroyKey };
 /// Page views not yet coarsened to the hour, and those whose visitor id is still the real one
 /// (real ids are never negative): each matches a partial index.
 const PRECISE: &str = "ts < $1 AND ts % 3600000 <> 0";
@@ -128,7 +129,19 @@ pub const EXECUTORS: &[Executor] = &[
         "fraud.signals",
         Trigger::Collected,
         DELETE,
-        &[delete("throttle", "window_start < $1 AND blocked_until < $1", None).by("window_start")],
+        &[
+            delete("throttle", "window_start < $1 AND blocked_until < $1", None).by("window_start"),
+            delete("fraud_events", "at < $1", ACCOUNT).by("at"),
+        ],
+    ),
+    steps("fraud.decisions", Trigger::Collected, DELETE, &[delete("fraud_decisions", "at < $1", ACCOUNT).by("at")]),
+    // The list key's salt goes after the declared period, and with it every entry made under it
+    // (their hashes could no longer be recognised anyway).
+    steps(
+        "fraud.deny_list",
+        Trigger::Collected,
+        DESTROY_KEY,
+        &[delete("fraud_lists", "key_created_at < $1", None).by("key_created_at"), delete("fraud_list_keys", "created_at < $1", None)],
     ),
     steps(
         "account.sessions",
@@ -529,7 +542,10 @@ impl Housekeeping {
                     loop {
                         let changed = self.store.retention_apply(step, *cutoff, now, BATCH).await?;
                         line.changed += changed;
-                        progress(&line.rule, line.changed, line.examined);
+                        // Progress is reported when it moves; a step with nothing due is silent.
+                        if changed > 0 {
+                            progress(&line.rule, line.changed, line.examined);
+                        }
                         if changed < BATCH as u64 {
                             break;
                         }

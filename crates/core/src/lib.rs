@@ -37,6 +37,7 @@ pub const IMPLEMENTED_CAPABILITIES: &[Capability] = &[
     Capability::Linking,
     Capability::Personalisation,
     Capability::Messaging,
+    Capability::Fraud,
 ];
 
 pub fn is_implemented(capability: Capability) -> bool {

@@ -34,6 +34,8 @@ pub enum Template {
     AddressChanged { new_address: String },
     /// The password was changed (by the account's owner, signed in).
     PasswordChanged { reset_link: String },
+    /// Confirms a sign-in that fraud scanning challenged.
+    ConfirmSignIn { link: String },
     /// Confirms a privacy request made by the contact form or e-mail.
     ConfirmPrivacyRequest { link: String },
 }
@@ -48,6 +50,7 @@ impl Template {
             Template::ConfirmNewAddress { .. } => t.mail_confirm_subject(),
             Template::AddressChanged { .. } => t.mail_changed_subject(),
             Template::PasswordChanged { .. } => t.mail_password_subject(),
+            Template::ConfirmSignIn { .. } => t.mail_signin_subject(),
             Template::ConfirmPrivacyRequest { .. } => t.mail_request_subject(),
         }
     }
@@ -65,6 +68,7 @@ impl Template {
             Template::PasswordChanged { reset_link } => {
                 format!("{}\n\n{}\n\n{reset_link}\n", t.mail_password_body(), t.mail_password_after())
             }
+            Template::ConfirmSignIn { link } => format!("{}\n\n{link}\n\n{}\n", t.mail_signin_before(), t.mail_signin_after()),
             Template::ConfirmPrivacyRequest { link } => format!("{}\n\n{link}\n\n{}\n", t.mail_request_before(), t.mail_request_after()),
         }
     }

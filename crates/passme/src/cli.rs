@@ -69,6 +69,9 @@ enum Command {
     /// The IP-to-ASN table that resolves internet service providers.
     #[command(subcommand)]
     Geo(GeoCommand),
+    /// Fraud scanning's data files.
+    #[command(subcommand)]
+    Fraud(FraudCommand),
     /// Service tracking maintenance.
     #[command(subcommand)]
     Analytics(AnalyticsCommand),
@@ -188,6 +191,20 @@ enum GeoCommand {
         #[arg(long)]
         from: std::path::PathBuf,
         /// Where to write the table (default: <data dir>/asn.pmasn, where serve looks).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FraudCommand {
+    /// Convert the npm package `disposable-email-domains` (index.json and wildcard.json) into the
+    /// sorted list `serve` loads for the `email.disposable` signal.
+    ImportDomains {
+        /// The unpacked package folder.
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// Where to write the list (default: <data dir>/disposable-domains.txt, where serve looks).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
@@ -343,6 +360,12 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         Command::Audit(command) => audit(command, &config).await,
         Command::Admin(AdminCommand::Create { email, role }) => admin_create(&config, &email, &role).await,
         Command::Geo(GeoCommand::Import { from, out }) => geo_import(&config, &from, out),
+        Command::Fraud(FraudCommand::ImportDomains { from, out }) => {
+            let out = out.unwrap_or_else(|| config.data_dir.join(passme_fraud::signals::FILE_NAME));
+            let count = passme_fraud::DisposableDomains::import(&from, &out)?;
+            println!("{}: {count} disposable-mail domains", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Analytics(AnalyticsCommand::Rebuild { site, from, to }) => analytics_rebuild(&config, &site, &from, &to).await,
         Command::Billing(BillingCommand::Reconcile { json }) => billing_reconcile(&config, json).await,
         Command::Retention(command) => retention(command, &config).await,

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 19, name: "objections", sql: include_str!("../migrations/0019_objections.sql") },
     Migration { version: 20, name: "linking", sql: include_str!("../migrations/0020_linking.sql") },
     Migration { version: 21, name: "messaging", sql: include_str!("../migrations/0021_messaging.sql") },
+    Migration { version: 22, name: "fraud", sql: include_str!("../migrations/0022_fraud.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

@@ -260,6 +260,7 @@ impl TestAppBuilder {
                 billing: self.billing,
                 messaging: self.messaging,
                 production: false,
+                disposable_domains: crate::asn::disposable_domains(),
             })
             .expect("services"),
         );

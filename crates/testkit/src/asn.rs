@@ -1,4 +1,4 @@
-//! The real IP-to-ASN table for tests: `scripts/test` installs `@ip-location-db/asn` from npm
+//! The real IP-to-ASN table and disposable-mail domain list for tests: `scripts/test` installs `@ip-location-db/asn` from npm
 //! into `.tools/` and converts it with `passme geo import`. A missing table fails the test with
 //! the command that makes it; it is never replaced by a table typed by hand.
 
@@ -24,4 +24,15 @@ pub fn asn_table() -> Arc<AsnTable> {
             Arc::new(table)
         })
         .clone()
+}
+
+pub fn disposable_domains_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools").join(passme_fraud::signals::FILE_NAME)
+}
+
+/// The list `scripts/test` converts from npm `disposable-email-domains`; empty when it is missing
+/// (the fraud tests check that it is there).
+pub fn disposable_domains() -> Arc<passme_fraud::DisposableDomains> {
+    static LIST: OnceLock<Arc<passme_fraud::DisposableDomains>> = OnceLock::new();
+    LIST.get_or_init(|| Arc::new(passme_fraud::DisposableDomains::load(&disposable_domains_path()))).clone()
 }

@@ -44,8 +44,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::metrics::{Metrics, MetricsAccess};
 use crate::middleware::{refuse_card_data, request_context, tag_route};
 use crate::routes::{
-    account, analytics, api, billing, consent, csp, health, links, messages, openapi, pages, people, prefs, privacy, requests, staff,
-    tracking,
+    account, analytics, api, billing, consent, csp, fraud, health, links, messages, openapi, pages, people, prefs, privacy, requests,
+    staff, tracking,
 };
 use crate::serve::ConnectionTimeouts;
 
@@ -104,6 +104,8 @@ pub struct Services {
     pub personalisation: Personalisation,
     /// The outbox, message choices, push, announcements and partner audiences.
     pub messaging: Messaging,
+    /// Fraud scanning: signals, rules, decisions, review and lists.
+    pub fraud: passme_fraud::Fraud,
     /// The token the mail relay presents with delivery reports; `None` closes that endpoint.
     pub dsn_token: Option<secrecy::SecretString>,
 }
@@ -126,6 +128,8 @@ pub struct Wiring {
     pub max_job_attempts: i64,
     pub messaging: passme_core::config::MessagingConfig,
     pub production: bool,
+    /// The disposable-mail domains fraud scanning knows.
+    pub disposable_domains: Arc<passme_fraud::DisposableDomains>,
 }
 
 impl Services {
@@ -152,7 +156,15 @@ impl Services {
             )),
             None => None,
         };
+        let fraud = passme_fraud::Fraud::new(
+            w.store.clone(),
+            w.clock.clone(),
+            w.secrets.master_key(),
+            w.analytics.asn.clone(),
+            w.disposable_domains,
+        );
         Ok(Services {
+            fraud,
             messaging,
             dsn_token,
             erasures: Erasures::new(w.store.clone(), w.clock.clone(), policy.clone()),
@@ -261,6 +273,7 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/signup", get(account::signup::signup_form).post(account::signup::signup))
         .route("/verify", get(account::signup::verify_form).post(account::signup::verify))
         .route("/login", get(account::login::login_form).post(account::login::login))
+        .route("/login/confirm", get(account::login::confirm_form).post(account::login::confirm))
         .route("/logout", post(account::login::logout))
         .route("/account", get(account::page::account))
         .route("/account/sessions/revoke", post(account::sessions::revoke_one))
@@ -306,6 +319,12 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/unsubscribe/{token}", get(messages::unsubscribe_page).post(messages::unsubscribe))
         .route("/messages/confirm", get(messages::confirm_page).post(messages::confirm))
         .route("/staff/people", get(people::form).post(people::open))
+        .route("/staff/fraud", get(fraud::staff_page))
+        .route("/staff/fraud/review", post(fraud::review))
+        .route("/staff/fraud/rules", post(fraud::save_rule))
+        .route("/staff/fraud/lists", post(fraud::add_to_list))
+        .route("/staff/fraud/lists/remove", post(fraud::remove_from_list))
+        .route("/account/privacy/appeal", post(fraud::appeal))
         .route("/staff/messages", get(messages::staff_page))
         .route("/staff/messages/announce", post(messages::announce))
         .route("/staff/messages/partners/export", post(messages::export_audience))
@@ -440,6 +459,9 @@ impl Application {
             max_job_attempts: config.jobs.max_attempts,
             messaging: config.messaging.clone(),
             production: config.is_production(),
+            disposable_domains: Arc::new(passme_fraud::DisposableDomains::load(
+                &config.fraud.disposable_domains.clone().unwrap_or_else(|| config.data_dir.join(passme_fraud::signals::FILE_NAME)),
+            )),
         })?);
         Ok(Application { listener, state, config })
     }

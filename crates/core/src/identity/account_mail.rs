@@ -12,7 +12,7 @@ use passme_store::Store;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::accounts::{Accounts, VERIFY, VERIFY_TTL_MS};
+use super::accounts::{Accounts, SIGN_IN, SIGN_IN_TTL_MS, VERIFY, VERIFY_TTL_MS};
 use crate::CoreError;
 use crate::jobs::{EnqueueOptions, Handlers, JobError, JobPayload, JobQueue};
 use crate::mail::{Mailer, Template};
@@ -33,6 +33,8 @@ pub enum AccountMail {
     ConfirmNewAddress { account_id: AccountId, new_address: String, lang: Lang },
     /// Tells the old address that the account moved to a new one.
     AddressChanged { old_address: String, new_address: String, lang: Lang },
+    /// Fraud scanning challenged a sign-in: a 15-minute link that completes it.
+    ConfirmSignIn { account_id: AccountId, lang: Lang },
     /// Tells the owner that the password was changed.
     PasswordChanged { account_id: AccountId, lang: Lang },
     /// A copied "remember me" cookie was replayed: every session ended. In the account's own
@@ -54,6 +56,7 @@ impl AccountMail {
             AccountMail::ConfirmNewAddress { .. } => "confirm_new_address",
             AccountMail::AddressChanged { .. } => "address_changed",
             AccountMail::PasswordChanged { .. } => "password_changed",
+            AccountMail::ConfirmSignIn { .. } => "confirm_sign_in",
             AccountMail::RememberTheft { .. } => "remember_theft",
         }
     }
@@ -64,6 +67,7 @@ impl AccountMail {
             AccountMail::VerifyAddress { account_id, .. }
             | AccountMail::ConfirmNewAddress { account_id, .. }
             | AccountMail::PasswordChanged { account_id, .. }
+            | AccountMail::ConfirmSignIn { account_id, .. }
             | AccountMail::RememberTheft { account_id } => Some(account_id),
             _ => None,
         }
@@ -129,6 +133,12 @@ impl AccountMailer {
                 let Some(account) = self.store.account(account_id).await? else { return Ok(()) };
                 let reset_link = self.link("/reset-request", None, *lang);
                 self.mailer.send(&account.email, *lang, &Template::PasswordChanged { reset_link }).await
+            }
+            AccountMail::ConfirmSignIn { account_id, lang } => {
+                let Some(account) = self.store.account(account_id).await? else { return Ok(()) };
+                let token = self.accounts.issue_token(account_id, SIGN_IN, SIGN_IN_TTL_MS).await?;
+                let link = self.link("/login/confirm", Some(token.expose_secret()), *lang);
+                self.mailer.send(&account.email, *lang, &Template::ConfirmSignIn { link }).await
             }
             AccountMail::RememberTheft { account_id } => {
                 let Some(account) = self.store.account(account_id).await? else { return Ok(()) };

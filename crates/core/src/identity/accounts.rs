@@ -19,6 +19,9 @@ pub const VERIFY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 pub const RESET: &str = "reset";
 pub const EMAIL_CHANGE: &str = "email_change";
 pub const RESET_TTL_MS: i64 = 60 * 60 * 1000;
+/// A sign-in that fraud scanning challenged, confirmed from the mailbox.
+pub const SIGN_IN: &str = "sign_in";
+pub const SIGN_IN_TTL_MS: i64 = 15 * 60 * 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignUp {
@@ -126,6 +129,19 @@ impl Accounts {
         self.store.set_email_verified(&account_id, now).await?;
         let subject = format!("account:{account_id}");
         self.audit.record(AuditEvent { actor: &subject, action: "account.email_verified", subject: &subject, details: json!({}) }).await?;
+        Ok(self.store.account(&account_id).await?.filter(|a| a.status == AccountStatus::Active))
+    }
+
+    /// Completes a challenged sign-in: the account behind the link, while it is active; the
+    /// link never works again.
+    pub async fn confirm_sign_in(&self, token: &SecretString) -> Result<Option<AccountRow>, CoreError> {
+        if !super::well_formed(token.expose_secret()) {
+            return Ok(None);
+        }
+        let now = self.clock.now_ms();
+        let Some((account_id, _)) = self.store.use_account_token(&super::token_hash(token.expose_secret()), SIGN_IN, now).await? else {
+            return Ok(None);
+        };
         Ok(self.store.account(&account_id).await?.filter(|a| a.status == AccountStatus::Active))
     }
 

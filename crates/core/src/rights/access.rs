@@ -51,6 +51,10 @@ const SOURCES: &[Source] = &[
     // Which devices get push; the browser's keys are credentials for writing to it.
     Source { table: "push_subscriptions", link: Link::Column("account_id"), hidden: &["sealed_keys"] },
     Source { table: "partner_audience", link: Link::Column("account_id"), hidden: &[] },
+    // What fraud scanning saw (keyed hashes, which name nothing outside this database) and what
+    // it decided, with the rules and the values they read.
+    Source { table: "fraud_events", link: Link::Column("account_id"), hidden: &[] },
+    Source { table: "fraud_decisions", link: Link::Column("account_id"), hidden: &["reviewed_by"] },
     Source { table: "privacy_requests", link: Link::Column("account_id"), hidden: &["verify_hash", "verify_expires"] },
 ];
 

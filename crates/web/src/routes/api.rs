@@ -19,6 +19,7 @@ use crate::error::WebError;
 use crate::extract::{Caller, MeRead, SameOrigin, SignedIn, unauthenticated};
 use crate::middleware::JsonBody;
 use crate::routes::account::{session_cookies, sign_out};
+use crate::routes::fraud::SignInScreen;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
@@ -267,9 +268,11 @@ pub async fn signup(
     State(state): State<AppState>,
     _: SameOrigin,
     ctx: PageContext,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<SignupBody>,
 ) -> Result<Response, WebError> {
     let lang = body.language.as_deref().and_then(Lang::parse).unwrap_or(Lang::Da);
+    crate::routes::fraud::screen_signup(&state, &ctx, &headers, &body.email).await?;
     state.identity.sign_up(&body.email, SecretString::from(body.password), lang, ctx.client_ip).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { status: "check_email" })).into_response())
 }
@@ -308,12 +311,20 @@ pub async fn login(
 ) -> Result<Response, WebError> {
     match state.identity.sign_in(&body.email, SecretString::from(body.password), ctx.lang, ctx.client_ip).await? {
         SignIn::SignedIn(account) => {
+            if let SignInScreen::Challenged = crate::routes::fraud::screen_signin(&state, &ctx, &headers, &account).await? {
+                return Err(WebError::new(StatusCode::FORBIDDEN, "signin_challenged"));
+            }
             let cookies = session_cookies(&state, &ctx, &headers, &account.id, body.remember).await?;
             let mut response = Json(SignedInAs { account_id: account.id.to_string() }).into_response();
             response.headers_mut().extend(cookies.into_iter().map(|v| (header::SET_COOKIE, v)));
             Ok(response)
         }
-        refused => Err(crate::routes::account::login::refusal(refused)),
+        refused => {
+            if matches!(refused, SignIn::Failed) {
+                crate::routes::fraud::note_failed_signin(&state, &ctx, &headers, &body.email).await;
+            }
+            Err(crate::routes::account::login::refusal(refused))
+        }
     }
 }
 

@@ -222,13 +222,14 @@ fn billing(state: &AppState) -> Result<&passme_billing::Billing, WebError> {
 pub async fn checkout(
     State(state): State<AppState>,
     ctx: PageContext,
+    headers: axum::http::HeaderMap,
     SignedIn(session): SignedIn,
     CsrfForm(input): CsrfForm<BillingForm>,
 ) -> Result<Redirect, WebError> {
-    let url = billing(&state)?
-        .start_checkout(&session.account_id, input.plan.as_deref().unwrap_or_default(), ctx.lang)
-        .await
-        .map_err(billing_error)?;
+    let billing = billing(&state)?;
+    crate::routes::fraud::screen_account_event(&state, &ctx, &headers, passme_fraud::EventKind::Checkout, &session.account_id).await?;
+    let url =
+        billing.start_checkout(&session.account_id, input.plan.as_deref().unwrap_or_default(), ctx.lang).await.map_err(billing_error)?;
     Ok(Redirect::to(&url))
 }
 

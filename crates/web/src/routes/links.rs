@@ -54,10 +54,12 @@ fn browser_secret(ctx: &PageContext) -> &str {
 pub async fn start_link(
     State(state): State<AppState>,
     ctx: PageContext,
+    headers: axum::http::HeaderMap,
     SignedIn(session): SignedIn,
     Path(provider): Path<String>,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
+    crate::routes::fraud::screen_account_event(&state, &ctx, &headers, passme_fraud::EventKind::Link, &session.account_id).await?;
     let url = state.linking.start(&provider, Intent::Link(session.account_id), browser_secret(&ctx)).await.map_err(link_error)?;
     Ok(Redirect::to(&url).into_response())
 }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod billing;
 pub mod consent;
 pub mod csp;
+pub mod fraud;
 pub mod health;
 pub mod links;
 pub mod messages;

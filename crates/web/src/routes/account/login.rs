@@ -9,12 +9,13 @@ use passme_policy::CookieCategory;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{CsrfOnly, Field, FormPage, RememberChoice, sign_in, sign_out};
+use super::{CsrfOnly, Field, FormPage, RememberChoice, TokenQuery, notice, sign_in, sign_out};
 use crate::app::AppState;
 use crate::context::PageContext;
 use crate::error::WebError;
 use crate::extract::CsrfForm;
 use crate::redirect;
+use crate::routes::fraud::SignInScreen;
 
 #[derive(Debug, Deserialize)]
 pub struct NextQuery {
@@ -69,14 +70,52 @@ pub async fn login(
     let remember = input.remember.as_deref() == Some("on");
     let outcome = state.identity.sign_in(&input.email, SecretString::from(input.password), ctx.lang, ctx.client_ip).await?;
     let error = match outcome {
-        SignIn::SignedIn(account) => return sign_in(&state, &ctx, &headers, &account.id, destination(&next), remember).await,
-        refused => refusal(refused),
+        SignIn::SignedIn(account) => match crate::routes::fraud::screen_signin(&state, &ctx, &headers, &account).await {
+            Ok(SignInScreen::Allowed) => return sign_in(&state, &ctx, &headers, &account.id, destination(&next), remember).await,
+            Ok(SignInScreen::Challenged) => {
+                let t = ctx.t;
+                return Ok(notice(&state, &ctx, t.fraud_challenge_heading(), t.fraud_challenge_text(), ("/login", t.account_to_sign_in())));
+            }
+            Err(blocked) => blocked,
+        },
+        refused => {
+            if matches!(refused, SignIn::Failed) {
+                crate::routes::fraud::note_failed_signin(&state, &ctx, &headers, &input.email).await;
+            }
+            refusal(refused)
+        }
     };
     let mut form = login_page(&state, &ctx, &input.email, &next);
     form.error = Some(error.message(ctx.t));
     let mut response = form.respond(&state, &ctx, error.status);
     error.add_headers(&mut response);
     Ok(response)
+}
+
+/// The link of a challenged sign-in opens a page with a button: mail scanners that follow links
+/// must not use up the token.
+pub async fn confirm_form(State(state): State<AppState>, ctx: PageContext, Query(query): Query<TokenQuery>) -> Response {
+    let t = ctx.t;
+    FormPage {
+        intro: Some(t.fraud_confirm_intro().into()),
+        hidden: vec![("token", query.token.unwrap_or_default())],
+        submit: t.account_confirm(),
+        ..FormPage::new(&state, &ctx, t.fraud_confirm_heading(), "/login/confirm")
+    }
+    .respond(&state, &ctx, StatusCode::OK)
+}
+
+/// Finishes a challenged sign-in from the mailed link, once.
+pub async fn confirm(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    CsrfForm(input): CsrfForm<super::signup::VerifyInput>,
+) -> Result<Response, WebError> {
+    match state.identity.accounts.confirm_sign_in(&SecretString::from(input.token)).await? {
+        Some(account) => sign_in(&state, &ctx, &headers, &account.id, "/account", false).await,
+        None => Err(WebError::bad_request("token_invalid")),
+    }
 }
 
 /// Where a sign-in leads: where the visitor was headed, else their account.

@@ -62,6 +62,7 @@ struct PrivacyCentre {
     objectable: Vec<(String, String, bool)>,
     /// Every time staff opened the person's data: when, which role, why.
     staff_reads: Vec<crate::routes::people::StaffRead>,
+    decisions: Vec<crate::routes::fraud::DecisionView>,
 }
 
 /// One of the person's own requests.
@@ -110,6 +111,7 @@ async fn centre_of(
         _ => None,
     };
     body.staff_reads = crate::routes::people::reads_of(state, ctx.t, account_id).await?;
+    body.decisions = crate::routes::fraud::decisions_of(state, ctx.t, account_id).await?;
     let objected = state.objections.of(account_id).await?;
     body.objectable = passme_core::rights::objections::objectable(&state.policy)
         .into_iter()
@@ -183,6 +185,7 @@ fn centre(state: &AppState, ctx: &PageContext, export: &Export, problem: Option<
         done: None,
         objectable: Vec::new(),
         staff_reads: Vec::new(),
+        decisions: Vec::new(),
     }
 }
 

@@ -36,8 +36,18 @@ pub struct SignupInput {
 
 crate::csrf_protected!(SignupInput);
 
-pub async fn signup(State(state): State<AppState>, ctx: PageContext, CsrfForm(input): CsrfForm<SignupInput>) -> Result<Response, WebError> {
+pub async fn signup(
+    State(state): State<AppState>,
+    ctx: PageContext,
+    headers: HeaderMap,
+    CsrfForm(input): CsrfForm<SignupInput>,
+) -> Result<Response, WebError> {
     let t = ctx.t;
+    if let Err(refused) = crate::routes::fraud::screen_signup(&state, &ctx, &headers, &input.email).await {
+        let mut form = signup_page(&state, &ctx, &input.email);
+        form.error = Some(refused.message(t));
+        return Ok(form.respond(&state, &ctx, refused.status));
+    }
     if let Err(e) = state.identity.sign_up(&input.email, SecretString::from(input.password), ctx.lang, ctx.client_ip).await {
         return signup_page(&state, &ctx, &input.email).refused(&state, &ctx, e);
     }
