@@ -33,6 +33,11 @@ fn main() {
         ("message_status", String::new()),
         ("role", String::new()),
         ("fraud_outcome", String::new()),
+        ("support_signal", String::new()),
+        ("terms_clause", String::new()),
+        ("console_name", String::new()),
+        ("console_about", String::new()),
+        ("fraud_rule", String::new()),
     ];
     for entry in &entries {
         let method = entry.key.replace('.', "_");

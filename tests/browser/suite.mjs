@@ -211,6 +211,20 @@ async function journeySteps(page, context, lang, device) {
   check(label('personalisation: what the provider sent is shown'), /Software/.test(await page.locator('dl.received').innerText()));
   await inspect(page, label('account-personalised'));
 
+  // A support case from the contact form, signed in: listed on the person's own page.
+  await visit(page, `/contact?lang=${lang}`, label('contact'));
+  await page.fill('#f-subject', `Browser suite case ${lang} ${device}`);
+  await page.fill('#f-message', 'Hello <b>support</b>: the invoice shows the wrong name.');
+  await page.locator('form[action="/contact"] button[type="submit"]').click();
+  await page.waitForLoadState();
+  await inspect(page, label('contact-sent'));
+  await visit(page, `/account/support?lang=${lang}`, label('support-cases'));
+  await page.locator('ul.cases a').first().click();
+  await page.waitForLoadState();
+  check(label('support: the case shows the message as text'), (await page.locator('ol.thread').innerText()).includes('<b>support</b>'));
+  await inspect(page, label('support-case'));
+  await page.goto(`${BASE}/account?lang=${lang}`);
+
   await page.locator('form[action="/logout"] button').click();
   await page.waitForLoadState();
   await visit(page, `/login?lang=${lang}`, label('login'));
@@ -310,7 +324,9 @@ async function staffSteps(page, lang, device) {
   await page.fill('#f-password', ADMIN_PASSWORD);
   await page.locator('main form[action="/login"] button[type="submit"]').click();
   await page.waitForURL(/\/account/);
-  check(label('staff: the header links to the staff pages'), (await page.locator('header a[href^="/staff/"]').count()) === 1);
+  check(label('staff: the header links to the staff console'), (await page.locator('header a[href^="/staff?"]').count()) === 1);
+  await visit(page, `/staff?lang=${lang}`, label('staff-console'));
+  check(label('staff console: an admin sees every part'), (await page.locator('ul.console li').count()) === 8);
   await visit(page, `/staff/analytics?lang=${lang}`, label('dashboard'));
   check(label('dashboard: the chart has axes'), (await page.locator('.chart svg .axis').count()) >= 2);
   await visit(page, `/staff/analytics?lang=${lang}&page=%2F`, label('dashboard-filtered'));
@@ -358,6 +374,7 @@ async function staffSteps(page, lang, device) {
   await inspect(page, label('staff-fraud-refused'));
   await newRule('event.kind == "signin" && network.isp == ""');
   check(label('fraud: the rule is saved'), (await page.locator('main').innerText()).includes(rule));
+  await page.goto(`${BASE}/account?lang=${lang}`);
   await page.locator('form[action="/logout"] button').click();
   await page.goto(`${BASE}/login?lang=${lang}`);
   await page.fill('#f-email', 'admin@passme.test');
@@ -381,6 +398,35 @@ async function staffSteps(page, lang, device) {
   await edit.locator('input[name="enabled"]').uncheck();
   await edit.locator('button[type="submit"]').click();
   await page.waitForURL(/\/staff\/fraud$/);
+
+  // The register of authority requests: one registered and completed.
+  await visit(page, `/staff/compliance?lang=${lang}`, label('staff-compliance'));
+  const reference = `SUITE-${lang}-${device}`;
+  await page.fill('#r-authority', 'Københavns Politi');
+  await page.fill('#r-reference', reference);
+  await page.fill('#r-basis', 'Retsplejeloven § 804');
+  await page.fill('#r-asked', 'Sign-in times for one account');
+  await page.locator('form[action="/staff/compliance/authority"] button[type="submit"]').click();
+  await page.waitForURL(/\/staff\/compliance$/);
+  const registered = page.locator(`section.decision:has-text("${reference}")`);
+  await registered.locator('input[value="refused"]').check();
+  await registered.locator('textarea[name="disclosed"]').fill('No court order was enclosed');
+  await registered.locator('button[type="submit"]').click();
+  await page.waitForURL(/\/staff\/compliance$/);
+  check(label('compliance: the request is complete'), (await page.locator('main').innerText()).includes('No court order was enclosed'));
+  await inspect(page, label('staff-compliance-done'));
+  await visit(page, `/appeal?token=invalid&lang=${lang}`, label('appeal-invalid'), 400);
+
+  // The support queue: this round's case, taken and answered with a canned reply.
+  await visit(page, `/staff/support?lang=${lang}`, label('staff-support'));
+  await page.locator(`ul.cases a:has-text("Browser suite case ${lang} ${device}")`).click();
+  await page.waitForLoadState();
+  await inspect(page, label('staff-support-case'));
+  await page.selectOption('#f-canned', 'payment');
+  await page.locator('form[action$="/reply"] button[type="submit"]').click();
+  await page.waitForLoadState();
+  check(label('support: the answer is on the case'), (await page.locator('ol.thread li').count()) === 2);
+  await inspect(page, label('staff-support-answered'));
 
   // An announcement to everyone, its progress, and its one-click unsubscribe without signing in.
   await visit(page, `/staff/messages?lang=${lang}`, label('staff-messages'));
@@ -421,7 +467,7 @@ async function cookiesRefused(browser, lang) {
 
 async function cookiesRefusedSteps(page, context, lang) {
   const label = (name) => `${lang} no-cookies ${name}`;
-  for (const [name, url] of [['home', '/'], ['privacy', '/privacy'], ['cookies', '/cookies'], ['signup', '/signup'], ['privacy-request', '/privacy-request'], ['login', '/login']]) {
+  for (const [name, url] of [['home', '/'], ['privacy', '/privacy'], ['cookies', '/cookies'], ['signup', '/signup'], ['privacy-request', '/privacy-request'], ['contact', '/contact'], ['login', '/login']]) {
     await context.clearCookies();
     await visit(page, `${url}?lang=${lang}`, label(name));
   }

@@ -1,6 +1,7 @@
 //! A traffic simulator for fraud scanning: `--users` people sign up, sign in (now and then with a
 //! wrong password first, now and then from their phone's network), check out with their card
-//! (now and then declined once) and link an account, over `--days` simulated days. Mixed in,
+//! (now and then declined once) and link an account, over `--days` simulated days; half of them
+//! have phones behind a shared carrier network (CGNAT). Mixed in,
 //! labelled: credential stuffing (a list of addresses tried from one network, a few of them
 //! real), card testing (one account trying many cards, most declined), multi-accounting (many
 //! sign-ups from one device) and trial abuse (sign-ups with variants of one Gmail address, some
@@ -117,12 +118,15 @@ fn device(rng: &mut StdRng) -> String {
 fn normal_traffic(rng: &mut StdRng, asn: &AsnTable, users: usize, days: i64, start: i64) -> (Vec<Person>, Vec<Sim>) {
     let mut people = Vec::new();
     let mut events = Vec::new();
+    // Mobile carriers put many customers behind a few addresses (carrier-grade NAT): half the
+    // people's phones share one of these networks, the hard case for per-network velocity.
+    let carriers: Vec<IpAddr> = (0..(users / 50).max(2)).map(|_| address(rng, asn, false)).collect();
     for i in 0..users {
         let joined = start + rng.random_range(0..days * DAY / 2);
         let person = Person {
             email: format!("person{i}@{}", ["gmail.com", "outlook.dk", "example.dk", "hotmail.com"][i % 4]),
             home: address(rng, asn, false),
-            mobile: address(rng, asn, false),
+            mobile: if rng.random_bool(0.5) { carriers[rng.random_range(0..carriers.len())] } else { address(rng, asn, false) },
             device: device(rng),
             card: format!("card_{i}"),
             joined,
@@ -139,7 +143,8 @@ fn normal_traffic(rng: &mut StdRng, asn: &AsnTable, users: usize, days: i64, sta
             device: person.device.clone(),
             card,
         };
-        events.push(sim(joined, EventKind::Signup, true, true, person.home, None));
+        let signup_from = if rng.random_bool(0.25) { person.mobile } else { person.home };
+        events.push(sim(joined, EventKind::Signup, true, true, signup_from, None));
         let mut at = joined + rng.random_range(10 * MINUTE..3 * HOUR);
         if rng.random_bool(0.6) {
             if rng.random_bool(0.02) {

@@ -134,6 +134,29 @@ pub const EXECUTORS: &[Executor] = &[
             delete("fraud_events", "at < $1", ACCOUNT).by("at"),
         ],
     ),
+    // Evidence of holds, actions under the terms and authority requests: 5 years after each is
+    // over (a hold lifted or run out, an action's appeal decided, a request answered).
+    steps(
+        "compliance.legal_requests",
+        Trigger::RequestCompleted,
+        DELETE,
+        &[
+            delete("legal_holds", "COALESCE(lifted_at, until_at) < $1", ACCOUNT),
+            delete("terms_actions", "completed_at < $1", ACCOUNT).by("completed_at"),
+            delete("authority_requests", "completed_at < $1", ACCOUNT).by("completed_at"),
+        ],
+    ),
+    // A case goes three years after it closed, its messages with it.
+    steps(
+        "support.tickets",
+        Trigger::TicketClosed,
+        DELETE,
+        &[
+            delete("support_messages", "ticket_id IN (SELECT id FROM support_tickets WHERE closed_at < $1)", ACCOUNT),
+            delete("support_tickets", "closed_at < $1", ACCOUNT).by("closed_at"),
+        ],
+    ),
+    steps("support.signals", Trigger::Collected, DELETE, &[delete("support_signals", "at < $1", ACCOUNT).by("at")]),
     steps("fraud.decisions", Trigger::Collected, DELETE, &[delete("fraud_decisions", "at < $1", ACCOUNT).by("at")]),
     // The list key's salt goes after the declared period, and with it every entry made under it
     // (their hashes could no longer be recognised anyway).

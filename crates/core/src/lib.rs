@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod cards;
 pub mod clock;
+pub mod compliance;
 pub mod config;
 pub mod consent;
 pub mod crypto;
@@ -38,6 +39,8 @@ pub const IMPLEMENTED_CAPABILITIES: &[Capability] = &[
     Capability::Personalisation,
     Capability::Messaging,
     Capability::Fraud,
+    Capability::Support,
+    Capability::Compliance,
 ];
 
 pub fn is_implemented(capability: Capability) -> bool {

@@ -34,6 +34,12 @@ pub enum Template {
     AddressChanged { new_address: String },
     /// The password was changed (by the account's owner, signed in).
     PasswordChanged { reset_link: String },
+    /// An action under the terms of service: what, under which clause, why, and how to appeal.
+    TermsAction { closed: bool, clause: String, reason: String, link: String },
+    /// The receipt of a support case.
+    SupportReceived { ticket: String, link: String },
+    /// An agent's answer on a support case.
+    SupportAnswered { ticket: String, answer: String, link: String },
     /// Confirms a sign-in that fraud scanning challenged.
     ConfirmSignIn { link: String },
     /// Confirms a privacy request made by the contact form or e-mail.
@@ -51,6 +57,10 @@ impl Template {
             Template::AddressChanged { .. } => t.mail_changed_subject(),
             Template::PasswordChanged { .. } => t.mail_password_subject(),
             Template::ConfirmSignIn { .. } => t.mail_signin_subject(),
+            Template::TermsAction { closed: false, .. } => t.mail_terms_suspended_subject(),
+            Template::TermsAction { closed: true, .. } => t.mail_terms_closed_subject(),
+            Template::SupportReceived { .. } => t.mail_support_received_subject(),
+            Template::SupportAnswered { .. } => t.mail_support_answered_subject(),
             Template::ConfirmPrivacyRequest { .. } => t.mail_request_subject(),
         }
     }
@@ -67,6 +77,16 @@ impl Template {
             Template::AddressChanged { new_address } => format!("{}\n\n{}\n", t.mail_changed_body(new_address), t.mail_changed_after()),
             Template::PasswordChanged { reset_link } => {
                 format!("{}\n\n{}\n\n{reset_link}\n", t.mail_password_body(), t.mail_password_after())
+            }
+            Template::TermsAction { closed, clause, reason, link } => {
+                let what = if *closed { t.mail_terms_closed_body(clause) } else { t.mail_terms_suspended_body(clause) };
+                format!("{what}\n\n{reason}\n\n{}\n\n{link}\n", t.mail_terms_appeal())
+            }
+            Template::SupportReceived { ticket, link } => {
+                format!("{}\n\n{link}\n\n{}\n", t.mail_support_received_body(ticket), t.mail_support_after())
+            }
+            Template::SupportAnswered { ticket, answer, link } => {
+                format!("{}\n\n{answer}\n\n{link}\n\n{}\n", t.mail_support_answered_body(ticket), t.mail_support_after())
             }
             Template::ConfirmSignIn { link } => format!("{}\n\n{link}\n\n{}\n", t.mail_signin_before(), t.mail_signin_after()),
             Template::ConfirmPrivacyRequest { link } => format!("{}\n\n{link}\n\n{}\n", t.mail_request_before(), t.mail_request_after()),

@@ -41,6 +41,7 @@ const NOT_EXPORTED: &[(&str, &str)] = &[
     ("person_keys", "the key that encrypts the person's archived records, not data about them"),
     ("link_flows", "a sign-in with a provider in progress, gone within the hour"),
     ("legal_holds", "a hold may concern proceedings the person may not be told of (GDPR article 23); the privacy officer answers for it"),
+    ("authority_requests", "the law may forbid telling the person of a request from the police or a court (GDPR article 23)"),
 ];
 
 #[tokio::test]

@@ -52,31 +52,49 @@ impl ListKind {
     }
 }
 
+/// The live list keys `(id, key, made at)`, newest first.
+type Keys = Vec<(String, [u8; 32], i64)>;
+
+/// How long an instance reuses the keys it read. A key is made once a year and, when retention
+/// destroys one, the entries made under it go in the same run, so a key read a minute ago can
+/// only match entries that still exist.
+const KEYS_FOR_MS: i64 = 60_000;
+
 #[derive(Clone)]
 pub struct Lists {
     store: Store,
     clock: SharedClock,
     list_key: [u8; 32],
+    keys: std::sync::Arc<std::sync::Mutex<Option<(i64, Keys)>>>,
 }
 
 impl Lists {
     pub fn new(store: Store, clock: SharedClock, master_key: &[u8; 32]) -> Lists {
-        Lists { store, clock, list_key: passme_core::crypto::derive_key(master_key, b"passme/fraud/lists/v1") }
+        Lists { store, clock, list_key: passme_core::crypto::derive_key(master_key, b"passme/fraud/lists/v1"), keys: Default::default() }
     }
 
-    /// The live keys `(id, key, made at)`, newest first, making this year's when needed.
-    async fn keys(&self, now: i64) -> Result<Vec<(String, [u8; 32], i64)>, CoreError> {
+    /// The live keys, newest first, making this year's when needed.
+    async fn keys(&self, now: i64) -> Result<Keys, CoreError> {
         let year = format!("y{}", now / YEAR_MS);
+        if let Some((read_at, keys)) = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+            && now - read_at < KEYS_FOR_MS
+            && now >= *read_at
+            && keys.first().is_some_and(|(id, _, _)| *id == year)
+        {
+            return Ok(keys.clone());
+        }
         let salt: [u8; 16] = rand::random();
         let rows = self.store.fraud_list_keys(&year, &hex::encode(salt), now).await?;
-        Ok(rows
+        let keys: Keys = rows
             .into_iter()
             .map(|(id, salt, at)| {
                 let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.list_key).unwrap_or_else(|_| unreachable!("any key length"));
                 mac.update(salt.as_bytes());
                 (id, mac.finalize().into_bytes().into(), at)
             })
-            .collect())
+            .collect();
+        *self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((now, keys.clone()));
+        Ok(keys)
     }
 
     fn hash(key: &[u8; 32], kind: ListKind, normalised: &str) -> String {

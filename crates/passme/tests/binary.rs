@@ -126,8 +126,8 @@ fn production_refuses_to_publish_promises_the_code_does_not_keep() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("refusing to start in production: the policy publishes"), "{stderr}");
-    // Named: a feature still to come, and a gate with nothing behind it.
-    assert!(stderr.contains("retention.support.tickets") && stderr.contains("consent.advertising"), "{stderr}");
+    // Named: a gate with nothing behind it (no built capability uses data for advertising).
+    assert!(stderr.contains("(consent.advertising)"), "{stderr}");
 
     let strict = passme(dir.path()).args(["policy", "check", "--strict"]).output().expect("run");
     let stdout = String::from_utf8_lossy(&strict.stdout);
@@ -219,7 +219,8 @@ fn policy_commands_render_check_record_and_list_promises() {
     assert!(promises.contains("security.audit_log  [platform]  proved by"), "{promises}");
     assert!(promises.contains("retention.payment.invoices  [billing]  proved by"), "{promises}");
     assert!(promises.contains("retention.linked.tokens  [linking]  proved by"), "{promises}");
-    assert!(promises.contains("retention.support.tickets  [support]  pending: capability support not implemented yet"), "{promises}");
+    assert!(promises.contains("retention.support.tickets  [support]  proved by"), "{promises}");
+    assert!(promises.contains("consent.advertising  [consent]  pending: no data of a built capability"), "{promises}");
     let help = run(&["--help"]);
     for command in ["serve", "migrate", "policy", "audit", "billing"] {
         assert!(help.contains(command), "{help}");

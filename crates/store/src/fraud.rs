@@ -144,13 +144,6 @@ row_mapper!(list_from_row -> FraudListRow, |row| {
     })
 });
 
-/// `SELECT` of one count over the events of the last `window` ms where `column = $1`.
-macro_rules! count {
-    ($pool:expr, $sql:expr, $value:expr, $since:expr) => {
-        sqlx::query_scalar::<_, i64>($sql).bind($value).bind($since).fetch_one($pool).await?
-    };
-}
-
 impl Store {
     /// Stores an event and, when there is one, the decision about it, together.
     pub async fn record_fraud(&self, event: &FraudEventRow, decision: Option<&FraudDecisionRow>) -> Result<(), StoreError> {
@@ -193,89 +186,57 @@ impl Store {
         })
     }
 
-    /// The counts for an event about to be decided (the event itself not yet stored).
+    /// The counts for an event about to be decided (the event itself not yet stored), in one
+    /// statement: a decision is on the request's path.
     pub async fn fraud_counts(&self, event: &FraudEventRow) -> Result<FraudCounts, StoreError> {
         let now = event.at;
         on_pool!(self, pool => {
-            let network = sqlx::query(
-                "SELECT COALESCE(SUM(CASE WHEN at >= $2 AND kind = $3 THEN 1 ELSE 0 END), 0) AS attempts, \
-                        COALESCE(SUM(CASE WHEN at >= $2 AND success = 0 THEN 1 ELSE 0 END), 0) AS failures, \
-                        COUNT(DISTINCT COALESCE(account_id, email)) AS accounts, \
-                        COALESCE(SUM(CASE WHEN at >= $5 AND kind = 'signup' THEN 1 ELSE 0 END), 0) AS signups \
-                 FROM fraud_events WHERE network = $1 AND at >= $4",
+            let row = sqlx::query(
+                "SELECT \
+                   (SELECT COUNT(*) FROM fraud_events WHERE network = $1 AND at >= $2 AND kind = $3) AS n_attempts, \
+                   (SELECT COUNT(*) FROM fraud_events WHERE network = $1 AND at >= $2 AND success = 0) AS n_failures, \
+                   (SELECT COUNT(DISTINCT COALESCE(account_id, email)) FROM fraud_events WHERE network = $1 AND at >= $4) AS n_accounts, \
+                   (SELECT COUNT(*) FROM fraud_events WHERE network = $1 AND at >= $5 AND kind = 'signup') AS n_signups, \
+                   (SELECT COUNT(*) FROM fraud_events WHERE account_id = $6 AND at >= $5 AND success = 0) AS a_failures, \
+                   (SELECT COUNT(DISTINCT network) FROM fraud_events WHERE account_id = $6 AND at >= $5 AND network <> $1) AS a_networks, \
+                   (SELECT COUNT(DISTINCT asn) FROM fraud_events WHERE account_id = $6 AND at >= $5 AND COALESCE(asn, -1) <> $8) AS a_asns, \
+                   (SELECT COUNT(DISTINCT card) FROM fraud_events WHERE account_id = $6 AND at >= $4) AS a_cards, \
+                   (SELECT COUNT(*) FROM fraud_events WHERE account_id = $6 AND at >= $5 AND card IS NOT NULL AND success = 0) AS a_declines, \
+                   (SELECT COUNT(*) FROM fraud_events WHERE account_id = $6 AND at >= $7 AND network = $1 AND success = 1) AS a_known, \
+                   (SELECT COUNT(DISTINCT COALESCE(account_id, email)) FROM fraud_events WHERE device = $9 AND at >= $4) AS d_accounts, \
+                   (SELECT COUNT(DISTINCT COALESCE(account_id, email)) FROM fraud_events WHERE card = $10 AND at >= $4) AS c_accounts, \
+                   (SELECT COUNT(*) FROM fraud_events WHERE card = $10 AND at >= $5 AND success = 0) AS c_declines, \
+                   (SELECT COUNT(*) FROM fraud_events WHERE email = $11 AND at >= $7 AND kind = 'signup') AS e_signups",
             )
             .bind(&event.network)
             .bind(now - 10 * MINUTE)
             .bind(&event.kind)
             .bind(now - DAY)
             .bind(now - HOUR)
+            .bind(&event.account_id)
+            .bind(now - 30 * DAY)
+            .bind(event.asn.unwrap_or(-1))
+            .bind(&event.device)
+            .bind(&event.card)
+            .bind(&event.email)
             .fetch_one(pool)
             .await?;
-            let mut counts = FraudCounts {
-                network_attempts_10m: network.try_get("attempts")?,
-                network_failures_10m: network.try_get("failures")?,
-                network_accounts_24h: network.try_get("accounts")?,
-                network_signups_1h: network.try_get("signups")?,
-                ..FraudCounts::default()
-            };
-            if let Some(account) = &event.account_id {
-                let row = sqlx::query(
-                    "SELECT COALESCE(SUM(CASE WHEN at >= $2 AND success = 0 THEN 1 ELSE 0 END), 0) AS failures, \
-                            COUNT(DISTINCT CASE WHEN at >= $2 AND network <> $4 THEN network END) AS networks, \
-                            COUNT(DISTINCT CASE WHEN at >= $2 AND COALESCE(asn, -1) <> $5 THEN asn END) AS asns, \
-                            COUNT(DISTINCT card) AS cards, \
-                            COALESCE(SUM(CASE WHEN at >= $2 AND card IS NOT NULL AND success = 0 THEN 1 ELSE 0 END), 0) AS declines \
-                     FROM fraud_events WHERE account_id = $1 AND at >= $3",
-                )
-                .bind(account)
-                .bind(now - HOUR)
-                .bind(now - DAY)
-                .bind(&event.network)
-                .bind(event.asn.unwrap_or(-1))
-                .fetch_one(pool)
-                .await?;
-                counts.account_failures_1h = row.try_get("failures")?;
-                counts.account_other_networks_1h = row.try_get("networks")?;
-                counts.account_other_asns_1h = row.try_get("asns")?;
-                counts.account_cards_24h = row.try_get("cards")?;
-                counts.account_declines_1h = row.try_get("declines")?;
-                counts.account_known_network = sqlx::query_scalar::<_, i64>(
-                    "SELECT COUNT(*) FROM fraud_events WHERE account_id = $1 AND at >= $2 AND network = $3 AND success = 1",
-                )
-                .bind(account)
-                .bind(now - 30 * DAY)
-                .bind(&event.network)
-                .fetch_one(pool)
-                .await?
-                    > 0;
-            }
-            if let Some(device) = &event.device {
-                counts.device_accounts_24h =
-                    count!(pool, "SELECT COUNT(DISTINCT COALESCE(account_id, email)) FROM fraud_events WHERE device = $1 AND at >= $2", device, now - DAY);
-            }
-            if let Some(card) = &event.card {
-                let row = sqlx::query(
-                    "SELECT COUNT(DISTINCT COALESCE(account_id, email)) AS accounts, \
-                            COALESCE(SUM(CASE WHEN at >= $3 AND success = 0 THEN 1 ELSE 0 END), 0) AS declines \
-                     FROM fraud_events WHERE card = $1 AND at >= $2",
-                )
-                .bind(card)
-                .bind(now - DAY)
-                .bind(now - HOUR)
-                .fetch_one(pool)
-                .await?;
-                counts.card_accounts_24h = row.try_get("accounts")?;
-                counts.card_declines_1h = row.try_get("declines")?;
-            }
-            if let Some(email) = &event.email {
-                counts.email_signups_30d = count!(
-                    pool,
-                    "SELECT COUNT(*) FROM fraud_events WHERE email = $1 AND at >= $2 AND kind = 'signup'",
-                    email,
-                    now - 30 * DAY
-                );
-            }
-            Ok(counts)
+            Ok(FraudCounts {
+                network_attempts_10m: row.try_get("n_attempts")?,
+                network_failures_10m: row.try_get("n_failures")?,
+                network_accounts_24h: row.try_get("n_accounts")?,
+                network_signups_1h: row.try_get("n_signups")?,
+                account_failures_1h: row.try_get("a_failures")?,
+                account_other_networks_1h: row.try_get("a_networks")?,
+                account_other_asns_1h: row.try_get("a_asns")?,
+                account_cards_24h: row.try_get("a_cards")?,
+                account_declines_1h: row.try_get("a_declines")?,
+                account_known_network: row.try_get::<i64, _>("a_known")? > 0,
+                device_accounts_24h: row.try_get("d_accounts")?,
+                card_accounts_24h: row.try_get("c_accounts")?,
+                card_declines_1h: row.try_get("c_declines")?,
+                email_signups_30d: row.try_get("e_signups")?,
+            })
         })
     }
 

@@ -10,6 +10,7 @@ mod analytics;
 mod archives;
 mod audit;
 mod billing;
+mod compliance;
 mod error;
 mod fraud;
 mod ids;
@@ -22,6 +23,7 @@ mod requests;
 mod retention;
 mod rights;
 mod schema;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -38,6 +40,7 @@ pub use analytics::{BreakdownRow, DayRow, Dimension, EventRow, Totals, VisitRow}
 pub use archives::ArchiveRow;
 pub use audit::{AuditAnchor, AuditFilter, AuditRow, Chain};
 pub use billing::{BillingEventRow, InvoiceRow, SubscriptionRow};
+pub use compliance::{AuthorityRequestRow, TermsActionRow};
 pub use error::StoreError;
 pub use fraud::{FraudCounts, FraudDecisionRow, FraudEventRow, FraudListRow, FraudRuleRow};
 pub use ids::AccountId;
@@ -52,6 +55,7 @@ pub use requests::PrivacyRequestRow;
 pub use retention::{RANDOM_ID, RetentionRunRow, RetentionStep};
 pub use rights::{ErasureReceiptRow, LegalHoldRow};
 pub use schema::TableSchema;
+pub use support::{CannedRow, TicketMessageRow, TicketRow};
 
 /// Runs `$body` with `$pool` bound to whichever engine's pool the store holds. The body is
 /// compiled once per engine, so it must be valid for both.

@@ -36,6 +36,8 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 20, name: "linking", sql: include_str!("../migrations/0020_linking.sql") },
     Migration { version: 21, name: "messaging", sql: include_str!("../migrations/0021_messaging.sql") },
     Migration { version: 22, name: "fraud", sql: include_str!("../migrations/0022_fraud.sql") },
+    Migration { version: 23, name: "support", sql: include_str!("../migrations/0023_support.sql") },
+    Migration { version: 24, name: "compliance", sql: include_str!("../migrations/0024_compliance.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

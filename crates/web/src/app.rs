@@ -44,8 +44,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::metrics::{Metrics, MetricsAccess};
 use crate::middleware::{refuse_card_data, request_context, tag_route};
 use crate::routes::{
-    account, analytics, api, billing, consent, csp, fraud, health, links, messages, openapi, pages, people, prefs, privacy, requests,
-    staff, tracking,
+    account, analytics, api, billing, compliance, consent, csp, fraud, health, links, messages, openapi, pages, people, prefs, privacy,
+    requests, staff, support, tracking,
 };
 use crate::serve::ConnectionTimeouts;
 
@@ -104,6 +104,10 @@ pub struct Services {
     pub personalisation: Personalisation,
     /// The outbox, message choices, push, announcements and partner audiences.
     pub messaging: Messaging,
+    /// Actions under the terms of service and the register of authority requests.
+    pub compliance: passme_core::compliance::Compliance,
+    /// Customer support: cases, canned replies, signals that open cases.
+    pub support: passme_support::Support,
     /// Fraud scanning: signals, rules, decisions, review and lists.
     pub fraud: passme_fraud::Fraud,
     /// The token the mail relay presents with delivery reports; `None` closes that endpoint.
@@ -164,6 +168,8 @@ impl Services {
             w.disposable_domains,
         );
         Ok(Services {
+            compliance: passme_core::compliance::Compliance::new(w.store.clone(), w.clock.clone(), jobs.clone()),
+            support: passme_support::Support::new(w.store.clone(), w.clock.clone(), jobs.clone()),
             fraud,
             messaging,
             dsn_token,
@@ -212,10 +218,17 @@ impl Services {
             billing.register(&mut handlers);
         }
         self.messaging.register(&mut handlers);
-        let messaging = self.messaging.clone();
+        self.support.register(&mut handlers, self.mailer.clone(), self.base_url.clone());
+        self.compliance.register(&mut handlers, self.mailer.clone(), self.base_url.clone());
+        let (messaging, support) = (self.messaging.clone(), self.support.clone());
         handlers.on(move |failed: passme_billing::PaymentFailed| {
-            let messaging = messaging.clone();
-            async move { messaging.payment_failed(&failed.account, &failed.invoice).await.map_err(JobError::from) }
+            let (messaging, support) = (messaging.clone(), support.clone());
+            async move {
+                messaging.payment_failed(&failed.account, &failed.invoice).await.map_err(JobError::from)?;
+                // The first failure opens a support case: help before dunning runs out.
+                let detail = serde_json::json!({ "invoice": failed.invoice });
+                support.signal(&failed.account, passme_support::Signal::PaymentFailed, detail).await.map(|_| ()).map_err(JobError::from)
+            }
         });
         Ok(handlers)
     }
@@ -325,6 +338,24 @@ pub fn router_with(state: AppState, request_timeout: Duration, extra: Router<App
         .route("/staff/fraud/lists", post(fraud::add_to_list))
         .route("/staff/fraud/lists/remove", post(fraud::remove_from_list))
         .route("/account/privacy/appeal", post(fraud::appeal))
+        .route("/staff", get(staff::console))
+        .route("/staff/compliance", get(compliance::staff_page))
+        .route("/staff/compliance/enforce", post(compliance::enforce))
+        .route("/staff/compliance/appeals", post(compliance::resolve))
+        .route("/staff/compliance/authority", post(compliance::register))
+        .route("/staff/compliance/authority/complete", post(compliance::complete))
+        .route("/appeal", get(compliance::appeal_form).post(compliance::appeal))
+        .route("/api/v1/support/cases", get(support::api_cases).post(support::api_open))
+        .route("/api/v1/support/cases/{id}/messages", post(support::api_reply))
+        .route("/contact", get(support::contact_form).post(support::contact))
+        .route("/account/support", get(support::my_cases))
+        .route("/account/support/{id}", get(support::my_case))
+        .route("/account/support/{id}/reply", post(support::my_reply))
+        .route("/staff/support", get(support::queue))
+        .route("/staff/support/{id}", get(support::staff_view))
+        .route("/staff/support/{id}/reply", post(support::staff_reply))
+        .route("/staff/support/{id}/assign", post(support::assign))
+        .route("/staff/support/{id}/close", post(support::close))
         .route("/staff/messages", get(messages::staff_page))
         .route("/staff/messages/announce", post(messages::announce))
         .route("/staff/messages/partners/export", post(messages::export_audience))
@@ -536,6 +567,9 @@ impl Application {
             loop {
                 if let Err(e) = Housekeeping::schedule(&queue, clock.now_ms()).await {
                     tracing::warn!(error = %e, "could not schedule housekeeping");
+                }
+                if let Err(e) = passme_support::Support::schedule_scan(&queue, clock.now_ms()).await {
+                    tracing::warn!(error = %e, "could not schedule the support scan");
                 }
                 if let Err(e) = Rollups::schedule(&queue, clock.now_ms()).await {
                     tracing::warn!(error = %e, "could not schedule the analytics rollup");

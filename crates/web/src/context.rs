@@ -69,21 +69,9 @@ pub fn client_ip(headers: &axum::http::HeaderMap, extensions: &axum::http::Exten
     forwarded.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer)
 }
 
-/// Where a member of staff starts: the dashboard for analysts and admins, the holds and retention
-/// reports for the privacy officer, the audit log for other auditors, a person's data for support.
+/// Where a member of staff starts: the console, which lists the parts their roles open.
 fn staff_home(roles: &[Role]) -> Option<&'static str> {
-    use crate::extract::{Analysts, Auditors, PrivacyOfficers, Roles};
-    if roles.iter().any(|r| Analysts::ALLOWED.contains(r)) {
-        Some("/staff/analytics")
-    } else if roles.iter().any(|r| PrivacyOfficers::ALLOWED.contains(r)) {
-        Some("/staff/privacy")
-    } else if roles.iter().any(|r| Auditors::ALLOWED.contains(r)) {
-        Some("/staff/audit")
-    } else if roles.contains(&Role::Support) {
-        Some("/staff/people")
-    } else {
-        None
-    }
+    (!crate::routes::staff::console_sections(roles).is_empty()).then_some("/staff")
 }
 
 impl FromRequestParts<AppState> for PageContext {

@@ -62,6 +62,18 @@ pub(crate) fn wants_json(path: &str, headers: &HeaderMap) -> bool {
     api_path || sent_json || !browser
 }
 
+/// A server error on a signed-in person's request is a support signal (three in ten minutes open a
+/// case). Looked up only on a 500, after the answer is made, so it costs the request nothing.
+async fn server_error_signal(state: AppState, token: String, path: String) {
+    let session = state.identity.sessions.resolve(&secrecy::SecretString::from(token)).await;
+    if let Ok(Some(session)) = session
+        && let Err(e) =
+            state.support.signal(&session.account_id, passme_support::Signal::ServerError, serde_json::json!({ "path": path })).await
+    {
+        tracing::warn!(error = %e, "a server error was not recorded as a support signal");
+    }
+}
+
 pub async fn request_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = incoming_request_id(request.headers()).unwrap_or_else(new_request_id);
@@ -78,8 +90,14 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|len| len > state.body_limit as u64);
+    let session = crate::cookies::single(request.headers(), crate::visitor::SESSION_COOKIE).map(str::to_string);
     let mut response =
         if too_large { StatusCode::PAYLOAD_TOO_LARGE.into_response() } else { next.run(request).instrument(span.clone()).await };
+    if response.status() == StatusCode::INTERNAL_SERVER_ERROR
+        && let Some(token) = session
+    {
+        tokio::spawn(server_error_signal(state.clone(), token, path.clone()));
+    }
 
     let status = response.status();
     let failure = response.extensions_mut().remove::<Unrendered>().map(|u| u.0).or_else(|| {

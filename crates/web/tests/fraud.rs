@@ -78,6 +78,8 @@ async fn a_credential_stuffing_hit_is_blocked_explained_to_the_person_appealed_a
         let privacy = ola.get("/account/privacy?lang=en").await.text();
         assert!(privacy.contains("Automated decisions about you") && privacy.contains(&decision_id), "{privacy}");
         assert!(privacy.contains("credential_stuffing (v1)") && privacy.contains("network.failures_10m"), "{privacy}");
+        let danish = ola.get("/account/privacy").await.text();
+        assert!(danish.contains("Et login fra et netværk med mange mislykkede logins"), "the reason in the person's language: {danish}");
         let short = post_form(&mut ola, "/account/privacy", "/account/privacy/appeal", &[("decision", &decision_id), ("text", "no")]).await;
         assert_eq!((short.status.as_u16(), short.error_code()), (400, "appeal_length".to_string()));
         let text = "It was me <script>alert(1)</script> on the hotel wifi";

@@ -131,6 +131,29 @@ async fn every_documented_operation_answers_with_its_documented_shape() {
         .header("content-type", "application/json");
     c.check("/api/v1/consent", cross.body(Body::from(choices.to_string())).expect("request")).await;
 
+    // Support cases.
+    let case = json!({ "subject": "The invoice is wrong", "message": "It shows last month's plan." });
+    let made = c.check("/api/v1/support/cases", json_body("POST", "/api/v1/support/cases", ola_cookie, &case)).await;
+    assert_eq!(made.status.as_u16(), 201, "{}", made.text());
+    let case_id = made.json()["id"].as_str().expect("id").to_string();
+    c.check(
+        "/api/v1/support/cases",
+        json_body("POST", "/api/v1/support/cases", ola_cookie, &json!({ "subject": "x", "message": "short" })),
+    )
+    .await;
+    c.check("/api/v1/support/cases", json_body("POST", "/api/v1/support/cases", None, &case)).await;
+    c.check("/api/v1/support/cases", empty("GET", "/api/v1/support/cases", ola_cookie)).await;
+    c.check("/api/v1/support/cases", empty("GET", "/api/v1/support/cases", None)).await;
+    let reply = json!({ "message": "Here is the invoice number: 42." });
+    let template = "/api/v1/support/cases/{id}/messages";
+    let replied = c.check(template, json_body("POST", &format!("/api/v1/support/cases/{case_id}/messages"), ola_cookie, &reply)).await;
+    assert_eq!(replied.json()["messages"].as_array().map(Vec::len), Some(2));
+    c.check(template, json_body("POST", "/api/v1/support/cases/tkt_0000000000000000/messages", ola_cookie, &reply)).await;
+    let (_, kim_cookie) = member(&app, "kira@example.com").await;
+    let foreign =
+        c.check(template, json_body("POST", &format!("/api/v1/support/cases/{case_id}/messages"), Some(kim_cookie.as_str()), &reply)).await;
+    assert_eq!(foreign.status.as_u16(), 404, "not Kim's case");
+
     // Messages: choices, push subscriptions, the relay's delivery reports.
     c.check("/api/v1/messaging/preferences", empty("GET", "/api/v1/messaging/preferences", ola_cookie)).await;
     c.check("/api/v1/messaging/preferences", empty("GET", "/api/v1/messaging/preferences", None)).await;

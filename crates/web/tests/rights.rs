@@ -136,7 +136,12 @@ async fn the_privacy_officer_places_and_lifts_holds_and_reads_the_retention_repo
     }
     assert_eq!(ola.get("/staff/privacy").await.status.as_u16(), 403);
     staff.grant(&officer_id, Role::PrivacyOfficer, "test").await.expect("grant");
-    assert!(officer.get("/account").await.text().contains("href=\"/staff/privacy?lang=da\""), "the officer's staff home");
+    assert!(officer.get("/account").await.text().contains("href=\"/staff?lang=da\""), "the header leads staff to the console");
+    let console = officer.get("/staff").await.text();
+    assert!(console.contains("href=\"/staff/privacy?lang=da\"") && console.contains("href=\"/staff/compliance?lang=da\""), "{console}");
+    assert!(!console.contains("/staff/fraud") && !console.contains("/staff/support"), "only the officer's parts: {console}");
+    assert_eq!(ola.get("/staff").await.status.as_u16(), 200, "admin, analyst and support: their parts");
+    assert!(ola.get("/staff").await.text().contains("/staff/fraud"));
 
     app.state
         .store

@@ -55,6 +55,12 @@ const SOURCES: &[Source] = &[
     // it decided, with the rules and the values they read.
     Source { table: "fraud_events", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "fraud_decisions", link: Link::Column("account_id"), hidden: &["reviewed_by"] },
+    // Actions under the terms about the person. Requests from authorities are left out: the
+    // law may forbid telling the person (the register is kept for the authorities and courts).
+    Source { table: "terms_actions", link: Link::Column("account_id"), hidden: &["decided_by", "resolved_by"] },
+    Source { table: "support_tickets", link: Link::Column("account_id"), hidden: &[] },
+    Source { table: "support_messages", link: Link::Column("account_id"), hidden: &["staff_id"] },
+    Source { table: "support_signals", link: Link::Column("account_id"), hidden: &[] },
     Source { table: "privacy_requests", link: Link::Column("account_id"), hidden: &["verify_hash", "verify_expires"] },
 ];
 

@@ -84,6 +84,7 @@ pub const ERASERS: &[Eraser] = &[
     Eraser { table: "message_prefs", how: How::ByAccount("account_id") },
     Eraser { table: "message_log", how: How::ByAccount("account_id") },
     Eraser { table: "fraud_events", how: How::ByAccount("account_id") },
+    Eraser { table: "support_signals", how: How::ByAccount("account_id") },
     // Destroys the person's archive key: their records in every archive become unreadable.
     Eraser { table: "person_keys", how: How::ByAccount("account_id") },
     Eraser { table: "jobs", how: How::Mentioning(&["payload", "last_error"]) },

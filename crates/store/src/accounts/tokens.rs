@@ -51,6 +51,20 @@ impl Store {
         })
     }
 
+    /// The account a live token of this purpose belongs to, without using it up (a page that
+    /// shows what the link is for before its form uses it).
+    pub async fn account_token_holder(&self, id: &str, purpose: &str, now: i64) -> Result<Option<AccountId>, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query("SELECT account_id FROM account_tokens WHERE id = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3")
+                .bind(id)
+                .bind(purpose)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?;
+            row.map(|r| r.try_get("account_id")).transpose().map_err(Into::into)
+        })
+    }
+
     pub async fn set_email_verified(&self, account_id: &AccountId, now: i64) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let r = sqlx::query("UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $1 WHERE id = $2").bind(now).bind(account_id).execute(pool).await?;

@@ -259,7 +259,7 @@ pub struct Accepted {
 #[utoipa::path(post, path = "/api/v1/signup", tag = "accounts", request_body = SignupBody, responses(
     (status = 202, description = "Check your e-mail", body = Accepted),
     (status = 400, description = "Invalid address (`email_invalid`), weak password (`password_weak`, `password_too_short`, `password_too_long`), card data (`card_data_refused`) or malformed JSON (`body_invalid_json`)", body = crate::error::ErrorBody),
-    (status = 403, description = "Cross-origin request", body = crate::error::ErrorBody),
+    (status = 403, description = "Cross-origin request, or refused by fraud scanning (`signup_refused`; the message names the decision)", body = crate::error::ErrorBody),
     (status = 413, description = "Body too large", body = crate::error::ErrorBody),
     (status = 415, description = "Not application/json", body = crate::error::ErrorBody),
     (status = 503, description = "The verification mail could not be sent (`mail_send_failed`)", body = crate::error::ErrorBody),
@@ -272,7 +272,7 @@ pub async fn signup(
     JsonBody(body): JsonBody<SignupBody>,
 ) -> Result<Response, WebError> {
     let lang = body.language.as_deref().and_then(Lang::parse).unwrap_or(Lang::Da);
-    crate::routes::fraud::screen_signup(&state, &ctx, &headers, &body.email).await?;
+    crate::routes::fraud::screen_signup(&state, &ctx, &headers, &body.email, &body.password).await?;
     state.identity.sign_up(&body.email, SecretString::from(body.password), lang, ctx.client_ip).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { status: "check_email" })).into_response())
 }
@@ -297,7 +297,7 @@ pub struct SignedInAs {
     (status = 200, description = "Signed in; the session cookie is set", body = SignedInAs),
     (status = 400, description = "Malformed JSON (`body_invalid_json`)", body = crate::error::ErrorBody),
     (status = 401, description = "Wrong e-mail or password", body = crate::error::ErrorBody),
-    (status = 403, description = "Address not confirmed, or cross-origin request", body = crate::error::ErrorBody),
+    (status = 403, description = "Address not confirmed, cross-origin request, stopped by fraud scanning (`signin_blocked`, naming the decision) or to be confirmed from the mailbox (`signin_challenged`: a link was mailed)", body = crate::error::ErrorBody),
     (status = 413, description = "Body too large", body = crate::error::ErrorBody),
     (status = 415, description = "Not application/json", body = crate::error::ErrorBody),
     (status = 429, description = "Too many attempts; see Retry-After", body = crate::error::ErrorBody),

@@ -35,8 +35,15 @@ fn refusal(code: &'static str, decision: &Decision) -> WebError {
     }
 }
 
-/// Screens a sign-up before the account is made; a blocked one is refused.
-pub async fn screen_signup(state: &AppState, ctx: &PageContext, headers: &HeaderMap, email: &str) -> Result<(), WebError> {
+/// Screens a sign-up before the account is made; a blocked one is refused. Only a sign-up that
+/// could succeed is screened: a retry after a weak password is the same person, not a second
+/// sign-up (the account rules refuse the bad input with their own message).
+pub async fn screen_signup(state: &AppState, ctx: &PageContext, headers: &HeaderMap, email: &str, password: &str) -> Result<(), WebError> {
+    let valid = passme_core::identity::email::validate(email)
+        .is_ok_and(|address| passme_core::identity::password::check_new(password, &[&address, "passme"]).is_ok());
+    if !valid {
+        return Ok(());
+    }
     let device = device_of(headers);
     let event = Event {
         kind: EventKind::Signup,
@@ -153,7 +160,9 @@ pub struct DecisionView {
     pub label: Option<&'static str>,
 }
 
-fn view(t: passme_messages::Texts, d: &FraudDecisionRow) -> DecisionView {
+/// One decision for its reader. The person reads each rule's purpose in their language (for the
+/// rules PassMe ships); staff read the rule's stored name.
+fn view(t: passme_messages::Texts, d: &FraudDecisionRow, for_person: bool) -> DecisionView {
     let reasons: Vec<Reason> = serde_json::from_str(&d.fired).unwrap_or_default();
     let inputs: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&d.inputs).unwrap_or_default();
     DecisionView {
@@ -165,7 +174,10 @@ fn view(t: passme_messages::Texts, d: &FraudDecisionRow) -> DecisionView {
         reasons: reasons
             .iter()
             .map(|r| match r.version {
-                Some(v) => format!("{} (v{v}): {} → {}", r.id, r.name, outcome_name(t, r.outcome.id())),
+                Some(v) => {
+                    let name = if for_person { t.fraud_rule(&r.id).unwrap_or(&r.name) } else { &r.name };
+                    format!("{} (v{v}): {name} → {}", r.id, outcome_name(t, r.outcome.id()))
+                }
                 None => format!("{}: {} → {}", t.fraud_list_entry(), r.name, outcome_name(t, r.outcome.id())),
             })
             .collect(),
@@ -178,7 +190,7 @@ fn view(t: passme_messages::Texts, d: &FraudDecisionRow) -> DecisionView {
 
 /// The decisions about a person, for their privacy page.
 pub async fn decisions_of(state: &AppState, t: passme_messages::Texts, account_id: &AccountId) -> Result<Vec<DecisionView>, WebError> {
-    Ok(state.store.fraud_decisions_of(account_id).await?.iter().map(|d| view(t, d)).collect())
+    Ok(state.store.fraud_decisions_of(account_id).await?.iter().map(|d| view(t, d, true)).collect())
 }
 
 struct RuleView {
@@ -239,7 +251,7 @@ async fn fraud_page(
         chrome: Chrome::new(state, ctx, t.fraud_heading(), false),
         csrf: ctx.csrf_token(state),
         problem,
-        queue: queue.iter().map(|d| view(t, d)).collect(),
+        queue: queue.iter().map(|d| view(t, d, false)).collect(),
         rules,
         lists: state.fraud.lists.entries().await?,
         signals: passme_fraud::signals::SIGNALS,

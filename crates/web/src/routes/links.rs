@@ -99,10 +99,23 @@ pub async fn callback(
             Ok(done("linked"))
         }
         Finished::SignedIn { account_id, .. } => {
-            if state.identity.active_account(&account_id).await?.is_none() {
+            let Some(account) = state.identity.active_account(&account_id).await? else {
                 return Err(link_error(LinkError::NotLinked));
+            };
+            // A sign-in through a provider passes the same fraud screen as one with a password.
+            match crate::routes::fraud::screen_signin(&state, &ctx, &headers, &account).await? {
+                crate::routes::fraud::SignInScreen::Allowed => sign_in(&state, &ctx, &headers, &account_id, "/account", false).await,
+                crate::routes::fraud::SignInScreen::Challenged => {
+                    let t = ctx.t;
+                    Ok(crate::routes::account::notice(
+                        &state,
+                        &ctx,
+                        t.fraud_challenge_heading(),
+                        t.fraud_challenge_text(),
+                        ("/login", t.account_to_sign_in()),
+                    ))
+                }
             }
-            sign_in(&state, &ctx, &headers, &account_id, "/account", false).await
         }
     }
 }

@@ -130,6 +130,9 @@ pub struct OpenInput {
     email: String,
     #[serde(default)]
     reason: String,
+    /// A case assigned to the viewer about this person stands in for the reason.
+    #[serde(default)]
+    ticket: String,
 }
 
 crate::csrf_protected!(OpenInput);
@@ -148,12 +151,24 @@ pub async fn open(
     staff: Staff<PersonReaders>,
     CsrfForm(input): CsrfForm<OpenInput>,
 ) -> Result<Response, WebError> {
-    let reason: String = input.reason.trim().chars().filter(|c| !c.is_control()).collect();
+    let mut reason: String = input.reason.trim().chars().filter(|c| !c.is_control()).collect();
+    let key = passme_core::identity::email::key(&input.email);
+    let account = state.store.account_by_email_key(&key).await?;
+    if reason.is_empty() && !input.ticket.is_empty() {
+        let case = state.store.ticket(&input.ticket).await?;
+        let assigned = case.is_some_and(|c| {
+            c.assignee.as_deref() == Some(staff.session.account_id.as_str())
+                && c.account_id.is_some()
+                && c.account_id == account.as_ref().map(|a| a.id.clone())
+        });
+        if assigned {
+            reason = format!("Case {}", input.ticket);
+        }
+    }
     if reason.chars().count() < REASON_MIN || reason.chars().count() > REASON_MAX {
         return Ok(refused(&state, &ctx, input, StatusCode::BAD_REQUEST, "reason_required"));
     }
-    let key = passme_core::identity::email::key(&input.email);
-    let Some(account) = state.store.account_by_email_key(&key).await? else {
+    let Some(account) = account else {
         return Ok(refused(&state, &ctx, input, StatusCode::NOT_FOUND, "person_unknown"));
     };
     let parts: Vec<Part> = PARTS.into_iter().filter(|p| p.allowed(&staff.roles)).collect();

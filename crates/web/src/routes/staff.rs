@@ -305,3 +305,51 @@ pub async fn lift_hold(
     state.holds.lift(&input.id, &format!("account:{}", staff.session.account_id)).await?;
     Ok(Redirect::to("/staff/privacy?done=hold_lifted").into_response())
 }
+
+/// One part of the staff console: its page, and the roles that open it.
+pub struct Section {
+    pub path: &'static str,
+    pub id: &'static str,
+    roles: &'static [passme_core::identity::staff::Role],
+}
+
+/// Every part of the console, each with the roles its page lets in (the pages check again).
+pub fn console_sections(roles: &[passme_core::identity::staff::Role]) -> Vec<&'static Section> {
+    use crate::extract::{Analysts, Auditors, PrivacyOfficers, Roles};
+    const SECTIONS: &[Section] = &[
+        Section { path: "/staff/support", id: "support", roles: crate::routes::support::Agents::ALLOWED },
+        Section { path: "/staff/people", id: "people", roles: crate::routes::people::PersonReaders::ALLOWED },
+        Section { path: "/staff/analytics", id: "analytics", roles: Analysts::ALLOWED },
+        Section { path: "/staff/fraud", id: "fraud", roles: Analysts::ALLOWED },
+        Section { path: "/staff/privacy", id: "privacy", roles: PrivacyOfficers::ALLOWED },
+        Section { path: "/staff/compliance", id: "compliance", roles: crate::routes::compliance::ComplianceStaff::ALLOWED },
+        Section { path: "/staff/messages", id: "messages", roles: crate::routes::messages::Communicators::ALLOWED },
+        Section { path: "/staff/audit", id: "audit", roles: Auditors::ALLOWED },
+    ];
+    SECTIONS.iter().filter(|s| s.roles.iter().any(|r| roles.contains(r))).collect()
+}
+
+/// Whoever holds any staff role: the console itself lets them in, and lists only their parts.
+pub struct AnyStaff;
+
+impl crate::extract::Roles for AnyStaff {
+    const ALLOWED: &'static [passme_core::identity::staff::Role] = &passme_core::identity::staff::Role::ALL;
+}
+
+#[derive(Template)]
+#[template(path = "staff_console.html")]
+struct ConsolePage {
+    chrome: Chrome,
+    sections: Vec<(&'static str, &'static str, &'static str)>,
+}
+
+/// The staff console: one page for all four roles, each seeing only its parts.
+pub async fn console(State(state): State<AppState>, ctx: PageContext, staff: Staff<AnyStaff>) -> Response {
+    let t = ctx.t;
+    let sections = console_sections(&staff.roles)
+        .into_iter()
+        .map(|s| (s.path, t.console_name(s.id).unwrap_or(s.id), t.console_about(s.id).unwrap_or("")))
+        .collect();
+    let body = ConsolePage { chrome: Chrome::new(&state, &ctx, t.site_staff(), false), sections };
+    page(&ctx, &state, false, &body)
+}

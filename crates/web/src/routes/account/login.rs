@@ -79,8 +79,12 @@ pub async fn login(
             Err(blocked) => blocked,
         },
         refused => {
-            if matches!(refused, SignIn::Failed) {
-                crate::routes::fraud::note_failed_signin(&state, &ctx, &headers, &input.email).await;
+            match refused {
+                SignIn::Failed => crate::routes::fraud::note_failed_signin(&state, &ctx, &headers, &input.email).await,
+                SignIn::Throttled { .. } => {
+                    crate::routes::support::notice_signal(&state, &input.email, passme_support::Signal::Lockout).await;
+                }
+                _ => {}
             }
             refusal(refused)
         }

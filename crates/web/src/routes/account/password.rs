@@ -42,6 +42,7 @@ pub async fn reset_request(
 ) -> Result<Response, WebError> {
     let t = ctx.t;
     state.identity.request_password_reset(&input.email, ctx.lang, ctx.client_ip).await?;
+    crate::routes::support::notice_signal(&state, &input.email, passme_support::Signal::PasswordReset).await;
     Ok(notice(&state, &ctx, t.account_check_email(), t.account_reset_sent(), ("/login", t.account_to_sign_in())))
 }
 

@@ -43,7 +43,7 @@ pub async fn signup(
     CsrfForm(input): CsrfForm<SignupInput>,
 ) -> Result<Response, WebError> {
     let t = ctx.t;
-    if let Err(refused) = crate::routes::fraud::screen_signup(&state, &ctx, &headers, &input.email).await {
+    if let Err(refused) = crate::routes::fraud::screen_signup(&state, &ctx, &headers, &input.email, &input.password).await {
         let mut form = signup_page(&state, &ctx, &input.email);
         form.error = Some(refused.message(t));
         return Ok(form.respond(&state, &ctx, refused.status));
