@@ -96,6 +96,15 @@ impl<'a> Browser<'a> {
         response
     }
 
+    /// Posts a form to `action` with the CSRF token of the form on `page`, as a person filling it
+    /// in there would.
+    pub async fn submit(&mut self, page: &str, action: &str, form: &[(&str, &str)]) -> TestResponse {
+        let csrf = self.token(page).await;
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.post(action, &fields).await
+    }
+
     /// The CSRF token of the form on `path`.
     pub async fn token(&mut self, path: &str) -> String {
         let html = self.get(path).await.text();

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod db;
 pub mod oidc;
 pub mod openapi;
+pub mod people;
 pub mod push;
 pub mod receiver;
 pub mod smtp;

@@ -5,37 +5,18 @@
 
 use std::sync::Arc;
 
-use passme_core::identity::staff::{Role, Staff};
+use passme_core::identity::staff::Role;
 use passme_policy::proves;
-use passme_store::{AccountId, Store};
+
 use passme_testkit::browser::{Browser, PASSWORD, link_token, signed_in};
+use passme_testkit::people::{account_of, count, grant};
 use passme_testkit::{SmtpSink, TestApp, each_engine};
 
 const DAY: i64 = 86_400_000;
 
-async fn account_of(store: &Store, email: &str) -> AccountId {
-    store.account_by_email_key(&passme_core::identity::email::key(email)).await.expect("store").expect("account").id
-}
-
-async fn grant(app: &TestApp, email: &str, role: Role) {
-    let id = account_of(&app.state.store, email).await;
-    Staff::new(app.state.store.clone(), app.state.clock.clone()).grant(&id, role, "test").await.expect("grant");
-}
-
-async fn count(store: &Store, sql: &str) -> i64 {
-    store.scalar_i64(sql).await.expect("count")
-}
-
-async fn post_form(browser: &mut Browser<'_>, page: &str, action: &str, form: &[(&str, &str)]) -> passme_testkit::TestResponse {
-    let csrf = browser.token(page).await;
-    let mut fields = vec![("csrf", csrf.as_str())];
-    fields.extend_from_slice(form);
-    browser.post(action, &fields).await
-}
-
 async fn sign_in(app: &TestApp, email: &str) -> u16 {
     let mut browser = Browser::new(app);
-    post_form(&mut browser, "/login", "/login", &[("email", email), ("password", PASSWORD)]).await.status.as_u16()
+    browser.submit("/login", "/login", &[("email", email), ("password", PASSWORD)]).await.status.as_u16()
 }
 
 #[tokio::test]
@@ -74,17 +55,12 @@ async fn an_admin_suspends_an_account_with_a_reason_the_person_appeals_by_mail_a
             (enforce("abuse", reason, "nobody@example.com"), 404),
             (enforce("abuse", reason, "boss@passme.test"), 400),
         ] {
-            assert_eq!(
-                post_form(&mut boss, "/staff/compliance", "/staff/compliance/enforce", &form).await.status.as_u16(),
-                status,
-                "{form:?}"
-            );
+            assert_eq!(boss.submit("/staff/compliance", "/staff/compliance/enforce", &form).await.status.as_u16(), status, "{form:?}");
         }
         assert_eq!(count(&store, "SELECT COUNT(*) FROM terms_actions").await, 0);
 
         // Suspended: every session ends, signing in fails, and the person is told why by mail.
-        let done =
-            post_form(&mut boss, "/staff/compliance", "/staff/compliance/enforce", &enforce("abuse", reason, "ola@example.com")).await;
+        let done = boss.submit("/staff/compliance", "/staff/compliance/enforce", &enforce("abuse", reason, "ola@example.com")).await;
         assert_eq!(done.status.as_u16(), 303, "{}", done.text());
         assert_ne!(ola.get("/account").await.status.as_u16(), 200, "signed out everywhere");
         assert_eq!(sign_in(&app, "ola@example.com").await, 401);
@@ -105,48 +81,47 @@ async fn an_admin_suspends_an_account_with_a_reason_the_person_appeals_by_mail_a
         assert_eq!(page.status.as_u16(), 200);
         assert!(page.text().contains("Resold access to &#60;b&#62;40&#60;/b&#62;"), "{}", page.text());
         assert_eq!(anonymous.get("/appeal?token=forged").await.status.as_u16(), 400);
-        let short = post_form(&mut anonymous, &format!("/appeal?token={token}"), "/appeal", &[("token", &token), ("text", "no")]).await;
+        let short = anonymous.submit(&format!("/appeal?token={token}"), "/appeal", &[("token", &token), ("text", "no")]).await;
         assert_eq!((short.status.as_u16(), short.error_code()), (400, "appeal_length".to_string()));
-        let sent = post_form(
-            &mut anonymous,
-            &format!("/appeal?token={token}"),
-            "/appeal",
-            &[("token", &token), ("text", "They are my family members, one household.")],
-        )
-        .await;
+        let sent = anonymous
+            .submit(
+                &format!("/appeal?token={token}"),
+                "/appeal",
+                &[("token", &token), ("text", "They are my family members, one household.")],
+            )
+            .await;
         assert_eq!(sent.status.as_u16(), 200, "{}", sent.text());
         let again =
-            post_form(&mut anonymous, "/contact", "/appeal", &[("token", &token), ("text", "They are my family members, one household.")])
-                .await;
+            anonymous.submit("/contact", "/appeal", &[("token", &token), ("text", "They are my family members, one household.")]).await;
         assert_eq!(again.status.as_u16(), 400, "the link works once");
 
         // The admin decides: reversed, and Ola can sign in again.
         let page = boss.get("/staff/compliance").await.text();
         assert!(page.contains("They are my family members"), "{page}");
         let action = store.terms_actions(10).await.expect("actions")[0].id.clone();
-        let bad = post_form(
-            &mut boss,
-            "/staff/compliance",
-            "/staff/compliance/appeals",
-            &[("action", &action), ("outcome", "maybe"), ("note", "Checked the household")],
-        )
-        .await;
+        let bad = boss
+            .submit(
+                "/staff/compliance",
+                "/staff/compliance/appeals",
+                &[("action", &action), ("outcome", "maybe"), ("note", "Checked the household")],
+            )
+            .await;
         assert_eq!(bad.status.as_u16(), 400);
-        let decided = post_form(
-            &mut boss,
-            "/staff/compliance",
-            "/staff/compliance/appeals",
-            &[("action", &action), ("outcome", "reversed"), ("note", "One household, as the person said")],
-        )
-        .await;
+        let decided = boss
+            .submit(
+                "/staff/compliance",
+                "/staff/compliance/appeals",
+                &[("action", &action), ("outcome", "reversed"), ("note", "One household, as the person said")],
+            )
+            .await;
         assert_eq!(decided.status.as_u16(), 303);
-        let twice = post_form(
-            &mut boss,
-            "/staff/compliance",
-            "/staff/compliance/appeals",
-            &[("action", &action), ("outcome", "upheld"), ("note", "Changed my mind again")],
-        )
-        .await;
+        let twice = boss
+            .submit(
+                "/staff/compliance",
+                "/staff/compliance/appeals",
+                &[("action", &action), ("outcome", "upheld"), ("note", "Changed my mind again")],
+            )
+            .await;
         assert_eq!(twice.status.as_u16(), 409);
         assert_eq!(sign_in(&app, "ola@example.com").await, 303);
         let row = store.terms_action(&action).await.expect("read").expect("action");
@@ -178,11 +153,10 @@ async fn authority_requests_are_registered_with_their_legal_basis_and_disclosure
                 ("email", "ola@example.com"),
             ]
         };
-        let missing = post_form(&mut officer, "/staff/compliance", "/staff/compliance/authority", &register("")).await;
+        let missing = officer.submit("/staff/compliance", "/staff/compliance/authority", &register("")).await;
         assert_eq!(missing.status.as_u16(), 400);
         let made =
-            post_form(&mut officer, "/staff/compliance", "/staff/compliance/authority", &register("Retsplejeloven § 804 (edition order)"))
-                .await;
+            officer.submit("/staff/compliance", "/staff/compliance/authority", &register("Retsplejeloven § 804 (edition order)")).await;
         assert_eq!(made.status.as_u16(), 303, "{}", made.text());
         let request = store.authority_requests(10).await.expect("requests").remove(0);
         assert_eq!((request.status.as_str(), request.account_id.as_ref()), ("open", Some(&ola_id)));
@@ -194,25 +168,19 @@ async fn authority_requests_are_registered_with_their_legal_basis_and_disclosure
             vec![("id", request.id.as_str()), ("status", status), ("disclosed", "Sign-in times 2026-05-01 to 05-31, nothing else")]
         };
         assert_eq!(
-            post_form(&mut officer, "/staff/compliance", "/staff/compliance/authority/complete", &complete("maybe")).await.status.as_u16(),
+            officer.submit("/staff/compliance", "/staff/compliance/authority/complete", &complete("maybe")).await.status.as_u16(),
             400
         );
         assert_eq!(
-            post_form(&mut officer, "/staff/compliance", "/staff/compliance/authority/complete", &complete("answered"))
-                .await
-                .status
-                .as_u16(),
+            officer.submit("/staff/compliance", "/staff/compliance/authority/complete", &complete("answered")).await.status.as_u16(),
             303
         );
         assert_eq!(
-            post_form(&mut officer, "/staff/compliance", "/staff/compliance/authority/complete", &complete("answered"))
-                .await
-                .status
-                .as_u16(),
+            officer.submit("/staff/compliance", "/staff/compliance/authority/complete", &complete("answered")).await.status.as_u16(),
             409
         );
         // An open one stays however old it is.
-        post_form(&mut officer, "/staff/compliance", "/staff/compliance/authority", &register("Skatteforvaltningsloven § 57")).await;
+        officer.submit("/staff/compliance", "/staff/compliance/authority", &register("Skatteforvaltningsloven § 57")).await;
         // Not in the person's export: the law may forbid telling them.
         let export = passme_core::rights::access::Export::of(&store, &ola_id, 0).await.expect("export");
         assert!(!export.tables.contains_key("authority_requests"));

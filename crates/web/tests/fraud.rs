@@ -2,38 +2,18 @@
 //! checkout and linking; rules as versioned data; decisions with their reasons, the review queue
 //! and its labels; allow and deny lists; the person's view and appeal; retention.
 
-use passme_core::identity::staff::{Role, Staff};
+use passme_core::identity::staff::Role;
 use passme_policy::proves;
-use passme_store::{AccountId, Store};
 use passme_testkit::browser::{Browser, PASSWORD, link_token, signed_in};
+use passme_testkit::people::{account_of, count, grant};
 use passme_testkit::{SmtpSink, TestApp, each_engine};
 
 const DAY: i64 = 86_400_000;
-
-async fn account_of(store: &Store, email: &str) -> AccountId {
-    store.account_by_email_key(&passme_core::identity::email::key(email)).await.expect("store").expect("account").id
-}
-
-async fn grant(app: &TestApp, email: &str, role: Role) {
-    let id = account_of(&app.state.store, email).await;
-    Staff::new(app.state.store.clone(), app.state.clock.clone()).grant(&id, role, "test").await.expect("grant");
-}
-
-async fn count(store: &Store, sql: &str) -> i64 {
-    store.scalar_i64(sql).await.expect("count")
-}
 
 async fn sign_in_from(app: &TestApp, ip: &str, email: &str, password: &str) -> passme_testkit::TestResponse {
     let mut browser = Browser::from(app, ip);
     let csrf = browser.token("/login").await;
     browser.post("/login", &[("csrf", &csrf), ("email", email), ("password", password)]).await
-}
-
-async fn post_form(browser: &mut Browser<'_>, page: &str, action: &str, form: &[(&str, &str)]) -> passme_testkit::TestResponse {
-    let csrf = browser.token(page).await;
-    let mut fields = vec![("csrf", csrf.as_str())];
-    fields.extend_from_slice(form);
-    browser.post(action, &fields).await
 }
 
 #[tokio::test]
@@ -80,16 +60,15 @@ async fn a_credential_stuffing_hit_is_blocked_explained_to_the_person_appealed_a
         assert!(privacy.contains("credential_stuffing (v1)") && privacy.contains("network.failures_10m"), "{privacy}");
         let danish = ola.get("/account/privacy").await.text();
         assert!(danish.contains("Et login fra et netværk med mange mislykkede logins"), "the reason in the person's language: {danish}");
-        let short = post_form(&mut ola, "/account/privacy", "/account/privacy/appeal", &[("decision", &decision_id), ("text", "no")]).await;
+        let short = ola.submit("/account/privacy", "/account/privacy/appeal", &[("decision", &decision_id), ("text", "no")]).await;
         assert_eq!((short.status.as_u16(), short.error_code()), (400, "appeal_length".to_string()));
         let text = "It was me <script>alert(1)</script> on the hotel wifi";
-        let appealed =
-            post_form(&mut ola, "/account/privacy", "/account/privacy/appeal", &[("decision", &decision_id), ("text", text)]).await;
+        let appealed = ola.submit("/account/privacy", "/account/privacy/appeal", &[("decision", &decision_id), ("text", text)]).await;
         assert_eq!(appealed.status.as_u16(), 303, "{}", appealed.text());
-        let again = post_form(&mut ola, "/account/privacy", "/account/privacy/appeal", &[("decision", &decision_id), ("text", text)]).await;
+        let again = ola.submit("/account/privacy", "/account/privacy/appeal", &[("decision", &decision_id), ("text", text)]).await;
         assert_eq!(again.status.as_u16(), 409, "one appeal per decision");
         // Nobody appeals a decision about someone else.
-        let foreign = post_form(&mut agent, "/account", "/account/privacy/appeal", &[("decision", &decision_id), ("text", text)]).await;
+        let foreign = agent.submit("/account", "/account/privacy/appeal", &[("decision", &decision_id), ("text", text)]).await;
         assert_eq!(foreign.status.as_u16(), 409);
 
         // The analyst sees it in the queue with the appeal (escaped), and labels it.
@@ -105,14 +84,12 @@ async fn a_credential_stuffing_hit_is_blocked_explained_to_the_person_appealed_a
             1,
             "reading the queue is audited"
         );
-        let bad = post_form(&mut analyst, "/staff/fraud", "/staff/fraud/review", &[("decision", &decision_id), ("label", "maybe")]).await;
+        let bad = analyst.submit("/staff/fraud", "/staff/fraud/review", &[("decision", &decision_id), ("label", "maybe")]).await;
         assert_eq!(bad.status.as_u16(), 400);
         let labelled =
-            post_form(&mut analyst, "/staff/fraud", "/staff/fraud/review", &[("decision", &decision_id), ("label", "false_positive")])
-                .await;
+            analyst.submit("/staff/fraud", "/staff/fraud/review", &[("decision", &decision_id), ("label", "false_positive")]).await;
         assert_eq!(labelled.status.as_u16(), 303, "{}", labelled.text());
-        let twice =
-            post_form(&mut analyst, "/staff/fraud", "/staff/fraud/review", &[("decision", &decision_id), ("label", "confirmed")]).await;
+        let twice = analyst.submit("/staff/fraud", "/staff/fraud/review", &[("decision", &decision_id), ("label", "confirmed")]).await;
         assert_eq!(twice.status.as_u16(), 409, "decided once");
         let page = analyst.get("/staff/fraud?lang=en").await.text();
         assert!(page.contains("0% precise (0 confirmed, 1 false positives)"), "the label feeds the rule's precision: {page}");
@@ -157,40 +134,27 @@ async fn rules_are_versioned_data_and_loops_division_by_zero_and_unknown_signals
             ("account.favourite_colour == \"red\"", "rule_unknown_signal"),
             ("network.signups_1h", "rule_type_error"),
         ] {
-            let refused = post_form(&mut analyst, "/staff/fraud", "/staff/fraud/rules", &save("burst", expression, "0")).await;
+            let refused = analyst.submit("/staff/fraud", "/staff/fraud/rules", &save("burst", expression, "0")).await;
             assert_eq!(refused.status.as_u16(), 400, "{expression}");
             let message = passme_messages::Texts(passme_messages::Lang::Da).error(code).expect("a catalogue text");
             assert!(refused.text().contains(message), "{code}: {}", refused.text());
             assert!(refused.text().contains("role=\"alert\""), "the page says why: {expression}");
             assert!(store.fraud_rule_versions("burst").await.expect("versions").is_empty(), "nothing stored for {expression}");
         }
-        let unknown = post_form(
-            &mut analyst,
-            "/staff/fraud?lang=en",
-            "/staff/fraud/rules",
-            &save("burst", "account.favourite_colour == \"red\"", "0"),
-        )
-        .await;
+        let unknown =
+            analyst.submit("/staff/fraud?lang=en", "/staff/fraud/rules", &save("burst", "account.favourite_colour == \"red\"", "0")).await;
         assert!(unknown.text().contains("no signal is called account.favourite_colour"), "and where: {}", unknown.text());
 
         // A new rule, then a second version; an edit from a stale page is refused.
-        let made = post_form(
-            &mut analyst,
-            "/staff/fraud",
-            "/staff/fraud/rules",
-            &save("burst", "event.kind == \"signup\" && network.signups_1h >= 1", "0"),
-        )
-        .await;
+        let made = analyst
+            .submit("/staff/fraud", "/staff/fraud/rules", &save("burst", "event.kind == \"signup\" && network.signups_1h >= 1", "0"))
+            .await;
         assert_eq!(made.status.as_u16(), 303, "{}", made.text());
-        let stale = post_form(&mut analyst, "/staff/fraud", "/staff/fraud/rules", &save("burst", "network.signups_1h >= 5", "0")).await;
+        let stale = analyst.submit("/staff/fraud", "/staff/fraud/rules", &save("burst", "network.signups_1h >= 5", "0")).await;
         assert_eq!(stale.status.as_u16(), 409);
-        let v2 = post_form(
-            &mut analyst,
-            "/staff/fraud",
-            "/staff/fraud/rules",
-            &save("burst", "event.kind == \"signup\" && network.signups_1h >= 2", "1"),
-        )
-        .await;
+        let v2 = analyst
+            .submit("/staff/fraud", "/staff/fraud/rules", &save("burst", "event.kind == \"signup\" && network.signups_1h >= 2", "1"))
+            .await;
         assert_eq!(v2.status.as_u16(), 303);
         let versions = store.fraud_rule_versions("burst").await.expect("versions");
         assert_eq!(versions.iter().map(|r| r.version).collect::<Vec<_>>(), [2, 1], "every version is kept");
@@ -198,8 +162,7 @@ async fn rules_are_versioned_data_and_loops_division_by_zero_and_unknown_signals
         // Version 2 runs: the third sign-up from a network within the hour is blocked, naming v2.
         for (i, expected) in [(0, 200), (1, 200), (2, 403)] {
             let mut visitor = Browser::from(&app, "192.0.2.10");
-            let response =
-                post_form(&mut visitor, "/signup", "/signup", &[("email", &format!("new{i}@example.com")), ("password", PASSWORD)]).await;
+            let response = visitor.submit("/signup", "/signup", &[("email", &format!("new{i}@example.com")), ("password", PASSWORD)]).await;
             assert_eq!(response.status.as_u16(), expected, "sign-up {i}: {}", response.text());
         }
         let decision =
@@ -236,12 +199,12 @@ async fn a_denied_person_cannot_come_back_with_an_address_variant_and_the_list_k
                 "list_expiry_invalid",
             ),
         ] {
-            let refused = post_form(&mut analyst, "/staff/fraud", "/staff/fraud/lists", &form).await;
+            let refused = analyst.submit("/staff/fraud", "/staff/fraud/lists", &form).await;
             assert_eq!(refused.status.as_u16(), 400, "{code}");
             assert!(refused.text().contains("role=\"alert\""));
         }
         let denied = [("list", "deny"), ("kind", "email"), ("value", "Mallory+1@gmail.com"), ("reason", "Three chargebacks in May")];
-        assert_eq!(post_form(&mut analyst, "/staff/fraud", "/staff/fraud/lists", &denied).await.status.as_u16(), 303);
+        assert_eq!(analyst.submit("/staff/fraud", "/staff/fraud/lists", &denied).await.status.as_u16(), 303);
         assert_eq!(
             count(&store, "SELECT COUNT(*) FROM fraud_lists WHERE value_hash LIKE '%mallory%' OR reason LIKE '%mallory%'").await,
             0,
@@ -251,7 +214,7 @@ async fn a_denied_person_cannot_come_back_with_an_address_variant_and_the_list_k
         // Variants of the mailbox are one address to the list; the form and the API refuse them.
         for variant in ["m.allory@googlemail.com", "MALLORY+again@gmail.com"] {
             let mut visitor = Browser::from(&app, "192.0.2.20");
-            let refused = post_form(&mut visitor, "/signup", "/signup", &[("email", variant), ("password", PASSWORD)]).await;
+            let refused = visitor.submit("/signup", "/signup", &[("email", variant), ("password", PASSWORD)]).await;
             assert_eq!(refused.status.as_u16(), 403, "{variant}");
         }
         let mut api = Browser::from(&app, "192.0.2.21");
@@ -262,12 +225,12 @@ async fn a_denied_person_cannot_come_back_with_an_address_variant_and_the_list_k
         // A denied network: sign-ups from its /24 stop, checkout and linking too.
         let mut ola = signed_in(&app, &sink, "ola@example.com", 1).await;
         let network = [("list", "deny"), ("kind", "network"), ("value", "127.0.0.1"), ("reason", "Card testing from this network")];
-        assert_eq!(post_form(&mut analyst, "/staff/fraud", "/staff/fraud/lists", &network).await.status.as_u16(), 303);
-        let link = post_form(&mut ola, "/account", "/account/links/example/start", &[]).await;
+        assert_eq!(analyst.submit("/staff/fraud", "/staff/fraud/lists", &network).await.status.as_u16(), 303);
+        let link = ola.submit("/account", "/account/links/example/start", &[]).await;
         assert_eq!((link.status.as_u16(), link.error_code()), (403, "link_refused".to_string()), "{}", link.text());
         let allowed = [("list", "allow"), ("kind", "email"), ("value", "ola@example.com"), ("reason", "Known customer, verified by phone")];
-        assert_eq!(post_form(&mut analyst, "/staff/fraud", "/staff/fraud/lists", &allowed).await.status.as_u16(), 303);
-        let link = post_form(&mut ola, "/account", "/account/links/example/start", &[]).await;
+        assert_eq!(analyst.submit("/staff/fraud", "/staff/fraud/lists", &allowed).await.status.as_u16(), 303);
+        let link = ola.submit("/account", "/account/links/example/start", &[]).await;
         assert_ne!(link.status.as_u16(), 403, "the allow list wins over the deny list: {}", link.text());
 
         // After the declared 12 months the key is destroyed with the entries made under it.
@@ -290,7 +253,7 @@ async fn a_denied_person_cannot_come_back_with_an_address_variant_and_the_list_k
         assert_eq!(count(&store, "SELECT COUNT(*) FROM fraud_list_keys").await, 0, "the key is destroyed after 12 months");
         assert_eq!(count(&store, "SELECT COUNT(*) FROM fraud_lists").await, 0, "and every entry made under it");
         let mut visitor = Browser::from(&app, "192.0.2.22");
-        let welcome = post_form(&mut visitor, "/signup", "/signup", &[("email", "mallory@gmail.com"), ("password", PASSWORD)]).await;
+        let welcome = visitor.submit("/signup", "/signup", &[("email", "mallory@gmail.com"), ("password", PASSWORD)]).await;
         assert_eq!(welcome.status.as_u16(), 200, "an old hash recognises nobody");
     }
 }
@@ -308,7 +271,7 @@ async fn datacenter_sign_ups_with_disposable_addresses_go_to_review_and_a_sign_i
 
         // An Amazon address and a mailinator address: allowed, and queued for an analyst.
         let mut visitor = Browser::from(&app, "3.5.140.2");
-        let made = post_form(&mut visitor, "/signup", "/signup", &[("email", "trial@mailinator.com"), ("password", PASSWORD)]).await;
+        let made = visitor.submit("/signup", "/signup", &[("email", "trial@mailinator.com"), ("password", PASSWORD)]).await;
         assert_eq!(made.status.as_u16(), 200, "{}", made.text());
         let queued = store.fraud_review_queue(10).await.expect("queue");
         assert_eq!(queued.len(), 1);

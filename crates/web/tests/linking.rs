@@ -8,6 +8,7 @@ use passme_store::{AccountId, Store};
 use passme_testkit::app::BASE_URL;
 use passme_testkit::browser::{Browser, signed_in};
 use passme_testkit::oidc::OidcPeer;
+use passme_testkit::people::{account_of, count};
 use passme_testkit::{SmtpSink, TestApp, TestDb, TestResponse, each_engine};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -52,14 +53,6 @@ async fn sign_in_with(browser: &mut Browser<'_>, peer: &OidcPeer, login: &str) -
     let url = start_sign_in(browser).await;
     let back = peer.authorize(&url, login).await;
     come_back(browser, &back).await
-}
-
-async fn account_of(store: &Store, email: &str) -> AccountId {
-    store.account_by_email_key(&passme_core::identity::email::key(email)).await.expect("store").expect("account").id
-}
-
-async fn count(store: &Store, sql: &str) -> i64 {
-    store.scalar_i64(sql).await.expect("count")
 }
 
 #[tokio::test]

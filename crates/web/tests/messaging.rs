@@ -8,20 +8,13 @@ use passme_core::identity::staff::{Role, Staff};
 use passme_messaging::outbox::{Notice, message_id};
 use passme_messaging::{Channel, address_hash};
 use passme_policy::proves;
-use passme_store::{AccountId, Store};
+
 use passme_testkit::browser::{Browser, signed_in};
+use passme_testkit::people::{account_of, count};
 use passme_testkit::push::PushPeer;
 use passme_testkit::receiver::Receiver;
 use passme_testkit::{SmtpSink, TestApp, TestDb, each_engine};
 use serde_json::json;
-
-async fn account_of(store: &Store, email: &str) -> AccountId {
-    store.account_by_email_key(&passme_core::identity::email::key(email)).await.expect("store").expect("account").id
-}
-
-async fn count(store: &Store, sql: &str) -> i64 {
-    store.scalar_i64(sql).await.expect("count")
-}
 
 async fn make_admin(app: &TestApp, email: &str) {
     let id = account_of(&app.state.store, email).await;

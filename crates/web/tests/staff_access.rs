@@ -1,19 +1,11 @@
 //! Opening a person's data as staff: a reason is required, each opening is audited with it, each
 //! role sees only its part, and the person sees who looked, when and why.
 
-use passme_core::identity::staff::{Role, Staff};
+use passme_core::identity::staff::Role;
 use passme_store::{AccountId, Store};
 use passme_testkit::browser::{Browser, signed_in};
+use passme_testkit::people::{account_of, grant};
 use passme_testkit::{SmtpSink, TestApp, each_engine};
-
-async fn account_of(store: &Store, email: &str) -> AccountId {
-    store.account_by_email_key(&passme_core::identity::email::key(email)).await.expect("store").expect("account").id
-}
-
-async fn grant(app: &TestApp, email: &str, role: Role) {
-    let id = account_of(&app.state.store, email).await;
-    Staff::new(app.state.store.clone(), app.state.clock.clone()).grant(&id, role, "test").await.expect("grant");
-}
 
 async fn open(staff: &mut Browser<'_>, email: &str, reason: &str) -> passme_testkit::TestResponse {
     let csrf = staff.token("/staff/people").await;

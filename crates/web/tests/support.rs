@@ -6,38 +6,19 @@
 use std::sync::Arc;
 
 use passme_core::clock::{Clock, ManualClock};
-use passme_core::identity::staff::{Role, Staff};
+use passme_core::identity::staff::Role;
 use passme_core::jobs::EnqueueOptions;
 use passme_policy::proves;
-use passme_store::{AccountId, Store};
+
 use passme_testkit::browser::{Browser, signed_in};
+use passme_testkit::people::{account_of, count, grant};
 use passme_testkit::{SmtpSink, TestApp, each_engine};
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 
-async fn account_of(store: &Store, email: &str) -> AccountId {
-    store.account_by_email_key(&passme_core::identity::email::key(email)).await.expect("store").expect("account").id
-}
-
-async fn grant(app: &TestApp, email: &str, role: Role) {
-    let id = account_of(&app.state.store, email).await;
-    Staff::new(app.state.store.clone(), app.state.clock.clone()).grant(&id, role, "test").await.expect("grant");
-}
-
-async fn count(store: &Store, sql: &str) -> i64 {
-    store.scalar_i64(sql).await.expect("count")
-}
-
-async fn post_form(browser: &mut Browser<'_>, page: &str, action: &str, form: &[(&str, &str)]) -> passme_testkit::TestResponse {
-    let csrf = browser.token(page).await;
-    let mut fields = vec![("csrf", csrf.as_str())];
-    fields.extend_from_slice(form);
-    browser.post(action, &fields).await
-}
-
 async fn contact(browser: &mut Browser<'_>, form: &[(&str, &str)]) -> passme_testkit::TestResponse {
-    post_form(browser, "/contact", "/contact", form).await
+    browser.submit("/contact", "/contact", form).await
 }
 
 fn ticket_in(text: &str) -> String {
@@ -153,41 +134,33 @@ async fn an_agent_answers_with_a_canned_reply_the_person_follows_their_case_and_
         assert!(ola.get("/account/privacy?lang=en").await.text().contains(&format!("Case {ticket}")));
 
         // Opening the person's data: without a reason only from a case assigned to the agent.
-        let refused = post_form(&mut agent, "/staff/people", "/staff/people", &[("email", "ola@example.com"), ("ticket", &ticket)]).await;
+        let refused = agent.submit("/staff/people", "/staff/people", &[("email", "ola@example.com"), ("ticket", &ticket)]).await;
         assert_eq!(refused.status.as_u16(), 400, "not assigned yet");
         assert_eq!(
-            post_form(&mut agent, &format!("/staff/support/{ticket}"), &format!("/staff/support/{ticket}/assign"), &[])
-                .await
-                .status
-                .as_u16(),
+            agent.submit(&format!("/staff/support/{ticket}"), &format!("/staff/support/{ticket}/assign"), &[]).await.status.as_u16(),
             303
         );
-        let others =
-            post_form(&mut other_agent, "/staff/people", "/staff/people", &[("email", "ola@example.com"), ("ticket", &ticket)]).await;
+        let others = other_agent.submit("/staff/people", "/staff/people", &[("email", "ola@example.com"), ("ticket", &ticket)]).await;
         assert_eq!(others.status.as_u16(), 400, "someone else's case is no reason");
-        let kims = post_form(&mut agent, "/staff/people", "/staff/people", &[("email", "kim@example.com"), ("ticket", &ticket)]).await;
+        let kims = agent.submit("/staff/people", "/staff/people", &[("email", "kim@example.com"), ("ticket", &ticket)]).await;
         assert_eq!(kims.status.as_u16(), 400, "the case is not about Kim");
-        let opened = post_form(&mut agent, "/staff/people", "/staff/people", &[("email", "ola@example.com"), ("ticket", &ticket)]).await;
+        let opened = agent.submit("/staff/people", "/staff/people", &[("email", "ola@example.com"), ("ticket", &ticket)]).await;
         assert_eq!(opened.status.as_u16(), 200);
         assert!(opened.text().contains("id=\"part-account\""));
         assert_eq!(count(&store, &reads).await, 3, "two case views (one to take it) and one opening");
 
         // A canned reply, in the case's language, mailed to the person; the case waits for them.
-        let answer = post_form(
-            &mut agent,
-            &format!("/staff/support/{ticket}"),
-            &format!("/staff/support/{ticket}/reply"),
-            &[("canned", "signin"), ("message", "")],
-        )
-        .await;
+        let answer = agent
+            .submit(
+                &format!("/staff/support/{ticket}"),
+                &format!("/staff/support/{ticket}/reply"),
+                &[("canned", "signin"), ("message", "")],
+            )
+            .await;
         assert_eq!(answer.status.as_u16(), 303, "{}", answer.text());
-        let unknown = post_form(
-            &mut agent,
-            &format!("/staff/support/{ticket}"),
-            &format!("/staff/support/{ticket}/reply"),
-            &[("canned", "nope"), ("message", "")],
-        )
-        .await;
+        let unknown = agent
+            .submit(&format!("/staff/support/{ticket}"), &format!("/staff/support/{ticket}/reply"), &[("canned", "nope"), ("message", "")])
+            .await;
         assert_eq!(unknown.status.as_u16(), 400);
         let row = store.ticket(&ticket).await.expect("read").expect("case");
         assert_eq!(row.state, "pending");
@@ -203,30 +176,23 @@ async fn an_agent_answers_with_a_canned_reply_the_person_follows_their_case_and_
         // The person reads it and replies: the case is open again.
         let page = ola.get(&format!("/account/support/{ticket}")).await.text();
         assert!(page.contains("Glemt adgangskode") && page.contains("venter på dig"), "{page}");
-        let reply = post_form(
-            &mut ola,
-            &format!("/account/support/{ticket}"),
-            &format!("/account/support/{ticket}/reply"),
-            &[("message", "It works now, thank you!")],
-        )
-        .await;
+        let reply = ola
+            .submit(
+                &format!("/account/support/{ticket}"),
+                &format!("/account/support/{ticket}/reply"),
+                &[("message", "It works now, thank you!")],
+            )
+            .await;
         assert_eq!(reply.status.as_u16(), 303);
         assert_eq!(store.ticket(&ticket).await.expect("read").expect("case").state, "open");
-        let foreign =
-            post_form(&mut kim, "/account", &format!("/account/support/{ticket}/reply"), &[("message", "I am not Ola but hello")]).await;
+        let foreign = kim.submit("/account", &format!("/account/support/{ticket}/reply"), &[("message", "I am not Ola but hello")]).await;
         assert_eq!(foreign.status.as_u16(), 404);
         assert_eq!(
-            post_form(&mut agent, &format!("/staff/support/{ticket}"), &format!("/staff/support/{ticket}/close"), &[])
-                .await
-                .status
-                .as_u16(),
+            agent.submit(&format!("/staff/support/{ticket}"), &format!("/staff/support/{ticket}/close"), &[]).await.status.as_u16(),
             303
         );
         assert_eq!(
-            post_form(&mut agent, &format!("/staff/support/{ticket}"), &format!("/staff/support/{ticket}/close"), &[])
-                .await
-                .status
-                .as_u16(),
+            agent.submit(&format!("/staff/support/{ticket}"), &format!("/staff/support/{ticket}/close"), &[]).await.status.as_u16(),
             409
         );
         // Signed in, the account is who writes: ten cases an hour, then refused.
@@ -260,12 +226,12 @@ async fn signals_open_one_case_a_day_with_the_signal_shown_also_with_two_instanc
 
         // One reset is nothing; the second within the hour opens a case.
         let mut visitor = Browser::from(&app, "192.0.2.50");
-        post_form(&mut visitor, "/reset-request", "/reset-request", &[("email", "ola@example.com")]).await;
+        visitor.submit("/reset-request", "/reset-request", &[("email", "ola@example.com")]).await;
         assert_eq!(count(&store, &cases("password_reset")).await, 0);
-        post_form(&mut visitor, "/reset-request", "/reset-request", &[("email", "ola@example.com")]).await;
+        visitor.submit("/reset-request", "/reset-request", &[("email", "ola@example.com")]).await;
         assert_eq!(count(&store, &cases("password_reset")).await, 1);
         // Nobody learns anything about an unknown address: the same answer, no case.
-        let unknown = post_form(&mut visitor, "/reset-request", "/reset-request", &[("email", "nobody@example.com")]).await;
+        let unknown = visitor.submit("/reset-request", "/reset-request", &[("email", "nobody@example.com")]).await;
         assert_eq!(unknown.status.as_u16(), 200);
 
         // The agent sees the signal; a first failed payment the same day opens no second case...

@@ -16,6 +16,7 @@ use passme_core::identity::sessions::Sessions;
 use passme_core::identity::staff::{Role, Staff};
 use passme_policy::proves;
 use passme_store::{EventRow, Store};
+use passme_testkit::people::count;
 use passme_testkit::{TestApp, TestDb, TestResponse, each_engine, sqlite};
 use serde_json::{Value, json};
 
@@ -293,10 +294,6 @@ async fn cookieless_visitors_cannot_be_linked_across_days_and_the_salt_is_destro
             "daily counts remain"
         );
     }
-}
-
-async fn count(store: &Store, sql: &str) -> i64 {
-    store.scalar_i64(sql).await.expect(sql)
 }
 
 #[tokio::test]
