@@ -62,7 +62,7 @@ impl Label {
     fn kind(self) -> EventKind {
         match self {
             Label::CredentialStuffing => EventKind::Signin,
-            Label::CardTesting => EventKind::Checkout,
+            Label::CardTesting => EventKind::Payment,
             Label::MultiAccounting | Label::TrialAbuse | Label::Normal => EventKind::Signup,
         }
     }
@@ -147,11 +147,15 @@ fn normal_traffic(rng: &mut StdRng, asn: &AsnTable, users: usize, days: i64, sta
         events.push(sim(joined, EventKind::Signup, true, true, signup_from, None));
         let mut at = joined + rng.random_range(10 * MINUTE..3 * HOUR);
         if rng.random_bool(0.6) {
+            // The checkout (no card yet: the provider's page takes it), then the provider's
+            // report of the payment with its card, now and then declined once first.
+            events.push(sim(at, EventKind::Checkout, true, true, person.home, None));
+            at += MINUTE;
             if rng.random_bool(0.02) {
-                events.push(sim(at, EventKind::Checkout, false, false, person.home, Some(person.card.clone())));
+                events.push(sim(at, EventKind::Payment, false, true, person.home, Some(person.card.clone())));
                 at += 2 * MINUTE;
             }
-            events.push(sim(at, EventKind::Checkout, true, true, person.home, Some(person.card.clone())));
+            events.push(sim(at, EventKind::Payment, true, true, person.home, Some(person.card.clone())));
         }
         if rng.random_bool(0.2) {
             events.push(sim(at + HOUR, EventKind::Link, true, true, person.home, None));
@@ -208,22 +212,20 @@ fn attacks(rng: &mut StdRng, asn: &AsnTable, people: &[Person], days: i64, start
             at += rng.random_range(20_000..90_000);
             let card = format!("stolen_{victim}_{c}_{}", rng.random::<u32>());
             let declined = rng.random_bool(0.85);
-            let event = |success: bool, decide: bool| Sim {
+            let event = |kind: EventKind, success: bool, card: Option<String>| Sim {
                 at,
                 label: Label::CardTesting,
-                kind: EventKind::Checkout,
-                decide,
+                kind,
+                decide: true,
                 success,
                 ip,
                 account: Some(victim),
                 email: people[victim].email.clone(),
                 device: device.clone(),
-                card: Some(card.clone()),
+                card,
             };
-            events.push(event(true, true));
-            if declined {
-                events.push(event(false, false));
-            }
+            events.push(event(EventKind::Checkout, true, None));
+            events.push(event(EventKind::Payment, !declined, Some(card.clone())));
         }
     }
     // Multi-accounting: 10 devices, each making 8 accounts within a day from a home network.
@@ -333,7 +335,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let event = Event {
             kind: sim.kind,
             success: sim.success,
-            ip: sim.ip,
+            // The provider reports payments: no network.
+            ip: (sim.kind != EventKind::Payment).then_some(sim.ip),
             account: sim.account.map(|i| &ids[i]),
             account_created_at: sim.account.map(|i| people[i].joined),
             email: Some(&sim.email),

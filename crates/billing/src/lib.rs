@@ -45,6 +45,7 @@ pub const RECONCILE_JOB: &str = "billing.reconcile";
 pub const ACCOUNT_CLOSED_JOB: &str = "billing.account_closed";
 /// A payment failed: the person is told (by whoever handles this kind: messaging).
 pub const PAYMENT_FAILED_JOB: &str = "billing.payment_failed";
+pub const CARD_PAYMENT_JOB: &str = "billing.card_payment";
 /// The largest webhook body accepted; the provider's events are a few kilobytes.
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -473,26 +474,53 @@ impl Billing {
         };
         let newly_failed = row.payment_failed && !failed_before;
         let account = row.account_id.clone();
+        let attempt = match (event.kind.as_str(), &invoice.payment_intent, &account) {
+            ("invoice.payment_succeeded" | "invoice.payment_failed", Some(intent), Some(account)) => Some(CardPayment {
+                account: account.clone(),
+                payment_intent: intent.clone(),
+                succeeded: event.kind == "invoice.payment_succeeded",
+            }),
+            _ => None,
+        };
         if !self.store.put_billing_invoice(&row).await? {
             return Ok(Outcome::Stale(Stale::NewerStored));
         }
+        if let Some(attempt) = attempt {
+            // Each attempt once (a repeated delivery of the event is the same attempt), for fraud
+            // scanning's card signals.
+            self.enqueue(&format!("card-payment:{}", event.id), CARD_PAYMENT_JOB, &attempt).await?;
+        }
         if newly_failed && let Some(account) = account {
             // Once per invoice, however often the provider repeats the event.
-            let job = passme_store::NewJob {
-                id: format!("payment-failed:{}", row.invoice_id),
-                queue: passme_core::jobs::DEFAULT_QUEUE.into(),
-                kind: PAYMENT_FAILED_JOB.into(),
-                payload: serde_json::to_string(&PaymentFailed { account, invoice: row.invoice_id.clone() })
-                    .map_err(|e| BillingError::from(passme_core::CoreError::broken("payment failed job", e)))?,
-                max_attempts: 8,
-                run_at: self.clock.now_ms(),
-            };
-            match self.store.enqueue_job(&job, self.clock.now_ms()).await {
-                Ok(()) | Err(passme_store::StoreError::Conflict) => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.enqueue(
+                &format!("payment-failed:{}", row.invoice_id),
+                PAYMENT_FAILED_JOB,
+                &PaymentFailed { account, invoice: row.invoice_id.clone() },
+            )
+            .await?;
         }
         Ok(Outcome::Applied)
+    }
+
+    /// Queues a job under a deterministic id: a second one with the same id is the same job.
+    async fn enqueue(&self, id: &str, kind: &str, payload: &impl Serialize) -> Result<(), BillingError> {
+        let job = passme_store::NewJob {
+            id: id.to_string(),
+            queue: passme_core::jobs::DEFAULT_QUEUE.into(),
+            kind: kind.into(),
+            payload: serde_json::to_string(payload).map_err(|e| BillingError::from(passme_core::CoreError::broken("billing job", e)))?,
+            max_attempts: 8,
+            run_at: self.clock.now_ms(),
+        };
+        match self.store.enqueue_job(&job, self.clock.now_ms()).await {
+            Ok(()) | Err(passme_store::StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The fingerprint of the card a payment attempt used, from the provider.
+    pub async fn card_fingerprint(&self, payment_intent: &str) -> Result<Option<String>, BillingError> {
+        Ok(self.provider.card_fingerprint(payment_intent).await?)
     }
 
     // ---- reconciliation ----
@@ -651,6 +679,20 @@ pub struct AccountClosed {
 
 impl JobPayload for AccountClosed {
     const KIND: &'static str = ACCOUNT_CLOSED_JOB;
+}
+
+/// A payment attempt with a card, for fraud scanning: whose, which attempt (its card is looked up
+/// at the provider when the job runs, so the event's payload holds no card data), and how it went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardPayment {
+    pub account: AccountId,
+    pub payment_intent: String,
+    pub succeeded: bool,
+}
+
+impl JobPayload for CardPayment {
+    const KIND: &'static str = CARD_PAYMENT_JOB;
 }
 
 /// A payment for an invoice failed; the person is to be told.

@@ -63,6 +63,8 @@ pub struct Invoice {
     /// Unix seconds.
     pub created: i64,
     pub status: String,
+    /// The attempt to pay it, whose payment method names the card.
+    pub payment_intent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,10 +100,13 @@ pub trait BillingProvider: Send + Sync + std::fmt::Debug {
     /// Every subscription in any status.
     fn list_subscriptions(&self) -> ProviderFuture<'_, Vec<Subscription>>;
     fn price<'a>(&'a self, id: &'a str) -> ProviderFuture<'a, Option<Price>>;
+    /// The provider's fingerprint of the card a payment attempt used (the same card gives the
+    /// same fingerprint across customers); `None` when it was not a card or is unknown.
+    fn card_fingerprint<'a>(&'a self, payment_intent: &'a str) -> ProviderFuture<'a, Option<String>>;
 }
 
 /// An id that may come as a string or as an expanded object with an `id`.
-fn id_of(value: &Value) -> Option<String> {
+pub(crate) fn id_of(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Object(o) => o.get("id").and_then(Value::as_str).map(str::to_string),
@@ -159,6 +164,7 @@ impl Invoice {
         serde_json::json!({
             "id": self.id, "object": "invoice", "customer": self.customer, "subscription": self.subscription, "number": self.number,
             "total": self.amount, "currency": self.currency, "created": self.created, "status": self.status,
+            "payment_intent": self.payment_intent,
         })
     }
 
@@ -182,6 +188,7 @@ impl Invoice {
                 .and_then(Value::as_i64)
                 .ok_or_else(|| ProviderError::Malformed("invoice without created".into()))?,
             status: object.get("status").and_then(Value::as_str).unwrap_or("draft").to_string(),
+            payment_intent: object.get("payment_intent").and_then(id_of),
         })
     }
 }

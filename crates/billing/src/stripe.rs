@@ -144,6 +144,15 @@ fn id_segment(id: &str) -> Result<&str, ProviderError> {
 }
 
 impl BillingProvider for StripeClient {
+    fn card_fingerprint<'a>(&'a self, payment_intent: &'a str) -> ProviderFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let Some(intent) = self.get(&format!("/v1/payment_intents/{}", id_segment(payment_intent)?)).await? else { return Ok(None) };
+            let Some(method) = intent.get("payment_method").and_then(super::provider::id_of) else { return Ok(None) };
+            let Some(method) = self.get(&format!("/v1/payment_methods/{}", id_segment(&method)?)).await? else { return Ok(None) };
+            Ok(method.pointer("/card/fingerprint").and_then(Value::as_str).map(str::to_string))
+        })
+    }
+
     fn find_customer<'a>(&'a self, account_id: &'a str, email: &'a str) -> ProviderFuture<'a, Option<String>> {
         Box::pin(async move {
             let query =

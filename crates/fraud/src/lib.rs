@@ -171,7 +171,8 @@ impl Fraud {
             kind: event.kind.id().into(),
             success: event.success,
             account_id: event.account.cloned(),
-            network: self.keyed("network", &passme_core::net::truncate_ip(event.ip)),
+            // No network for what the provider reports: nothing is counted under an empty one.
+            network: event.ip.map(|ip| self.keyed("network", &passme_core::net::truncate_ip(ip))).unwrap_or_default(),
             asn: asn.map(i64::from),
             device: event.device.map(|d| self.keyed("device", d)),
             card: event.card.map(|c| self.keyed("card", c)),
@@ -214,7 +215,10 @@ impl Fraud {
             outcome: outcome.id().into(),
             fired: serde_json::to_string(&reasons).unwrap_or_default(),
             inputs: serde_json::Value::Object(inputs.into_iter().map(|(k, v)| (k.to_string(), v.to_json())).collect()).to_string(),
-            review: if outcome == Outcome::Review || (outcome == Outcome::Challenge && event.kind != EventKind::Signin) {
+            review: if outcome == Outcome::Review
+                || (outcome == Outcome::Challenge && event.kind != EventKind::Signin)
+                || (outcome != Outcome::Allow && event.kind == EventKind::Payment)
+            {
                 "open".into()
             } else {
                 "none".into()

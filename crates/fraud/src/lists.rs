@@ -151,10 +151,10 @@ impl Lists {
     /// The entries in force that name any identifier of the event, as reasons (allow first).
     pub async fn matches(&self, event: &Event<'_>) -> Result<Vec<Reason>, CoreError> {
         let now = self.clock.now_ms();
-        let ip = event.ip.to_string();
+        let ip = event.ip.map(|ip| ip.to_string());
         let identifiers = [
             (ListKind::Email, event.email),
-            (ListKind::Network, Some(ip.as_str())),
+            (ListKind::Network, ip.as_deref()),
             (ListKind::Device, event.device),
             (ListKind::Card, event.card),
         ];

@@ -18,10 +18,13 @@ pub enum EventKind {
     Signin,
     Checkout,
     Link,
+    /// A payment attempt the provider reports, with its card: decided after the fact, so it is
+    /// never refused, only reviewed.
+    Payment,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [EventKind::Signup, EventKind::Signin, EventKind::Checkout, EventKind::Link];
+    pub const ALL: [EventKind; 5] = [EventKind::Signup, EventKind::Signin, EventKind::Checkout, EventKind::Link, EventKind::Payment];
 
     pub fn id(self) -> &'static str {
         match self {
@@ -29,6 +32,7 @@ impl EventKind {
             EventKind::Signin => "signin",
             EventKind::Checkout => "checkout",
             EventKind::Link => "link",
+            EventKind::Payment => "payment",
         }
     }
 }
@@ -41,7 +45,8 @@ pub struct Event<'a> {
     /// A sign-in with the right password, a checkout the provider accepted: failures count
     /// towards velocity but are not decided.
     pub success: bool,
-    pub ip: IpAddr,
+    /// Where the person is; `None` for what the payment provider reports.
+    pub ip: Option<IpAddr>,
     pub account: Option<&'a AccountId>,
     /// When the account was made, for its age.
     pub account_created_at: Option<i64>,
@@ -54,7 +59,7 @@ pub struct Event<'a> {
 
 /// Every signal a rule may read, its type and what it means.
 pub const SIGNALS: &[(&str, Type, &str)] = &[
-    ("event.kind", Type::Str, "signup, signin, checkout or link"),
+    ("event.kind", Type::Str, "signup, signin, checkout, link or payment (an attempt the payment provider reports)"),
     ("network.isp", Type::Str, "the network's internet service provider, from the ISP table"),
     ("network.hosting", Type::Bool, "the network belongs to a datacenter or hosting provider"),
     ("network.attempts_10m", Type::Num, "events of this kind from the network (/24 or /48) in 10 minutes"),
@@ -69,7 +74,7 @@ pub const SIGNALS: &[(&str, Type, &str)] = &[
     ("account.cards_24h", Type::Num, "distinct cards the account used in 24 hours"),
     ("account.declines_1h", Type::Num, "declined payments of the account in an hour"),
     ("device.accounts_24h", Type::Num, "distinct accounts seen from this device in 24 hours"),
-    ("card.accounts_24h", Type::Num, "distinct accounts that used this card in 24 hours"),
+    ("card.accounts_24h", Type::Num, "other accounts that used this card in 24 hours"),
     ("card.declines_1h", Type::Num, "declines of this card in an hour"),
     ("email.disposable", Type::Bool, "the address is at a disposable-mail domain"),
     ("email.signups_30d", Type::Num, "sign-ups with the same address (after normalising) in 30 days"),
@@ -148,8 +153,8 @@ pub fn is_hosting(asn: u32, name: &str) -> bool {
     HOSTING_ASNS.contains(&asn) || HOSTING_WORDS.iter().any(|w| name.contains(w))
 }
 
-pub fn isp(table: Option<&AsnTable>, ip: IpAddr) -> Option<(u32, String)> {
-    table?.lookup(ip).map(|isp| (isp.asn, isp.name))
+pub fn isp(table: Option<&AsnTable>, ip: Option<IpAddr>) -> Option<(u32, String)> {
+    table?.lookup(ip?).map(|isp| (isp.asn, isp.name))
 }
 
 /// An address as one mailbox: lower case, without a `+tag`, and for Gmail without dots and with

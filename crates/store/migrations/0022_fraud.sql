@@ -89,7 +89,7 @@ INSERT INTO fraud_rules (id, version, name, expression, outcome, enabled, create
     ('shared_device', 1, 'Several accounts on one device', 'device.accounts_24h >= 3', 'review', 1, 'system', 0),
     ('hosting_network', 1, 'Sign-up or checkout from a datacenter', 'event.kind in ["signup", "checkout"] && network.hosting', 'review', 1, 'system', 0),
     ('network_travel', 1, 'Sign-in from a third internet provider within an hour', 'event.kind == "signin" && account.other_asns_1h >= 2', 'challenge', 1, 'system', 0),
-    ('card_testing', 1, 'Many declined payments', 'event.kind == "checkout" && (card.declines_1h >= 3 || account.declines_1h >= 5)', 'block', 1, 'system', 0),
-    ('many_cards', 1, 'More than three cards in a day', 'event.kind == "checkout" && account.cards_24h >= 3', 'review', 1, 'system', 0),
-    ('shared_card', 1, 'One card on several accounts', 'event.kind == "checkout" && card.accounts_24h >= 2', 'review', 1, 'system', 0),
+    ('card_testing', 1, 'Many declined payments', 'event.kind in ["checkout", "payment"] && (card.declines_1h >= 3 || account.declines_1h >= 5)', 'block', 1, 'system', 0),
+    ('many_cards', 1, 'More than three cards in a day', 'event.kind in ["checkout", "payment"] && account.cards_24h >= 3', 'review', 1, 'system', 0),
+    ('shared_card', 1, 'One card on several accounts', 'event.kind in ["checkout", "payment"] && card.accounts_24h >= 1', 'review', 1, 'system', 0),
     ('fresh_account_checkout', 1, 'Checkout minutes after sign-up', 'event.kind == "checkout" && account.age_minutes < 5', 'review', 1, 'system', 0);

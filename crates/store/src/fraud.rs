@@ -204,7 +204,7 @@ impl Store {
                    (SELECT COUNT(*) FROM fraud_events WHERE account_id = $6 AND at >= $5 AND card IS NOT NULL AND success = 0) AS a_declines, \
                    (SELECT COUNT(*) FROM fraud_events WHERE account_id = $6 AND at >= $7 AND network = $1 AND success = 1) AS a_known, \
                    (SELECT COUNT(DISTINCT COALESCE(account_id, email)) FROM fraud_events WHERE device = $9 AND at >= $4) AS d_accounts, \
-                   (SELECT COUNT(DISTINCT COALESCE(account_id, email)) FROM fraud_events WHERE card = $10 AND at >= $4) AS c_accounts, \
+                   (SELECT COUNT(DISTINCT COALESCE(account_id, email)) FROM fraud_events WHERE card = $10 AND at >= $4 AND COALESCE(account_id, '') <> COALESCE($6, '')) AS c_accounts, \
                    (SELECT COUNT(*) FROM fraud_events WHERE card = $10 AND at >= $5 AND success = 0) AS c_declines, \
                    (SELECT COUNT(*) FROM fraud_events WHERE email = $11 AND at >= $7 AND kind = 'signup') AS e_signups",
             )

@@ -220,6 +220,13 @@ impl Services {
         self.messaging.register(&mut handlers);
         self.support.register(&mut handlers, self.mailer.clone(), self.base_url.clone());
         self.compliance.register(&mut handlers, self.mailer.clone(), self.base_url.clone());
+        if let Some(billing) = self.billing.clone() {
+            let (fraud, store) = (self.fraud.clone(), self.store.clone());
+            handlers.on(move |payment: passme_billing::CardPayment| {
+                let (billing, fraud, store) = (billing.clone(), fraud.clone(), store.clone());
+                async move { crate::routes::fraud::card_payment(&billing, &fraud, &store, &payment).await }
+            });
+        }
         let (messaging, support) = (self.messaging.clone(), self.support.clone());
         handlers.on(move |failed: passme_billing::PaymentFailed| {
             let (messaging, support) = (messaging.clone(), support.clone());

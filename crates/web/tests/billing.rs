@@ -702,3 +702,53 @@ async fn closing_an_account_ends_its_subscription_at_the_provider() {
         assert_eq!(at_provider["status"], "canceled");
     }
 }
+
+/// Card payments the provider reports feed fraud scanning: the card is looked up at the provider
+/// when the job runs and kept only as a keyed hash; one card paying for two accounts, and a card
+/// declined at the charge, reach the analysts' queue with the rule that fired.
+#[tokio::test(flavor = "multi_thread")]
+async fn card_payments_the_provider_reports_feed_fraud_scanning_and_one_card_on_two_accounts_is_reviewed() {
+    for db in each_engine().await {
+        let Billed { stripe, front, app } = billed(db).await;
+        let addr = app.serve().await;
+        stripe.register_webhook(&format!("http://{addr}/webhooks/stripe")).await;
+        let billing = app.state.billing.clone().expect("billing");
+        let ann = member(&app, "ann@example.test").await;
+        let ben = member(&app, "ben@example.test").await;
+        for who in [&ann, &ben] {
+            let customer = billing.ensure_customer(&who.id).await.expect("customer");
+            stripe.subscribe_with_card(&customer, "4242424242424242", PRO_PRICE).await.expect("paid");
+        }
+        let paid = || async {
+            app.state
+                .store
+                .scalar_i64("SELECT COUNT(*) FROM billing_events WHERE event_type = 'invoice.payment_succeeded'")
+                .await
+                .expect("n")
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while paid().await < 2 {
+            assert!(Instant::now() < deadline, "two paid invoices");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        app.run_jobs().await;
+        app.run_jobs().await;
+        let store = &app.state.store;
+        let payments = "SELECT COUNT(*) FROM fraud_events WHERE kind = 'payment' AND success = 1";
+        assert_eq!(store.scalar_i64(payments).await.expect("n"), 2);
+        assert_eq!(
+            store.scalar_i64("SELECT COUNT(DISTINCT card) FROM fraud_events WHERE kind = 'payment'").await.expect("n"),
+            1,
+            "one card"
+        );
+        assert_eq!(store.scalar_i64("SELECT COUNT(*) FROM fraud_events WHERE card LIKE '%4242%'").await.expect("n"), 0, "a keyed hash");
+        assert_eq!(front.requests_to("GET", "/v1/payment_methods/").len(), 2, "the card is looked up at the provider, once per attempt");
+        let queue = store.fraud_review_queue(10).await.expect("queue");
+        assert_eq!(queue.len(), 1, "the second account on the same card");
+        assert_eq!(queue[0].account_id.as_ref(), Some(&ben.id));
+        assert!(queue[0].fired.contains("shared_card") && queue[0].kind == "payment", "{}", queue[0].fired);
+        // A repeated delivery of the same event is the same attempt: nothing counted twice.
+        app.run_jobs().await;
+        assert_eq!(store.scalar_i64(payments).await.expect("n"), 2);
+    }
+}

@@ -48,7 +48,7 @@ pub async fn screen_signup(state: &AppState, ctx: &PageContext, headers: &Header
     let event = Event {
         kind: EventKind::Signup,
         success: true,
-        ip: ctx.client_ip,
+        ip: Some(ctx.client_ip),
         account: None,
         account_created_at: None,
         email: Some(email),
@@ -77,7 +77,7 @@ pub async fn screen_signin(
     let event = Event {
         kind: EventKind::Signin,
         success: true,
-        ip: ctx.client_ip,
+        ip: Some(ctx.client_ip),
         account: Some(&account.id),
         account_created_at: Some(account.created_at),
         email: Some(&account.email),
@@ -103,7 +103,7 @@ pub async fn note_failed_signin(state: &AppState, ctx: &PageContext, headers: &H
     let event = Event {
         kind: EventKind::Signin,
         success: false,
-        ip: ctx.client_ip,
+        ip: Some(ctx.client_ip),
         account: None,
         account_created_at: None,
         email: Some(email),
@@ -128,7 +128,7 @@ pub async fn screen_account_event(
     let event = Event {
         kind,
         success: true,
-        ip: ctx.client_ip,
+        ip: Some(ctx.client_ip),
         account: Some(account_id),
         account_created_at: Some(account.created_at),
         email: Some(&account.email),
@@ -138,6 +138,30 @@ pub async fn screen_account_event(
     let decision = state.fraud.assess(&event).await?;
     let code = if kind == EventKind::Checkout { "checkout_refused" } else { "link_refused" };
     if decision.blocked() { Err(refusal(code, &decision)) } else { Ok(()) }
+}
+
+/// Scans a card payment the provider reported (the job `billing.card_payment`): the card is looked
+/// up at the provider now, so no card data waits in the queue. Not a card: nothing to scan.
+pub async fn card_payment(
+    billing: &passme_billing::Billing,
+    fraud: &passme_fraud::Fraud,
+    store: &passme_store::Store,
+    payment: &passme_billing::CardPayment,
+) -> Result<(), passme_core::jobs::JobError> {
+    use passme_core::jobs::JobError;
+    let Some(card) = billing.card_fingerprint(&payment.payment_intent).await.map_err(JobError::failed)? else { return Ok(()) };
+    let created = store.account(&payment.account).await.map_err(|e| JobError::from(passme_core::CoreError::from(e)))?.map(|a| a.created_at);
+    let event = Event {
+        kind: EventKind::Payment,
+        success: payment.succeeded,
+        ip: None,
+        account: Some(&payment.account),
+        account_created_at: created,
+        email: None,
+        device: None,
+        card: Some(&card),
+    };
+    fraud.assess(&event).await.map(|_| ()).map_err(JobError::from)
 }
 
 fn outcome_name(t: passme_messages::Texts, outcome: &str) -> &'static str {
