@@ -342,6 +342,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             email: Some(&sim.email),
             device: Some(&sim.device),
             card: sim.card.as_deref(),
+            visitor: None,
         };
         if !sim.decide {
             fraud.record(&event).await?;

@@ -197,7 +197,8 @@ impl Fraud {
         let (outcome, reasons, inputs) = match listed.iter().find(|r| r.outcome == Outcome::Allow).or_else(|| listed.first()) {
             Some(entry) => (entry.outcome, vec![entry.clone()], BTreeMap::new()),
             None => {
-                let counts = self.store.fraud_counts(&row).await?;
+                let address = event.ip.map(|ip| ip.to_string());
+                let counts = self.store.fraud_counts(&row, address.as_deref(), event.visitor).await?;
                 let disposable = event.email.is_some_and(|e| self.disposable.contains(e));
                 let values = signals::values(event, &counts, isp.as_ref().map(|(asn, name)| (*asn, name.as_str())), disposable, now);
                 self.run_rules(&values).await?

@@ -55,6 +55,9 @@ pub struct Event<'a> {
     pub device: Option<&'a str>,
     /// The payment provider's card fingerprint.
     pub card: Option<&'a str>,
+    /// Tracking's visitor id for this browser (its cookie, or the day's cookieless id), to find
+    /// its page views.
+    pub visitor: Option<i64>,
 }
 
 /// Every signal a rule may read, its type and what it means.
@@ -78,6 +81,11 @@ pub const SIGNALS: &[(&str, Type, &str)] = &[
     ("card.declines_1h", Type::Num, "declines of this card in an hour"),
     ("email.disposable", Type::Bool, "the address is at a disposable-mail domain"),
     ("email.signups_30d", Type::Num, "sign-ups with the same address (after normalising) in 30 days"),
+    (
+        "address.pageviews_1h",
+        Type::Num,
+        "page views tracked from this browser at this exact IP address in the last hour (the full address tracking keeps 48 hours)",
+    ),
 ];
 
 pub fn catalogue() -> BTreeMap<&'static str, Type> {
@@ -113,6 +121,7 @@ pub fn values(
         ("card.declines_1h", n(counts.card_declines_1h)),
         ("email.disposable", Value::Bool(disposable)),
         ("email.signups_30d", n(counts.email_signups_30d)),
+        ("address.pageviews_1h", n(counts.address_pageviews_1h)),
     ])
 }
 

@@ -92,4 +92,5 @@ INSERT INTO fraud_rules (id, version, name, expression, outcome, enabled, create
     ('card_testing', 1, 'Many declined payments', 'event.kind in ["checkout", "payment"] && (card.declines_1h >= 3 || account.declines_1h >= 5)', 'block', 1, 'system', 0),
     ('many_cards', 1, 'More than three cards in a day', 'event.kind in ["checkout", "payment"] && account.cards_24h >= 3', 'review', 1, 'system', 0),
     ('shared_card', 1, 'One card on several accounts', 'event.kind in ["checkout", "payment"] && card.accounts_24h >= 1', 'review', 1, 'system', 0),
+    ('scripted_signup', 1, 'Sign-up from a datacenter address that loaded no page', 'event.kind == "signup" && network.hosting && address.pageviews_1h == 0', 'review', 1, 'system', 0),
     ('fresh_account_checkout', 1, 'Checkout minutes after sign-up', 'event.kind == "checkout" && account.age_minutes < 5', 'review', 1, 'system', 0);

@@ -39,6 +39,9 @@ pub struct FraudCounts {
     pub card_accounts_24h: i64,
     pub card_declines_1h: i64,
     pub email_signups_30d: i64,
+    /// Page views tracked in the last hour from the event's visitor at its exact address
+    /// (received, or still waiting in the inbox).
+    pub address_pageviews_1h: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,7 +191,14 @@ impl Store {
 
     /// The counts for an event about to be decided (the event itself not yet stored), in one
     /// statement: a decision is on the request's path.
-    pub async fn fraud_counts(&self, event: &FraudEventRow) -> Result<FraudCounts, StoreError> {
+    /// `address` and `visitor` find the page views tracking kept for the same browser at the same
+    /// full address (the visitor index leads; the full address confirms it).
+    pub async fn fraud_counts(
+        &self,
+        event: &FraudEventRow,
+        address: Option<&str>,
+        visitor: Option<i64>,
+    ) -> Result<FraudCounts, StoreError> {
         let now = event.at;
         on_pool!(self, pool => {
             let row = sqlx::query(
@@ -206,7 +216,9 @@ impl Store {
                    (SELECT COUNT(DISTINCT COALESCE(account_id, email)) FROM fraud_events WHERE device = $9 AND at >= $4) AS d_accounts, \
                    (SELECT COUNT(DISTINCT COALESCE(account_id, email)) FROM fraud_events WHERE card = $10 AND at >= $4 AND COALESCE(account_id, '') <> COALESCE($6, '')) AS c_accounts, \
                    (SELECT COUNT(*) FROM fraud_events WHERE card = $10 AND at >= $5 AND success = 0) AS c_declines, \
-                   (SELECT COUNT(*) FROM fraud_events WHERE email = $11 AND at >= $7 AND kind = 'signup') AS e_signups",
+                   (SELECT COUNT(*) FROM fraud_events WHERE email = $11 AND at >= $7 AND kind = 'signup') AS e_signups, \
+                   (SELECT COUNT(*) FROM analytics_events WHERE site = 'passme' AND visitor = $13 AND ts >= $5 AND ip = $12) AS t_views, \
+                   (SELECT COUNT(*) FROM analytics_inbox WHERE visitor = $13 AND ts >= $5 AND ip = $12) AS t_waiting",
             )
             .bind(&event.network)
             .bind(now - 10 * MINUTE)
@@ -219,6 +231,8 @@ impl Store {
             .bind(&event.device)
             .bind(&event.card)
             .bind(&event.email)
+            .bind(address)
+            .bind(visitor)
             .fetch_one(pool)
             .await?;
             Ok(FraudCounts {
@@ -236,6 +250,7 @@ impl Store {
                 card_accounts_24h: row.try_get("c_accounts")?,
                 card_declines_1h: row.try_get("c_declines")?,
                 email_signups_30d: row.try_get("e_signups")?,
+                address_pageviews_1h: row.try_get::<i64, _>("t_views")? + row.try_get::<i64, _>("t_waiting")?,
             })
         })
     }

@@ -16,11 +16,13 @@ pub struct Browser<'a> {
     /// The TCP peer, as axum's ConnectInfo reports it, and an X-Forwarded-For to send.
     pub peer: std::net::SocketAddr,
     pub forwarded_for: Option<String>,
+    /// The User-Agent to send, if any.
+    pub user_agent: Option<String>,
 }
 
 impl<'a> Browser<'a> {
     pub fn new(app: &'a TestApp) -> Browser<'a> {
-        Browser { app, cookies: Vec::new(), peer: "127.0.0.1:50000".parse().expect("addr"), forwarded_for: None }
+        Browser { app, cookies: Vec::new(), peer: "127.0.0.1:50000".parse().expect("addr"), forwarded_for: None, user_agent: None }
     }
 
     pub fn from(app: &'a TestApp, peer: &str) -> Browser<'a> {
@@ -69,6 +71,9 @@ impl<'a> Browser<'a> {
         }
         if let Some(xff) = &self.forwarded_for {
             request = request.header("x-forwarded-for", xff.as_str());
+        }
+        if let Some(ua) = &self.user_agent {
+            request = request.header("user-agent", ua.as_str());
         }
         let mut request = request.body(Body::from(body)).expect("request");
         request.extensions_mut().insert(axum::extract::ConnectInfo(self.peer));

@@ -277,6 +277,24 @@ async fn datacenter_sign_ups_with_disposable_addresses_go_to_review_and_a_sign_i
         assert_eq!(queued.len(), 1);
         assert!(queued[0].fired.contains("hosting_network") && queued[0].fired.contains("disposable_address"), "{}", queued[0].fired);
         assert_eq!(queued[0].outcome, "review");
+        assert!(queued[0].fired.contains("scripted_signup"), "no page was loaded from that address: {}", queued[0].fired);
+
+        // Fraud scanning reads the full address tracking keeps: a datacenter visitor who loaded a
+        // page before signing up is not taken for a script.
+        let mut pixel = axum::http::Request::get("/api/v1/events/pixel.gif?site=passme")
+            .header("host", "passme.test")
+            .header("referer", "http://passme.test/pricing")
+            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        pixel.extensions_mut().insert(axum::extract::ConnectInfo("3.5.140.3:5000".parse::<std::net::SocketAddr>().expect("addr")));
+        assert_eq!(app.send(pixel).await.status.as_u16(), 200);
+        let mut reader = Browser::from(&app, "3.5.140.3");
+        reader.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".into());
+        let made = reader.submit("/signup", "/signup", &[("email", "reader@example.com"), ("password", PASSWORD)]).await;
+        assert_eq!(made.status.as_u16(), 200);
+        let decision = store.fraud_review_queue(10).await.expect("queue").pop().expect("the datacenter sign-up");
+        assert!(decision.fired.contains("hosting_network") && !decision.fired.contains("scripted_signup"), "{}", decision.fired);
 
         // Ola signs in from Amazon, then Google, then Cloudflare within the hour: the third is
         // challenged, and the mailed link finishes it once.

@@ -26,6 +26,23 @@ pub fn device_of(headers: &HeaderMap) -> Option<String> {
     (!ua.is_empty()).then(|| format!("{ua}\n{langs}"))
 }
 
+/// Tracking's id for this browser, as its ingestion would compute it: the visitor cookie when
+/// statistics cookies are allowed, else the day's cookieless id of address and user agent.
+async fn visitor_of(state: &AppState, ctx: &PageContext, headers: &HeaderMap) -> Option<i64> {
+    let visitors = &state.analytics.visitors;
+    let cookie = crate::cookies::single(headers, crate::routes::tracking::VISITOR_COOKIE).filter(|v| {
+        ctx.consent.choices().allows(passme_policy::CookieCategory::Statistics)
+            && passme_analytics::visitor::VisitorIds::valid_cookie_value(v)
+    });
+    match cookie {
+        Some(value) => Some(visitors.from_cookie(value)),
+        None => {
+            let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            visitors.daily(state.clock.now_ms(), ctx.client_ip, ua, "passme").await.ok()
+        }
+    }
+}
+
 /// The refusal of a blocked event, naming the decision so the person can cite it.
 fn refusal(code: &'static str, decision: &Decision) -> WebError {
     let error = WebError::new(StatusCode::FORBIDDEN, code);
@@ -45,6 +62,7 @@ pub async fn screen_signup(state: &AppState, ctx: &PageContext, headers: &Header
         return Ok(());
     }
     let device = device_of(headers);
+    let visitor = visitor_of(state, ctx, headers).await;
     let event = Event {
         kind: EventKind::Signup,
         success: true,
@@ -54,6 +72,7 @@ pub async fn screen_signup(state: &AppState, ctx: &PageContext, headers: &Header
         email: Some(email),
         device: device.as_deref(),
         card: None,
+        visitor,
     };
     let decision = state.fraud.assess(&event).await?;
     if decision.blocked() { Err(refusal("signup_refused", &decision)) } else { Ok(()) }
@@ -74,6 +93,7 @@ pub async fn screen_signin(
     account: &AccountRow,
 ) -> Result<SignInScreen, WebError> {
     let device = device_of(headers);
+    let visitor = visitor_of(state, ctx, headers).await;
     let event = Event {
         kind: EventKind::Signin,
         success: true,
@@ -83,6 +103,7 @@ pub async fn screen_signin(
         email: Some(&account.email),
         device: device.as_deref(),
         card: None,
+        visitor,
     };
     let decision = state.fraud.assess(&event).await?;
     match decision.outcome {
@@ -100,6 +121,7 @@ pub async fn screen_signin(
 /// Counts a failed sign-in towards the network's velocity (no decision: nobody got in).
 pub async fn note_failed_signin(state: &AppState, ctx: &PageContext, headers: &HeaderMap, email: &str) {
     let device = device_of(headers);
+    let visitor = visitor_of(state, ctx, headers).await;
     let event = Event {
         kind: EventKind::Signin,
         success: false,
@@ -109,6 +131,7 @@ pub async fn note_failed_signin(state: &AppState, ctx: &PageContext, headers: &H
         email: Some(email),
         device: device.as_deref(),
         card: None,
+        visitor,
     };
     if let Err(e) = state.fraud.record(&event).await {
         tracing::warn!(error = %e, "a failed sign-in was not counted for fraud scanning");
@@ -125,6 +148,7 @@ pub async fn screen_account_event(
 ) -> Result<(), WebError> {
     let Some(account) = state.store.account(account_id).await? else { return Err(WebError::forbidden()) };
     let device = device_of(headers);
+    let visitor = visitor_of(state, ctx, headers).await;
     let event = Event {
         kind,
         success: true,
@@ -134,6 +158,7 @@ pub async fn screen_account_event(
         email: Some(&account.email),
         device: device.as_deref(),
         card: None,
+        visitor,
     };
     let decision = state.fraud.assess(&event).await?;
     let code = if kind == EventKind::Checkout { "checkout_refused" } else { "link_refused" };
@@ -160,6 +185,7 @@ pub async fn card_payment(
         email: None,
         device: None,
         card: Some(&card),
+        visitor: None,
     };
     fraud.assess(&event).await.map(|_| ()).map_err(JobError::from)
 }
