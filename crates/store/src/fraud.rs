@@ -216,9 +216,7 @@ impl Store {
                    (SELECT COUNT(DISTINCT COALESCE(account_id, email)) FROM fraud_events WHERE device = $9 AND at >= $4) AS d_accounts, \
                    (SELECT COUNT(DISTINCT COALESCE(account_id, email)) FROM fraud_events WHERE card = $10 AND at >= $4 AND COALESCE(account_id, '') <> COALESCE($6, '')) AS c_accounts, \
                    (SELECT COUNT(*) FROM fraud_events WHERE card = $10 AND at >= $5 AND success = 0) AS c_declines, \
-                   (SELECT COUNT(*) FROM fraud_events WHERE email = $11 AND at >= $7 AND kind = 'signup') AS e_signups, \
-                   (SELECT COUNT(*) FROM analytics_events WHERE site = 'passme' AND visitor = $13 AND ts >= $5 AND ip = $12) AS t_views, \
-                   (SELECT COUNT(*) FROM analytics_inbox WHERE visitor = $13 AND ts >= $5 AND ip = $12) AS t_waiting",
+                   (SELECT COUNT(*) FROM fraud_events WHERE email = $11 AND at >= $7 AND kind = 'signup') AS e_signups",
             )
             .bind(&event.network)
             .bind(now - 10 * MINUTE)
@@ -231,10 +229,22 @@ impl Store {
             .bind(&event.device)
             .bind(&event.card)
             .bind(&event.email)
-            .bind(address)
-            .bind(visitor)
             .fetch_one(pool)
             .await?;
+            // Page views only where there is a browser to look for (not for what the payment
+            // provider reports).
+            let views = match (address, visitor) {
+                (Some(address), Some(visitor)) => sqlx::query_scalar::<_, i64>(
+                    "SELECT (SELECT COUNT(*) FROM analytics_events WHERE site = 'passme' AND visitor = $1 AND ts >= $2 AND ip = $3) \
+                          + (SELECT COUNT(*) FROM analytics_inbox WHERE visitor = $1 AND ts >= $2 AND ip = $3)",
+                )
+                .bind(visitor)
+                .bind(now - HOUR)
+                .bind(address)
+                .fetch_one(pool)
+                .await?,
+                _ => 0,
+            };
             Ok(FraudCounts {
                 network_attempts_10m: row.try_get("n_attempts")?,
                 network_failures_10m: row.try_get("n_failures")?,
@@ -250,7 +260,7 @@ impl Store {
                 card_accounts_24h: row.try_get("c_accounts")?,
                 card_declines_1h: row.try_get("c_declines")?,
                 email_signups_30d: row.try_get("e_signups")?,
-                address_pageviews_1h: row.try_get::<i64, _>("t_views")? + row.try_get::<i64, _>("t_waiting")?,
+                address_pageviews_1h: views,
             })
         })
     }
