@@ -20,3 +20,17 @@ pub async fn grant(app: &TestApp, email: &str, role: Role) {
 pub async fn count(store: &Store, sql: &str) -> i64 {
     store.scalar_i64(sql).await.expect("count")
 }
+
+/// A member of staff, signed in: signs `email` up (its confirmation is mail number `seen + 1` at
+/// the sink) and gives the account `role`.
+pub async fn staff_member<'a>(
+    app: &'a TestApp,
+    sink: &crate::SmtpSink,
+    email: &str,
+    seen: usize,
+    role: Role,
+) -> crate::browser::Browser<'a> {
+    let browser = crate::browser::signed_in(app, sink, email, seen).await;
+    grant(app, email, role).await;
+    browser
+}

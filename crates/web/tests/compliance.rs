@@ -9,7 +9,7 @@ use passme_core::identity::staff::Role;
 use passme_policy::proves;
 
 use passme_testkit::browser::{Browser, PASSWORD, link_token, signed_in};
-use passme_testkit::people::{account_of, count, grant};
+use passme_testkit::people::{account_of, count, staff_member};
 use passme_testkit::{SmtpSink, TestApp, each_engine};
 
 const DAY: i64 = 86_400_000;
@@ -27,12 +27,9 @@ async fn an_admin_suspends_an_account_with_a_reason_the_person_appeals_by_mail_a
         let store = app.state.store.clone();
         let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
         let ola_id = account_of(&store, "ola@example.com").await;
-        let mut boss = signed_in(&app, &sink, "boss@passme.test", 1).await;
-        grant(&app, "boss@passme.test", Role::Admin).await;
-        let mut officer = signed_in(&app, &sink, "po@passme.test", 2).await;
-        grant(&app, "po@passme.test", Role::PrivacyOfficer).await;
-        let mut agent = signed_in(&app, &sink, "agent@passme.test", 3).await;
-        grant(&app, "agent@passme.test", Role::Support).await;
+        let mut boss = staff_member(&app, &sink, "boss@passme.test", 1, Role::Admin).await;
+        let mut officer = staff_member(&app, &sink, "po@passme.test", 2, Role::PrivacyOfficer).await;
+        let mut agent = staff_member(&app, &sink, "agent@passme.test", 3, Role::Support).await;
 
         let reason = "Resold access to <b>40</b> people against section 4 of the terms";
         let enforce = |clause: &'static str, reason: &'static str, email: &'static str| {
@@ -141,8 +138,7 @@ async fn authority_requests_are_registered_with_their_legal_basis_and_disclosure
         let store = app.state.store.clone();
         let _ola = signed_in(&app, &sink, "ola@example.com", 0).await;
         let ola_id = account_of(&store, "ola@example.com").await;
-        let mut officer = signed_in(&app, &sink, "po@passme.test", 1).await;
-        grant(&app, "po@passme.test", Role::PrivacyOfficer).await;
+        let mut officer = staff_member(&app, &sink, "po@passme.test", 1, Role::PrivacyOfficer).await;
 
         let register = |basis: &'static str| {
             vec![

@@ -5,7 +5,7 @@
 use passme_core::identity::staff::Role;
 use passme_policy::proves;
 use passme_testkit::browser::{Browser, PASSWORD, link_token, signed_in};
-use passme_testkit::people::{account_of, count, grant};
+use passme_testkit::people::{account_of, count, staff_member};
 use passme_testkit::{SmtpSink, TestApp, each_engine};
 
 const DAY: i64 = 86_400_000;
@@ -27,10 +27,8 @@ async fn a_credential_stuffing_hit_is_blocked_explained_to_the_person_appealed_a
         let store = app.state.store.clone();
         let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
         let ola_id = account_of(&store, "ola@example.com").await;
-        let mut analyst = signed_in(&app, &sink, "ana@passme.test", 1).await;
-        grant(&app, "ana@passme.test", Role::Analyst).await;
-        let mut agent = signed_in(&app, &sink, "agent@passme.test", 2).await;
-        grant(&app, "agent@passme.test", Role::Support).await;
+        let mut analyst = staff_member(&app, &sink, "ana@passme.test", 1, Role::Analyst).await;
+        let mut agent = staff_member(&app, &sink, "agent@passme.test", 2, Role::Support).await;
 
         // Ten wrong passwords for ten addresses from one network, on the first instance...
         for i in 0..10 {
@@ -106,8 +104,7 @@ async fn rules_are_versioned_data_and_loops_division_by_zero_and_unknown_signals
         let sink = SmtpSink::start();
         let app = TestApp::builder(db).smtp(sink.url()).build();
         let store = app.state.store.clone();
-        let mut analyst = signed_in(&app, &sink, "ana@passme.test", 0).await;
-        grant(&app, "ana@passme.test", Role::Analyst).await;
+        let mut analyst = staff_member(&app, &sink, "ana@passme.test", 0, Role::Analyst).await;
 
         // The rules a new installation starts with all compile and run.
         let rules = store.fraud_rules().await.expect("rules");
@@ -185,8 +182,7 @@ async fn a_denied_person_cannot_come_back_with_an_address_variant_and_the_list_k
         let sink = SmtpSink::start();
         let app = TestApp::builder(db).smtp(sink.url()).build();
         let store = app.state.store.clone();
-        let mut analyst = signed_in(&app, &sink, "ana@passme.test", 0).await;
-        grant(&app, "ana@passme.test", Role::Analyst).await;
+        let mut analyst = staff_member(&app, &sink, "ana@passme.test", 0, Role::Analyst).await;
 
         // Bad entries are refused with their own code.
         for (form, code) in [

@@ -4,7 +4,7 @@
 use passme_core::identity::staff::Role;
 use passme_store::{AccountId, Store};
 use passme_testkit::browser::{Browser, signed_in};
-use passme_testkit::people::{account_of, grant};
+use passme_testkit::people::{account_of, staff_member};
 use passme_testkit::{SmtpSink, TestApp, each_engine};
 
 async fn open(staff: &mut Browser<'_>, email: &str, reason: &str) -> passme_testkit::TestResponse {
@@ -27,12 +27,9 @@ async fn staff_open_a_person_only_with_a_reason_see_only_their_part_and_the_pers
         let store = app.state.store.clone();
         let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
         let ola_id = account_of(&store, "ola@example.com").await;
-        let mut agent = signed_in(&app, &sink, "agent@passme.test", 1).await;
-        grant(&app, "agent@passme.test", Role::Support).await;
-        let mut boss = signed_in(&app, &sink, "boss@passme.test", 2).await;
-        grant(&app, "boss@passme.test", Role::Admin).await;
-        let mut analyst = signed_in(&app, &sink, "ana@passme.test", 3).await;
-        grant(&app, "ana@passme.test", Role::Analyst).await;
+        let mut agent = staff_member(&app, &sink, "agent@passme.test", 1, Role::Support).await;
+        let mut boss = staff_member(&app, &sink, "boss@passme.test", 2, Role::Admin).await;
+        let mut analyst = staff_member(&app, &sink, "ana@passme.test", 3, Role::Analyst).await;
 
         // No reason, or a token one: refused, and nothing is shown or recorded.
         for reason in ["", "because", "          x"] {

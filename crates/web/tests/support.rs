@@ -11,7 +11,7 @@ use passme_core::jobs::EnqueueOptions;
 use passme_policy::proves;
 
 use passme_testkit::browser::{Browser, signed_in};
-use passme_testkit::people::{account_of, count, grant};
+use passme_testkit::people::{account_of, count, staff_member};
 use passme_testkit::{SmtpSink, TestApp, each_engine};
 
 const HOUR: i64 = 3_600_000;
@@ -32,8 +32,7 @@ async fn the_contact_form_opens_a_case_keeps_html_as_text_routes_privacy_request
         let sink = SmtpSink::start();
         let app = TestApp::builder(db).smtp(sink.url()).build();
         let store = app.state.store.clone();
-        let mut agent = signed_in(&app, &sink, "agent@passme.test", 0).await;
-        grant(&app, "agent@passme.test", Role::Support).await;
+        let mut agent = staff_member(&app, &sink, "agent@passme.test", 0, Role::Support).await;
 
         // Bad input: each refused with the form again and its own message, nothing stored.
         let mut visitor = Browser::from(&app, "192.0.2.30");
@@ -104,12 +103,9 @@ async fn an_agent_answers_with_a_canned_reply_the_person_follows_their_case_and_
         let store = app.state.store.clone();
         let mut ola = signed_in(&app, &sink, "ola@example.com", 0).await;
         let ola_id = account_of(&store, "ola@example.com").await;
-        let mut agent = signed_in(&app, &sink, "agent@passme.test", 1).await;
-        grant(&app, "agent@passme.test", Role::Support).await;
-        let mut other_agent = signed_in(&app, &sink, "agent2@passme.test", 2).await;
-        grant(&app, "agent2@passme.test", Role::Support).await;
-        let mut analyst = signed_in(&app, &sink, "ana@passme.test", 3).await;
-        grant(&app, "ana@passme.test", Role::Analyst).await;
+        let mut agent = staff_member(&app, &sink, "agent@passme.test", 1, Role::Support).await;
+        let mut other_agent = staff_member(&app, &sink, "agent2@passme.test", 2, Role::Support).await;
+        let mut analyst = staff_member(&app, &sink, "ana@passme.test", 3, Role::Analyst).await;
         let mut kim = signed_in(&app, &sink, "kim@example.com", 4).await;
 
         // Signed in, the address is the account's: a field in the form cannot change it.
@@ -220,8 +216,7 @@ async fn signals_open_one_case_a_day_with_the_signal_shown_also_with_two_instanc
         let store = app.state.store.clone();
         let _ola = signed_in(&app, &sink, "ola@example.com", 0).await;
         let ola_id = account_of(&store, "ola@example.com").await;
-        let mut agent = signed_in(&app, &sink, "agent@passme.test", 1).await;
-        grant(&app, "agent@passme.test", Role::Support).await;
+        let mut agent = staff_member(&app, &sink, "agent@passme.test", 1, Role::Support).await;
         let cases = |signal: &str| format!("SELECT COUNT(*) FROM support_tickets WHERE signal = '{signal}'");
 
         // One reset is nothing; the second within the hour opens a case.
