@@ -60,16 +60,11 @@ impl JobPayload for TermsNotice {
 }
 
 fn text(value: &str, min: usize, code: &'static str) -> Result<String, CoreError> {
-    let value: String = value.trim().chars().filter(|c| !c.is_control() || *c == '\n').collect();
+    let value = crate::text::plain(value);
     if value.chars().count() < min || value.chars().count() > TEXT_MAX {
         return Err(CoreError::input(code));
     }
     Ok(value)
-}
-
-fn new_id(prefix: &str) -> String {
-    let bytes: [u8; 8] = rand::random();
-    format!("{prefix}{}", hex::encode(bytes))
 }
 
 #[derive(Debug, Clone)]
@@ -101,7 +96,7 @@ impl Compliance {
         let reason = text(reason, REASON_MIN, "reason_required")?;
         let now = self.clock.now_ms();
         let row = TermsActionRow {
-            id: new_id("tos_"),
+            id: crate::crypto::random_id::<8>("tos_"),
             account_id: account_id.clone(),
             action: action.id().into(),
             clause: clause.into(),
@@ -241,7 +236,7 @@ impl Compliance {
         by: &str,
     ) -> Result<AuthorityRequestRow, CoreError> {
         let row = AuthorityRequestRow {
-            id: new_id("auth_"),
+            id: crate::crypto::random_id::<8>("auth_"),
             received_at: self.clock.now_ms(),
             authority: text(authority, 2, "authority_request_incomplete")?,
             reference: text(reference, 1, "authority_request_incomplete")?,

@@ -44,3 +44,9 @@ pub fn derive_key(master: &[u8; 32], label: &[u8]) -> [u8; 32] {
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// A new random id: `prefix` and `N` random bytes in hex (`frd_` and 20 hex digits for N = 10).
+pub fn random_id<const N: usize>(prefix: &str) -> String {
+    let bytes: [u8; N] = rand::random();
+    format!("{prefix}{}", hex::encode(bytes))
+}

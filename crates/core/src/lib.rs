@@ -20,6 +20,7 @@ pub mod prefs;
 pub mod promotions;
 pub mod redact;
 pub mod rights;
+pub mod text;
 
 pub use error::CoreError;
 

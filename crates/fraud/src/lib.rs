@@ -164,9 +164,8 @@ impl Fraud {
     }
 
     fn event_row(&self, event: &Event<'_>, asn: Option<u32>, now: i64) -> FraudEventRow {
-        let bytes: [u8; 12] = rand::random();
         FraudEventRow {
-            id: format!("fev_{}", hex::encode(bytes)),
+            id: passme_core::crypto::random_id::<12>("fev_"),
             at: now,
             kind: event.kind.id().into(),
             success: event.success,
@@ -204,10 +203,7 @@ impl Fraud {
                 self.run_rules(&values).await?
             }
         };
-        let id = (!reasons.is_empty()).then(|| {
-            let bytes: [u8; 10] = rand::random();
-            format!("frd_{}", hex::encode(bytes))
-        });
+        let id = (!reasons.is_empty()).then(|| passme_core::crypto::random_id::<10>("frd_"));
         let decision = id.as_ref().map(|id| FraudDecisionRow {
             id: id.clone(),
             at: now,

@@ -129,8 +129,7 @@ impl Lists {
         let now = self.clock.now_ms();
         let keys = self.keys(now).await?;
         let (key_id, key, key_at) = keys.first().ok_or_else(|| CoreError::broken("fraud list key", "none made"))?;
-        let bytes: [u8; 10] = rand::random();
-        let id = format!("fle_{}", hex::encode(bytes));
+        let id = passme_core::crypto::random_id::<10>("fle_");
         self.store
             .add_fraud_list_entry(&FraudListRow {
                 id: id.clone(),

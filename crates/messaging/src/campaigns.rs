@@ -135,8 +135,7 @@ impl Campaigns {
         if new.segment.active_within_days.is_some_and(|d| !(1..=3650).contains(&d)) {
             return Err(CoreError::input("segment_invalid"));
         }
-        let bytes: [u8; 10] = rand::random();
-        let id = format!("cmp_{}", hex::encode(bytes));
+        let id = passme_core::crypto::random_id::<10>("cmp_");
         let [subject_da, subject_en, body_da, body_en] = texts;
         let row = CampaignRow {
             id: id.clone(),

@@ -121,9 +121,8 @@ impl Partners {
             }
             audience.push((person.account_id, hash));
         }
-        let bytes: [u8; 10] = rand::random();
         let export = PartnerExportRow {
-            id: format!("exp_{}", hex::encode(bytes)),
+            id: passme_core::crypto::random_id::<10>("exp_"),
             partner: partner.id.clone(),
             requested_by: staff.to_string(),
             created_at: self.clock.now_ms(),

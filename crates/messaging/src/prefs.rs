@@ -76,8 +76,7 @@ fn default_on(topic: Topic, channel: Channel) -> bool {
 }
 
 fn new_grant() -> String {
-    let bytes: [u8; 12] = rand::random();
-    format!("grant_{}", hex::encode(bytes))
+    passme_core::crypto::random_id::<12>("grant_")
 }
 
 #[derive(Debug, Clone)]

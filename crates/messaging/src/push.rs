@@ -169,8 +169,7 @@ impl Push {
         if self.store.push_subscriptions_of(account_id).await?.len() >= MAX_DEVICES {
             return Err(CoreError::Conflict { code: "push_too_many_devices" });
         }
-        let bytes: [u8; 12] = rand::random();
-        let id = format!("push_{}", hex::encode(bytes));
+        let id = passme_core::crypto::random_id::<12>("push_");
         let keys = serde_json::to_vec(&sub.keys).map_err(|e| CoreError::broken("push keys", e))?;
         let device: String = device.chars().filter(|c| !c.is_control()).take(80).collect();
         let row = PushSubscriptionRow {

@@ -120,17 +120,11 @@ impl std::fmt::Debug for Support {
 }
 
 fn new_id(prefix: &str) -> String {
-    let bytes: [u8; 8] = rand::random();
-    format!("{prefix}{}", hex::encode(bytes))
-}
-
-/// Text as a person wrote it, without control characters other than line breaks, trimmed.
-fn clean(text: &str) -> String {
-    text.trim().chars().filter(|c| !c.is_control() || *c == '\n').collect()
+    passme_core::crypto::random_id::<8>(prefix)
 }
 
 fn body_of(text: &str) -> Result<String, CoreError> {
-    let body = clean(text);
+    let body = passme_core::text::plain(text);
     match body.chars().count() {
         n if n < BODY_MIN => Err(CoreError::input("support_message_too_short")),
         n if n > BODY_MAX => Err(CoreError::input("support_message_too_long")),
@@ -145,7 +139,7 @@ impl Support {
 
     /// Opens a case from the contact form, and mails its receipt.
     pub async fn open(&self, case: NewCase<'_>) -> Result<TicketRow, CoreError> {
-        let subject = clean(case.subject).replace('\n', " ");
+        let subject = passme_core::text::plain(case.subject).replace('\n', " ");
         if subject.chars().count() < 3 || subject.chars().count() > SUBJECT_MAX {
             return Err(CoreError::input("support_subject_length"));
         }

@@ -64,7 +64,7 @@ impl Requests {
         if !KINDS.contains(&kind) {
             return Err(CoreError::input("request_kind_unknown"));
         }
-        let message: String = message.trim().chars().filter(|c| !c.is_control() || *c == '\n').collect();
+        let message = crate::text::plain(message);
         if message.chars().count() > MESSAGE_MAX {
             return Err(CoreError::input("request_message_too_long"));
         }
