@@ -1,5 +1,5 @@
 //! The background pass that turns received page views into visits and daily rollups. It runs
-//! every minute through the job queue (one process at a time), moves the page views received
+//! every minute through the job queue (one instance at a time, under a lease), moves the page views received
 //! since the last pass out of the unindexed inbox, picks up the visitors whose page
 //! views arrived since the last pass, recomputes their visits around the new views (merging
 //! visits a late event joins) and rebuilds the rollups of every day whose visits changed. It
@@ -17,6 +17,8 @@ use crate::aggregate::Aggregate;
 use crate::visits::{DAY_MS, VISIT_GAP_MS, day_of, sessionise};
 
 pub const JOB_KIND: &str = "analytics.rollup";
+/// The lease one instance holds while its pass runs (`passme status` shows the last pass).
+pub const PASS_LEASE: &str = "analytics.pass";
 const WATERMARK: &str = "rollup_received_watermark";
 /// Page views are re-read this far behind the watermark, so a group committed late by another
 /// process is not missed; re-reading is harmless because visits are recomputed, not added.
@@ -82,6 +84,13 @@ impl Rollups {
         self.store.set_analytics_state(WATERMARK, next).await?;
         let salts_destroyed = self.store.destroy_salts_before(day_of(now)).await?;
         Ok(RollupReport { visitors: touched.len(), days: days.len(), salts_destroyed })
+    }
+
+    /// Runs the pass unless another instance is running one (a pass over a large backlog can take
+    /// longer than the minute between passes): two passes never rewrite visits at once.
+    /// `None` when the pass was left to the instance running it.
+    pub async fn run_exclusive(&self) -> Result<Option<RollupReport>, CoreError> {
+        passme_core::lease::exclusively(&self.store, &self.clock, PASS_LEASE, self.run()).await
     }
 
     /// Moves received page views from the inbox into the events table, a slice per transaction
@@ -213,8 +222,10 @@ pub fn handler(rollups: Rollups) -> impl Fn(passme_store::Job) -> passme_core::j
     move |_job| {
         let rollups = rollups.clone();
         Box::pin(async move {
-            let report = rollups.run().await?;
-            tracing::debug!(visitors = report.visitors, days = report.days, "analytics rollup pass");
+            match rollups.run_exclusive().await? {
+                Some(report) => tracing::debug!(visitors = report.visitors, days = report.days, "analytics rollup pass"),
+                None => tracing::debug!("analytics rollup pass left to the instance running one"),
+            }
             Ok(())
         })
     }

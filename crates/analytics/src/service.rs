@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use passme_core::clock::SharedClock;
+use passme_core::limits::SharedLimit;
 use passme_core::net::truncate_ip;
 use passme_store::{EventRow, Store};
 
@@ -17,11 +18,10 @@ use crate::useragent::UserAgents;
 use crate::visitor::VisitorIds;
 use crate::visits::day_of;
 
-/// Per address: a burst of this many page views, refilled at [`REFILL_PER_SEC`]. A flood from one
-/// address is refused without touching anyone else's allowance.
+/// Per address: a burst of this many page views, refilled at [`REFILL_PER_SEC`], for the whole
+/// fleet. A flood from one address is refused without touching anyone else's allowance.
 const BURST: f64 = 200.0;
 const REFILL_PER_SEC: f64 = 20.0;
-const LIMITER_ENTRIES: usize = 100_000;
 
 #[derive(Debug)]
 pub struct Analytics {
@@ -31,7 +31,8 @@ pub struct Analytics {
     pub ingestor: Ingestor,
     store: Store,
     clock: SharedClock,
-    limiter: Mutex<HashMap<IpAddr, (f64, i64)>>,
+    /// Page views per address, counted across every instance.
+    pub limit: SharedLimit,
 }
 
 /// Who sent the batch, as far as the policy lets us use it.
@@ -75,10 +76,10 @@ impl Analytics {
             sites,
             asn,
             visitors: VisitorIds::new(store.clone(), master_key),
+            limit: SharedLimit::new(store.clone(), master_key, "tracking", BURST, REFILL_PER_SEC),
             ingestor,
             store,
             clock,
-            limiter: Mutex::new(HashMap::new()),
         }
     }
 
@@ -102,7 +103,7 @@ impl Analytics {
             return Err(AcceptError::BatchTooLarge);
         }
         let now = self.clock.now_ms();
-        if !self.allow(caller.ip, batch.len(), now) {
+        if !self.limit.allow(caller.ip, batch.len(), now).await.map_err(|_| IngestError::Unavailable)? {
             return Err(AcceptError::RateLimited);
         }
         let mut views = Vec::with_capacity(batch.len());
@@ -149,22 +150,6 @@ impl Analytics {
         let stored = rows.len();
         self.ingestor.submit(rows).await?;
         Ok(Accepted { stored, dropped: spam.len() })
-    }
-
-    fn allow(&self, ip: IpAddr, events: usize, now: i64) -> bool {
-        let mut buckets = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= LIMITER_ENTRIES {
-            // Full buckets carry no state worth keeping.
-            buckets.retain(|_, (tokens, at)| *tokens + (now - *at) as f64 / 1000.0 * REFILL_PER_SEC < BURST);
-        }
-        let (tokens, at) = buckets.entry(ip).or_insert((BURST, now));
-        *tokens = (*tokens + (now - *at).max(0) as f64 / 1000.0 * REFILL_PER_SEC).min(BURST);
-        *at = now;
-        if *tokens < events as f64 {
-            return false;
-        }
-        *tokens -= events as f64;
-        true
     }
 
     async fn count_dropped(&self, sites: impl Iterator<Item = String>, reason: &str, now: i64) {

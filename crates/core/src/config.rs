@@ -17,7 +17,7 @@ pub enum ConfigError {
     #[error("cannot read {path}: {cause}")]
     Read { path: String, cause: String },
     #[error("{name}: {message}")]
-    Env { name: &'static str, message: String },
+    Env { name: String, message: String },
     #[error("refusing to start in production without {}", .missing.join(", "))]
     MissingSecrets { missing: Vec<String> },
     #[error("secrets.master_key: {0}")]
@@ -408,7 +408,9 @@ impl Default for Config {
     }
 }
 
-/// Every environment variable PassMe reads, for the README and for warning about typos.
+/// The variables that are not a key of a file section: top-level settings and secret values
+/// (which the file never holds). Every `[section] key` has its variable too: see
+/// [`Config::env_var_names`].
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("PASSME_CONFIG", "path of the TOML configuration file (default: ./passme.toml when present)"),
     ("PASSME_LISTEN", "address to listen on (default 127.0.0.1:8080)"),
@@ -420,28 +422,21 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PASSME_POLICY", "policy declaration file or folder instead of the built-in one"),
     ("PASSME_LOG_FORMAT", "text (default) or json"),
     ("PASSME_LOG", "log filter, e.g. info or passme_web=debug"),
-    ("PASSME_HTTP__BODY_LIMIT", "largest request body in bytes (default 1048576)"),
-    ("PASSME_HTTP__TRUSTED_PROXIES", "comma-separated proxy IPs whose X-Forwarded-For is believed (default: none)"),
-    ("PASSME_HTTP__HEADER_TIMEOUT_SECS", "seconds a request's headers may take to arrive (default 10)"),
-    ("PASSME_HTTP__IDLE_TIMEOUT_SECS", "seconds a kept-alive connection may wait for its next request (default 75)"),
     ("PASSME_METRICS__TOKEN", "bearer token that /metrics requires (unset: open in development, closed in production)"),
-    ("PASSME_METRICS__TOKEN_FILE", "file containing the metrics token"),
-    ("PASSME_ANALYTICS__ASN_TABLE", "the ISP table written by `passme geo import` (default <data dir>/asn.pmasn)"),
-    (
-        "PASSME_FRAUD__DISPOSABLE_DOMAINS",
-        "the disposable-mail domains written by `passme fraud import-domains` (default <data dir>/disposable-domains.txt)",
-    ),
-    ("PASSME_JOBS__WORKERS", "background worker tasks in this process (default 1; 0 for none)"),
     ("PASSME_SECRETS__MASTER_KEY", "32 random bytes, base64: the key secrets at rest are derived from"),
     ("PASSME_MAIL__SMTP_URL", "SMTP relay, e.g. smtps://user:pass@host:465 (unset in development: mail goes to <data dir>/outbox)"),
-    ("PASSME_MAIL__SMTP_URL_FILE", "file containing the SMTP URL"),
-    ("PASSME_MAIL__FROM", "sender, e.g. PassMe AI <no-reply@passme.ai>"),
-    ("PASSME_SECRETS__MASTER_KEY_FILE", "file containing the master key"),
     ("PASSME_BILLING__SECRET_KEY", "the payment provider's secret API key (sk_live_… or sk_test_…); unset turns billing off"),
-    ("PASSME_BILLING__SECRET_KEY_FILE", "file containing the provider's secret API key"),
     ("PASSME_BILLING__WEBHOOK_SECRETS", "comma-separated webhook signing secrets (whsec_…); two while one is rolled"),
-    ("PASSME_BILLING__WEBHOOK_SECRETS_FILE", "file containing the webhook signing secrets, one per line"),
-    ("PASSME_BILLING__API_BASE", "the provider's API address (default https://api.stripe.com)"),
+];
+
+/// Secret values: from the variable, or from the file its `_FILE` twin names.
+const SECRET_VARS: [&str; 6] = [
+    "PASSME_DATABASE_URL",
+    "PASSME_METRICS__TOKEN",
+    "PASSME_SECRETS__MASTER_KEY",
+    "PASSME_MAIL__SMTP_URL",
+    "PASSME_BILLING__SECRET_KEY",
+    "PASSME_BILLING__WEBHOOK_SECRETS",
 ];
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -454,16 +449,29 @@ impl Config {
         let mut config = Config::default();
         let default_file = Path::new("passme.toml");
         let file = file.or_else(|| default_file.exists().then_some(default_file));
+        let mut table = toml::Table::new();
         if let Some(path) = file {
             let text =
                 std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.display().to_string(), cause: e.to_string() })?;
-            let parsed: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::File {
+            let file_error = |e: toml::de::Error| ConfigError::File {
                 path: path.display().to_string(),
                 line: e.span().map_or(1, |s| line_of(&text, s.start)),
                 message: e.message().trim().to_string(),
-            })?;
-            config.apply_file(parsed)?;
+            };
+            // Checked whole first, so that a mistake in the file is reported with its line.
+            toml::from_str::<FileConfig>(&text).map_err(file_error)?;
+            table = toml::from_str(&text).map_err(file_error)?;
         }
+        // A secret given twice is refused before either is read.
+        for name in SECRET_VARS {
+            if env(name).is_some() && env(&format!("{name}_FILE")).is_some() {
+                return Err(ConfigError::Env { name: name.into(), message: format!("set either {name} or {name}_FILE, not both") });
+            }
+        }
+        overlay_section_vars(&mut table, env)?;
+        let parsed: FileConfig =
+            table.try_into().map_err(|e: toml::de::Error| ConfigError::Env { name: "PASSME_*".into(), message: e.to_string() })?;
+        config.apply_file(parsed)?;
         config.apply_env(env)?;
         Ok(config)
     }
@@ -553,7 +561,7 @@ impl Config {
         where
             T::Err: std::fmt::Display,
         {
-            value.trim().parse().map_err(|e: T::Err| ConfigError::Env { name, message: format!("{e} (got {value:?})") })
+            value.trim().parse().map_err(|e: T::Err| ConfigError::Env { name: name.into(), message: format!("{e} (got {value:?})") })
         }
         if let Some(v) = env("PASSME_LISTEN") {
             self.listen = parse("PASSME_LISTEN", &v)?;
@@ -572,7 +580,10 @@ impl Config {
                 "production" => Environment::Production,
                 "development" => Environment::Development,
                 _ => {
-                    return Err(ConfigError::Env { name: "PASSME_ENV", message: format!("expected development or production, got {v:?}") });
+                    return Err(ConfigError::Env {
+                        name: "PASSME_ENV".into(),
+                        message: format!("expected development or production, got {v:?}"),
+                    });
                 }
             };
         }
@@ -583,39 +594,16 @@ impl Config {
             self.log_format = match v.as_str() {
                 "json" => LogFormat::Json,
                 "text" => LogFormat::Text,
-                _ => return Err(ConfigError::Env { name: "PASSME_LOG_FORMAT", message: format!("expected text or json, got {v:?}") }),
+                _ => {
+                    return Err(ConfigError::Env { name: "PASSME_LOG_FORMAT".into(), message: format!("expected text or json, got {v:?}") });
+                }
             };
         }
         if let Some(v) = env("PASSME_LOG") {
             self.log_filter = v;
         }
-        if let Some(v) = env("PASSME_HTTP__BODY_LIMIT") {
-            self.http.body_limit = parse("PASSME_HTTP__BODY_LIMIT", &v)?;
-        }
-        if let Some(v) = env("PASSME_HTTP__TRUSTED_PROXIES") {
-            self.http.trusted_proxies = v
-                .split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| parse("PASSME_HTTP__TRUSTED_PROXIES", s))
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(v) = env("PASSME_HTTP__HEADER_TIMEOUT_SECS") {
-            self.http.header_timeout_secs = parse("PASSME_HTTP__HEADER_TIMEOUT_SECS", &v)?;
-        }
-        if let Some(v) = env("PASSME_HTTP__IDLE_TIMEOUT_SECS") {
-            self.http.idle_timeout_secs = parse("PASSME_HTTP__IDLE_TIMEOUT_SECS", &v)?;
-        }
         if let Some(v) = secret_from_env(env, "PASSME_METRICS__TOKEN")? {
             self.metrics.token = Some(v);
-        }
-        if let Some(v) = env("PASSME_ANALYTICS__ASN_TABLE") {
-            self.analytics.asn_table = Some(PathBuf::from(v));
-        }
-        if let Some(v) = env("PASSME_FRAUD__DISPOSABLE_DOMAINS") {
-            self.fraud.disposable_domains = Some(PathBuf::from(v));
-        }
-        if let Some(v) = env("PASSME_JOBS__WORKERS") {
-            self.jobs.workers = parse("PASSME_JOBS__WORKERS", &v)?;
         }
         if let Some(v) = secret_from_env(env, "PASSME_SECRETS__MASTER_KEY")? {
             self.secrets.master_key = Some(v);
@@ -623,17 +611,11 @@ impl Config {
         if let Some(v) = secret_from_env(env, "PASSME_MAIL__SMTP_URL")? {
             self.mail.smtp_url = Some(v);
         }
-        if let Some(v) = env("PASSME_MAIL__FROM") {
-            self.mail.from = v;
-        }
         if let Some(v) = secret_from_env(env, "PASSME_BILLING__SECRET_KEY")? {
             self.billing.secret_key = Some(v);
         }
         if let Some(v) = secret_from_env(env, "PASSME_BILLING__WEBHOOK_SECRETS")? {
             self.billing.webhook_secrets = split_secrets(v.expose_secret());
-        }
-        if let Some(v) = env("PASSME_BILLING__API_BASE") {
-            self.billing.api_base = v;
         }
         Ok(())
     }
@@ -649,10 +631,133 @@ impl Config {
 
     /// PASSME_* variables that are set but not known: most likely typos.
     pub fn unknown_env_vars(vars: impl Iterator<Item = String>) -> Vec<String> {
-        vars.filter(|name| {
-            name.starts_with("PASSME_") && !name.starts_with("PASSME_TEST_") && !ENV_VARS.iter().any(|(known, _)| known == name)
-        })
-        .collect()
+        let known = Config::env_var_names();
+        vars.filter(|name| name.starts_with("PASSME_") && !name.starts_with("PASSME_TEST_") && !known.contains(name)).collect()
+    }
+
+    /// Every variable PassMe reads: those of [`ENV_VARS`] and one per key of every section of the
+    /// file (`[jobs] lease_secs` is `PASSME_JOBS__LEASE_SECS`), derived from the file's own
+    /// definition so the two cannot drift apart.
+    pub fn env_var_names() -> Vec<String> {
+        let mut names: Vec<String> = ENV_VARS.iter().map(|(name, _)| (*name).to_string()).collect();
+        for (section, keys) in sections() {
+            names.extend(keys.iter().map(|key| section_var(section, key)));
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// The file's sections and their keys, read from their `Deserialize` definitions.
+fn sections() -> [(&'static str, &'static [&'static str]); 10] {
+    [
+        ("http", fields::of::<HttpConfig>()),
+        ("jobs", fields::of::<JobsConfig>()),
+        ("secrets", fields::of::<FileSecrets>()),
+        ("mail", fields::of::<FileMail>()),
+        ("analytics", fields::of::<AnalyticsConfig>()),
+        ("billing", fields::of::<FileBilling>()),
+        ("metrics", fields::of::<FileMetrics>()),
+        ("linking", fields::of::<FileLinking>()),
+        ("messaging", fields::of::<MessagingConfig>()),
+        ("fraud", fields::of::<FraudConfig>()),
+    ]
+}
+
+fn section_var(section: &str, key: &str) -> String {
+    format!("PASSME_{}__{}", section.to_ascii_uppercase(), key.to_ascii_uppercase())
+}
+
+/// Puts every `PASSME_SECTION__KEY` variable into the file's table as `[section] key`, read as
+/// the key's type wants it: a TOML value (`30`, `true`, `["a"]`), else text, else a
+/// comma-separated list (`PASSME_HTTP__TRUSTED_PROXIES=10.0.0.1,10.0.0.2`).
+fn overlay_section_vars(table: &mut toml::Table, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    for (section, keys) in sections() {
+        for key in keys {
+            let name = section_var(section, key);
+            let Some(value) = env(&name) else { continue };
+            let mut readings = Vec::new();
+            if let Ok(mut literal) = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                && let Some(v) = literal.remove("v")
+            {
+                readings.push(v);
+            }
+            readings.push(toml::Value::String(value.clone()));
+            readings.push(toml::Value::Array(
+                value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.to_string())).collect(),
+            ));
+            let mut last_error = String::new();
+            let fits = readings.into_iter().find(|reading| {
+                let mut candidate = table.clone();
+                let entry = candidate.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let Some(section_table) = entry.as_table_mut() else { return false };
+                section_table.insert((*key).to_string(), reading.clone());
+                match candidate.try_into::<FileConfig>() {
+                    Ok(_) => true,
+                    Err(e) => {
+                        last_error = e.message().trim().to_string();
+                        false
+                    }
+                }
+            });
+            let Some(reading) = fits else { return Err(ConfigError::Env { name, message: format!("{last_error} (got {value:?})") }) };
+            if let Some(section_table) =
+                table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new())).as_table_mut()
+            {
+                section_table.insert((*key).to_string(), reading);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The field names a `Deserialize` struct asks for: serde hands them to the deserializer, which
+/// here records them and stops.
+mod fields {
+    use serde::de::{self, Deserialize, Visitor};
+
+    #[derive(Debug)]
+    struct Found(&'static [&'static str]);
+
+    impl std::fmt::Display for Found {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("fields found")
+        }
+    }
+
+    impl std::error::Error for Found {}
+
+    impl de::Error for Found {
+        fn custom<T: std::fmt::Display>(_: T) -> Found {
+            Found(&[])
+        }
+    }
+
+    struct Asker;
+
+    impl<'de> de::Deserializer<'de> for Asker {
+        type Error = Found;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Found> {
+            Err(Found(&[]))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(self, _: &'static str, fields: &'static [&'static str], _: V) -> Result<V::Value, Found> {
+            Err(Found(fields))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit unit_struct
+            newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    pub(super) fn of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+        match T::deserialize(Asker) {
+            Err(Found(fields)) => fields,
+            Ok(_) => &[],
+        }
     }
 }
 
@@ -671,7 +776,7 @@ fn split_secrets(text: &str) -> Vec<SecretString> {
 fn secret_from_env(env: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<SecretString>, ConfigError> {
     let file_name = format!("{name}_FILE");
     match (env(name), env(&file_name)) {
-        (Some(_), Some(_)) => Err(ConfigError::Env { name, message: format!("set either {name} or {file_name}, not both") }),
+        (Some(_), Some(_)) => Err(ConfigError::Env { name: name.into(), message: format!("set either {name} or {file_name}, not both") }),
         (Some(v), None) => Ok(Some(SecretString::from(v))),
         (None, Some(path)) => read_secret_file(Path::new(&path), name).map(Some),
         (None, None) => Ok(None),
@@ -791,6 +896,77 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/tmp/from-file"));
         assert_eq!(config.http.body_limit, 2048);
         assert_eq!(config.jobs.workers, 3);
+    }
+
+    #[test]
+    fn every_key_of_every_section_has_its_variable() {
+        let names = Config::env_var_names();
+        for expected in [
+            "PASSME_JOBS__LEASE_SECS",
+            "PASSME_JOBS__POLL_INTERVAL_MS",
+            "PASSME_HTTP__REQUEST_TIMEOUT_SECS",
+            "PASSME_BILLING__REQUEST_TIMEOUT_MS",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+        }
+        assert!(
+            Config::unknown_env_vars(["PASSME_JOBS__LEASE_SECS".to_string(), "PASSME_JOBS__LEASE_SEC".to_string()].into_iter())
+                == ["PASSME_JOBS__LEASE_SEC"]
+        );
+        let config = Config::load(
+            None,
+            &env_of(&[
+                ("PASSME_JOBS__LEASE_SECS", "42"),
+                ("PASSME_HTTP__TRUSTED_PROXIES", "10.0.0.1, 10.0.0.2"),
+                ("PASSME_MAIL__FROM", "1234"),
+                ("PASSME_ANALYTICS__ASN_TABLE", "/tmp/asn.pmasn"),
+                ("PASSME_BILLING__REQUEST_TIMEOUT_MS", "2500"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(config.jobs.lease_secs, 42);
+        assert_eq!(config.http.trusted_proxies.len(), 2);
+        assert_eq!(config.mail.from, "1234", "text that looks like a number stays text where text is wanted");
+        assert_eq!(config.analytics.asn_table.as_deref(), Some(Path::new("/tmp/asn.pmasn")));
+        assert_eq!(config.billing.request_timeout_ms, 2500);
+        let err = Config::load(None, &env_of(&[("PASSME_JOBS__LEASE_SECS", "soon")])).expect_err("not a number");
+        assert!(err.to_string().starts_with("PASSME_JOBS__LEASE_SECS: "), "{err}");
+    }
+
+    /// The README's example file and variable table: every key has its variable, and every
+    /// variable the table names is one PassMe reads.
+    #[test]
+    fn every_documented_key_and_variable_is_read() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README");
+        let section = &readme[readme.find("## Configuration").expect("configuration section")..];
+        let example = section.split("```toml").nth(1).and_then(|rest| rest.split("```").next()).expect("the example file");
+        let table: toml::Table = toml::from_str(example).expect("the README's example parses");
+        let names = Config::env_var_names();
+        let top_level = |key: &str| match key {
+            "environment" => "PASSME_ENV".to_string(),
+            "log_filter" => "PASSME_LOG".to_string(),
+            other => format!("PASSME_{}", other.to_ascii_uppercase()),
+        };
+        let mut checked = 0;
+        for (key, value) in &table {
+            let wanted: Vec<String> = match value {
+                toml::Value::Table(keys) => keys.keys().map(|k| section_var(key, k)).collect(),
+                _ => vec![top_level(key)],
+            };
+            for name in wanted {
+                assert!(names.contains(&name), "the README documents a key without a variable: {name}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "{checked} keys");
+        for line in section.lines().filter(|l| l.starts_with("| `PASSME_")) {
+            let name = line.split('`').nth(1).expect("a variable");
+            assert!(names.iter().any(|n| n == name), "the README names a variable PassMe does not read: {name}");
+            if line.contains("/ `_FILE`") {
+                let file = format!("{name}_FILE");
+                assert!(names.contains(&file) || ENV_VARS.iter().any(|(n, _)| *n == file), "{file}");
+            }
+        }
     }
 
     #[test]

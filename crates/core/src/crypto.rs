@@ -40,6 +40,17 @@ pub fn derive_key(master: &[u8; 32], label: &[u8]) -> [u8; 32] {
     derive.finalize().into_bytes().into()
 }
 
+/// A keyed hash (HMAC-SHA-256, hex) of `parts`, each length-prefixed so that no two lists of
+/// parts hash alike: names a counter or a list entry without storing what it counts.
+pub fn keyed_hash(key: &[u8; 32], parts: &[&[u8]]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    for part in parts {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// Compares without an early exit, so the time taken does not tell how much of a guess was right.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -131,6 +131,7 @@ pub const EXECUTORS: &[Executor] = &[
         DELETE,
         &[
             delete("throttle", "window_start < $1 AND blocked_until < $1", None).by("window_start"),
+            delete("rate_buckets", "at < $1", None).by("at"),
             delete("fraud_events", "at < $1", ACCOUNT).by("at"),
         ],
     ),

@@ -1,6 +1,7 @@
 //! The durable job queue: enqueue, claim with a lease, retry with exponential backoff,
-//! dead-letter after `max_attempts`. Delivery is at least once: a worker that dies mid-job lets its
-//! lease run out and another worker runs the job again, so handlers must be idempotent.
+//! dead-letter after `max_attempts`. A running job's lease is renewed while its handler works, so
+//! a long job runs once; a worker that dies mid-job lets its lease run out and another worker runs
+//! the job again, so delivery is at least once and handlers must be idempotent.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -287,7 +288,10 @@ impl Worker {
     /// Runs one claimed job and records how it went.
     async fn run_job(&self, job: Job) -> Result<Settled, CoreError> {
         let joined = match self.handlers.by_kind.get(&job.kind) {
-            Some(handler) => Some(tokio::spawn(handler(job.clone())).await),
+            Some(handler) => match self.holding_lease(&job, tokio::spawn(handler(job.clone()))).await {
+                Some(joined) => Some(joined),
+                None => return Ok(Settled::Lost),
+            },
             None => None,
         };
         // (error, whether another attempt could succeed, the least wait before it)
@@ -301,8 +305,11 @@ impl Worker {
         match outcome {
             Ok(()) => {
                 let forget = self.handlers.forget.contains(&job.kind.as_str());
-                let recorded = self.store.complete_job(&job.id, &self.id, now, forget).await?;
-                Ok(if recorded { Settled::Succeeded } else { Settled::Lost })
+                if self.store.complete_job(&job.id, &self.id, now, forget).await? {
+                    return Ok(Settled::Succeeded);
+                }
+                tracing::warn!(job = %job.id, kind = %job.kind, worker = %self.id, "completion refused: another worker holds the job now");
+                Ok(Settled::Lost)
             }
             Err((error, retryable, not_before_ms)) => {
                 let delay = self.backoff.delay_ms(job.attempts).max(not_before_ms);
@@ -315,6 +322,37 @@ impl Worker {
                 } else {
                     Settled::Dead
                 })
+            }
+        }
+    }
+
+    /// Waits for a job's handler while renewing the job's lease every third of it, so a handler
+    /// may run as long as it needs while its worker lives, and a dead worker's job is free one
+    /// lease after its last renewal. Should the lease be lost all the same (this worker could not
+    /// reach the database for a whole lease and another took the job over), the handler is
+    /// stopped at its next await, since what it would still do is the new holder's to do: `None`.
+    async fn holding_lease(
+        &self,
+        job: &Job,
+        mut task: tokio::task::JoinHandle<Result<(), JobError>>,
+    ) -> Option<Result<Result<(), JobError>, tokio::task::JoinError>> {
+        let every = Duration::from_millis(u64::try_from(self.lease_ms / 3).unwrap_or(1).max(1));
+        loop {
+            tokio::select! {
+                joined = &mut task => return Some(joined),
+                () = tokio::time::sleep(every) => {
+                    let now = self.clock.now_ms();
+                    match self.store.extend_job_lease(&job.id, &self.id, now + self.lease_ms, now).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            task.abort();
+                            tracing::warn!(job = %job.id, kind = %job.kind, worker = %self.id, "lease lost to another worker: handler stopped");
+                            return None;
+                        }
+                        // The next renewal may succeed; until the lease runs out the job is ours.
+                        Err(e) => tracing::warn!(job = %job.id, kind = %job.kind, error = %e, "could not renew a job's lease"),
+                    }
+                }
             }
         }
     }

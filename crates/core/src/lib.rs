@@ -13,6 +13,8 @@ pub mod error;
 pub mod housekeeping;
 pub mod identity;
 pub mod jobs;
+pub mod lease;
+pub mod limits;
 pub mod mail;
 pub mod net;
 pub mod personalise;

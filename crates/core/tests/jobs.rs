@@ -217,3 +217,123 @@ async fn finished_jobs_are_deleted_after_the_declared_period() {
     })
     .await;
 }
+
+/// A job that outlives its lease (billing reconciliation waiting on a slow provider): the lease
+/// is renewed while the handler works, so the other worker polling all along never claims it.
+#[tokio::test]
+async fn a_handler_running_three_leases_long_runs_once_while_its_worker_lives() {
+    for_each_engine(|store| async move {
+        let clock = passme_core::clock::system();
+        let queue = JobQueue::new(store.clone(), clock.clone(), 3);
+        let (id, _) = queue.enqueue("long", &json!({}), EnqueueOptions::default()).await.expect("enqueue");
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut handlers = Handlers::default();
+        let counted = runs.clone();
+        handlers.register("long", move |_job| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+                Ok(())
+            }
+        });
+        let worker = |store: &Store| Worker { lease_ms: 400, ..Worker::new(store.clone(), clock.clone(), handlers.clone()) };
+        let first = worker(&store);
+        let holder = tokio::spawn(async move { first.run_once().await });
+        while !store.job(&id).await.expect("read").is_some_and(|j| j.status == JobStatus::Running) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let second = worker(&store);
+        let mut claimed_by_second = 0;
+        while !holder.is_finished() {
+            claimed_by_second += second.run_once().await.expect("pass").claimed();
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let pass = holder.await.expect("task").expect("pass");
+        assert_eq!((pass.succeeded, pass.lost), (1, 0), "the worker that ran it completes it on {:?}", store.engine());
+        assert_eq!(claimed_by_second, 0, "nobody else claimed it while it ran");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1, "the handler ran once");
+        assert_eq!(store.job(&id).await.expect("read").expect("job").status, JobStatus::Done);
+    })
+    .await;
+}
+
+/// As after `kill -9`: the worker stops renewing and another takes the job over about one lease
+/// after the last renewal, not one configured lease after the claim.
+#[tokio::test]
+async fn a_dead_workers_long_job_is_taken_over_one_lease_after_its_last_renewal() {
+    for_each_engine(|store| async move {
+        let clock = passme_core::clock::system();
+        let queue = JobQueue::new(store.clone(), clock.clone(), 3);
+        let (id, _) = queue.enqueue("long", &json!({}), EnqueueOptions::default()).await.expect("enqueue");
+        let mut hanging = Handlers::default();
+        hanging.register("long", |_job| std::future::pending::<Result<(), JobError>>());
+        let doomed = Worker { lease_ms: 400, ..Worker::new(store.clone(), clock.clone(), hanging) };
+        let task = tokio::spawn(async move { doomed.run_once().await });
+        // Alive for three leases: renewed all along.
+        tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+        let mut done = Handlers::default();
+        done.register("long", |_job| async { Ok(()) });
+        let rescuer = Worker { lease_ms: 400, ..Worker::new(store.clone(), clock.clone(), done) };
+        assert_eq!(rescuer.run_once().await.expect("pass").claimed(), 0, "a live worker keeps its job on {:?}", store.engine());
+        task.abort();
+        let _ = task.await;
+        let died = std::time::Instant::now();
+        let mut taken_over = None;
+        while died.elapsed() < std::time::Duration::from_secs(5) {
+            if rescuer.run_once().await.expect("pass").succeeded == 1 {
+                taken_over = Some(died.elapsed());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let after = taken_over.expect("taken over after the worker died");
+        assert!(after <= std::time::Duration::from_millis(900), "taken over {after:?} after the worker died");
+        let job = store.job(&id).await.expect("read").expect("job");
+        assert_eq!((job.status, job.attempts), (JobStatus::Done, 2));
+    })
+    .await;
+}
+
+/// A worker cut off from the database for longer than its lease loses the job to another: its
+/// handler is stopped at its next await (no further effect) and its completion is refused.
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_stops_its_handler_and_cannot_complete() {
+    for_each_engine(|store| async move {
+        let (clock, shared, queue) = setup(&store);
+        let (id, _) = queue.enqueue("effects", &json!({}), EnqueueOptions::default()).await.expect("enqueue");
+        let effects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut handlers = Handlers::default();
+        let counted = effects.clone();
+        handlers.register("effects", move |_job| {
+            let counted = counted.clone();
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+                // An effect after the lease was lost: must never happen.
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+        });
+        let first = Worker { lease_ms: 150, ..Worker::new(store.clone(), shared.clone(), handlers.clone()) };
+        let holder = tokio::spawn(async move { first.run_once().await });
+        for _ in 0..200 {
+            if store.job(&id).await.expect("read").is_some_and(|j| j.status == JobStatus::Running) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // The lease runs out on the shared clock and another worker claims the job.
+        clock.advance(1_000);
+        let mut quick = Handlers::default();
+        quick.register("effects", |_job| async { Ok(()) });
+        let second = Worker { lease_ms: 60_000, ..Worker::new(store.clone(), shared.clone(), quick) };
+        assert_eq!(second.run_once().await.expect("pass").succeeded, 1, "on {:?}", store.engine());
+        let pass = holder.await.expect("task").expect("pass");
+        assert_eq!((pass.succeeded, pass.lost), (0, 1), "the first worker's pass records the loss");
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        assert_eq!(effects.load(std::sync::atomic::Ordering::SeqCst), 0, "the stopped handler had no effect");
+        let job = store.job(&id).await.expect("read").expect("job");
+        assert_eq!((job.status, job.attempts), (JobStatus::Done, 2), "the second worker's completion stands");
+    })
+    .await;
+}

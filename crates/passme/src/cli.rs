@@ -568,8 +568,7 @@ async fn link_base(config: &Config, store: &Store) -> Result<(String, String), S
     if let Some(url) = &config.public_url {
         return Ok((url.clone(), "the configured public URL (public_url, PASSME_PUBLIC_URL)".into()));
     }
-    let missed = i64::try_from((passme_web::app::HEARTBEAT * passme_web::app::HEARTBEATS_MISSED).as_millis()).unwrap_or(i64::MAX);
-    let running = store.live_instances(clock::system().now_ms() - missed).await.map_err(|e| e.to_string())?;
+    let running = store.live_instances(clock::system().now_ms() - passme_web::app::missed_ms()).await.map_err(|e| e.to_string())?;
     if let Some(server) = running.first() {
         return Ok((server.base_url.clone(), "that of the server running on this database; set PASSME_PUBLIC_URL to choose it".into()));
     }

@@ -69,6 +69,27 @@ pub struct JobCounts {
     pub dead: i64,
 }
 
+/// One job kind's backlog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindDepth {
+    pub kind: String,
+    pub queued: i64,
+    pub running: i64,
+    pub dead: i64,
+}
+
+/// A job as operators see it: who holds it until when, or why it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningJob {
+    pub id: String,
+    pub kind: String,
+    pub attempts: i64,
+    pub locked_by: Option<String>,
+    pub locked_until: Option<i64>,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
 /// The query that stores `$job` (a [`NewJob`]) as queued at `$now`, ready to execute on a pool
 /// or inside a transaction of either engine.
 macro_rules! insert_job {
@@ -180,6 +201,21 @@ impl Store {
         })
     }
 
+    /// Extends the lease of a job `worker` still runs (its heartbeat). False once the job is no
+    /// longer its own: the lease ran out and another worker claimed it, or it was settled.
+    pub async fn extend_job_lease(&self, id: &str, worker: &str, until: i64, now: i64) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let extended = sqlx::query("UPDATE jobs SET locked_until = $1, updated_at = $2 WHERE id = $3 AND locked_by = $4 AND status = 'running'")
+                .bind(until)
+                .bind(now)
+                .bind(id)
+                .bind(worker)
+                .execute(pool)
+                .await?;
+            Ok(extended.rows_affected() == 1)
+        })
+    }
+
     /// Records a failed attempt: back to the queue at `retry_at`, or dead-lettered when `None`.
     pub async fn fail_job(&self, id: &str, worker: &str, error: &str, retry_at: Option<i64>, now: i64) -> Result<bool, StoreError> {
         let (status, finished_at) = match retry_at {
@@ -223,6 +259,56 @@ impl Store {
                 Some(row) => Ok(Some(job_from_row!(&row))),
                 None => Ok(None),
             }
+        })
+    }
+
+    /// Jobs waiting, running and dead-lettered, per kind, for operators.
+    pub async fn job_depths(&self) -> Result<Vec<KindDepth>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT kind, SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END) AS queued, \
+                 SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running, SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END) AS dead \
+                 FROM jobs WHERE status IN ('queued', 'running', 'dead') GROUP BY kind ORDER BY kind",
+            )
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(KindDepth {
+                    kind: row.try_get("kind")?,
+                    queued: row.try_get::<Option<i64>, _>("queued")?.unwrap_or(0),
+                    running: row.try_get::<Option<i64>, _>("running")?.unwrap_or(0),
+                    dead: row.try_get::<Option<i64>, _>("dead")?.unwrap_or(0),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Jobs of `status` (running ones with their holders and lease ends; dead ones with their
+    /// last error), most recently changed first.
+    pub async fn jobs_in(&self, status: JobStatus, limit: i64) -> Result<Vec<RunningJob>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, kind, attempts, locked_by, locked_until, last_error, updated_at FROM jobs WHERE status = $1 ORDER BY updated_at DESC, id LIMIT $2",
+            )
+            .bind(status.as_str())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(RunningJob {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    attempts: row.try_get("attempts")?,
+                    locked_by: row.try_get("locked_by")?,
+                    locked_until: row.try_get("locked_until")?,
+                    last_error: row.try_get("last_error")?,
+                    updated_at: row.try_get("updated_at")?,
+                });
+            }
+            Ok(out)
         })
     }
 

@@ -12,6 +12,7 @@ mod audit;
 mod billing;
 mod compliance;
 mod error;
+mod fleet;
 mod fraud;
 mod ids;
 mod instances;
@@ -42,10 +43,11 @@ pub use audit::{AuditAnchor, AuditFilter, AuditRow, Chain};
 pub use billing::{BillingEventRow, InvoiceRow, SubscriptionRow};
 pub use compliance::{AuthorityRequestRow, TermsActionRow};
 pub use error::StoreError;
+pub use fleet::{Bucket, LeaseRow};
 pub use fraud::{FraudCounts, FraudDecisionRow, FraudEventRow, FraudListRow, FraudRuleRow};
 pub use ids::AccountId;
 pub use instances::InstanceRow;
-pub use jobs::{Job, JobCounts, JobStatus, NewJob};
+pub use jobs::{Job, JobCounts, JobStatus, KindDepth, NewJob, RunningJob};
 pub use linking::{FlowRow, LinkRow, PartnerProfileRow, SuggestionRow, TokenRow, VaultKeyRow};
 pub use messaging::{
     CampaignRow, MessageRecipient, MessageRow, NewMessage, PartnerExportRow, PrefRow, PushSubscriptionRow, Recipient, Segment,

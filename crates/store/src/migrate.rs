@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 22, name: "fraud", sql: include_str!("../migrations/0022_fraud.sql") },
     Migration { version: 23, name: "support", sql: include_str!("../migrations/0023_support.sql") },
     Migration { version: 24, name: "compliance", sql: include_str!("../migrations/0024_compliance.sql") },
+    Migration { version: 25, name: "fleet", sql: include_str!("../migrations/0025_fleet.sql") },
 ];
 
 /// Serialises concurrent `migrate` calls from several PostgreSQL processes.

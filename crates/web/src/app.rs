@@ -599,6 +599,11 @@ impl Application {
 pub const HEARTBEAT: Duration = Duration::from_secs(30);
 pub const HEARTBEATS_MISSED: u32 = 4;
 
+/// How long a server may stay silent before it no longer counts as running.
+pub fn missed_ms() -> i64 {
+    i64::try_from((HEARTBEAT * HEARTBEATS_MISSED).as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Keeps this server in the instance registry (where operator commands find its address) until
 /// it stops, then removes it.
 async fn announce_instance(state: AppState, mut stop: watch::Receiver<bool>) {
@@ -615,12 +620,17 @@ async fn announce_instance(state: AppState, mut stop: watch::Receiver<bool>) {
         if let Err(e) = state.store.heartbeat_instance(&row).await {
             tracing::warn!(error = %e, "could not record this server in the instance registry");
         }
+        // Shared limits give each instance its share of what may pass before the database hears.
+        match state.store.live_instances(row.heartbeat_at - missed_ms()).await {
+            Ok(live) => state.analytics.limit.set_fleet_size(live.len()),
+            Err(e) => tracing::warn!(error = %e, "could not count the running servers"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(HEARTBEAT) => {}
             _ = stop.changed() => break,
         }
     }
-    let stale_before = state.clock.now_ms() - i64::try_from((HEARTBEAT * HEARTBEATS_MISSED).as_millis()).unwrap_or(i64::MAX);
+    let stale_before = state.clock.now_ms() - missed_ms();
     if let Err(e) = state.store.remove_instance(&row.id, stale_before).await {
         tracing::warn!(error = %e, "could not remove this server from the instance registry");
     }

@@ -13,9 +13,7 @@
 
 use std::net::IpAddr;
 
-use hmac::{Hmac, Mac};
 use passme_store::Store;
-use sha2::Sha256;
 
 use crate::CoreError;
 use crate::clock::SharedClock;
@@ -61,13 +59,8 @@ impl CounterKeys {
     }
 
     pub(crate) fn key(&self, rule: &str, parts: &[&str]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-        mac.update(rule.as_bytes());
-        for part in parts {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part.as_bytes());
-        }
-        hex::encode(mac.finalize().into_bytes())
+        let all: Vec<&[u8]> = std::iter::once(rule.as_bytes()).chain(parts.iter().map(|p| p.as_bytes())).collect();
+        crate::crypto::keyed_hash(&self.0, &all)
     }
 }
 
