@@ -595,7 +595,10 @@ impl Config {
                 "json" => LogFormat::Json,
                 "text" => LogFormat::Text,
                 _ => {
-                    return Err(ConfigError::Env { name: "PASSME_LOG_FORMAT".into(), message: format!("expected text or json, got {v:?}") });
+                    return Err(ConfigError::Env {
+                        name: "PASSME_LOG_FORMAT".into(),
+                        message: format!("expected text or json, got {v:?}"),
+                    });
                 }
             };
         }

@@ -19,6 +19,9 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), JobError>> + Sen
 type Handler = Arc<dyn Fn(Job) -> HandlerFuture + Send + Sync>;
 
 pub const DEFAULT_QUEUE: &str = "default";
+/// Messages: they wait on mail relays and push services, so their own queue, whose worker runs a
+/// batch at once and one hung relay holds up no other work.
+pub const MESSAGES_QUEUE: &str = "messages";
 
 /// Why a job did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -123,20 +126,28 @@ impl JobQueue {
 
     /// Stores a job; returns its id and whether it was new (false: that id was already queued).
     pub async fn enqueue(&self, kind: &str, payload: &serde_json::Value, options: EnqueueOptions) -> Result<(String, bool), CoreError> {
-        let now = self.clock.now_ms();
-        let id = options.id.unwrap_or_else(new_job_id);
-        let job = NewJob {
-            id: id.clone(),
+        let job = self.job_row(kind, payload, options);
+        match self.store.enqueue_job(&job, self.clock.now_ms()).await {
+            Ok(()) => Ok((job.id, true)),
+            Err(passme_store::StoreError::Conflict) => Ok((job.id, false)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The row of a typed job, for storing in the same transaction as the change that causes it.
+    pub fn prepare<P: JobPayload>(&self, payload: &P, options: EnqueueOptions) -> Result<NewJob, CoreError> {
+        let value = serde_json::to_value(payload).map_err(|e| CoreError::broken("job payload not serialisable", e))?;
+        Ok(self.job_row(P::KIND, &value, options))
+    }
+
+    fn job_row(&self, kind: &str, payload: &serde_json::Value, options: EnqueueOptions) -> NewJob {
+        NewJob {
+            id: options.id.unwrap_or_else(new_job_id),
             queue: options.queue.unwrap_or_else(|| DEFAULT_QUEUE.into()),
             kind: kind.into(),
             payload: payload.to_string(),
             max_attempts: options.max_attempts.unwrap_or(self.max_attempts).max(1),
-            run_at: now + options.delay_ms.max(0),
-        };
-        match self.store.enqueue_job(&job, now).await {
-            Ok(()) => Ok((id, true)),
-            Err(passme_store::StoreError::Conflict) => Ok((id, false)),
-            Err(e) => Err(e.into()),
+            run_at: self.clock.now_ms() + options.delay_ms.max(0),
         }
     }
 }
@@ -334,18 +345,20 @@ impl Worker {
     async fn holding_lease(
         &self,
         job: &Job,
-        mut task: tokio::task::JoinHandle<Result<(), JobError>>,
+        task: tokio::task::JoinHandle<Result<(), JobError>>,
     ) -> Option<Result<Result<(), JobError>, tokio::task::JoinError>> {
         let every = Duration::from_millis(u64::try_from(self.lease_ms / 3).unwrap_or(1).max(1));
+        // A worker that is gone (its task cancelled) takes its handler with it, as a crash would.
+        let mut task = AbortOnDrop(task);
         loop {
             tokio::select! {
-                joined = &mut task => return Some(joined),
+                joined = &mut task.0 => return Some(joined),
                 () = tokio::time::sleep(every) => {
                     let now = self.clock.now_ms();
                     match self.store.extend_job_lease(&job.id, &self.id, now + self.lease_ms, now).await {
                         Ok(true) => {}
                         Ok(false) => {
-                            task.abort();
+                            task.0.abort();
                             tracing::warn!(job = %job.id, kind = %job.kind, worker = %self.id, "lease lost to another worker: handler stopped");
                             return None;
                         }
@@ -376,6 +389,14 @@ impl Worker {
             }
         }
         tracing::info!(worker = %self.id, "worker stopped");
+    }
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

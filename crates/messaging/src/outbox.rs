@@ -22,7 +22,7 @@ use crate::{Channel, Topic, address_hash};
 
 pub const SEND_JOB: &str = "messaging.send";
 /// Messages have a queue of their own, so a big announcement does not hold up account mail.
-pub const QUEUE: &str = "messages";
+pub const QUEUE: &str = passme_core::jobs::MESSAGES_QUEUE;
 
 /// What a message says. The words come from the message catalogue or, for an announcement,
 /// from what staff wrote in both languages.

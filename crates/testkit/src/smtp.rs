@@ -89,6 +89,22 @@ impl SmtpSink {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
+    /// Hangs the relay (SIGSTOP): connections are accepted by the kernel and then nothing is
+    /// said, as with a relay that stopped answering.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused relay go on (SIGCONT), with the connections that waited.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(signal).arg(self.child.id().to_string()).status().expect("kill");
+        assert!(status.success(), "kill {signal} the relay");
+    }
+
     /// Every message received so far, decoded.
     pub fn messages(&self) -> Vec<ReceivedMail> {
         let dir = self.maildir.path().join("mail");

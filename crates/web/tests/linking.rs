@@ -435,15 +435,18 @@ async fn population(store: &Store, n: usize, industry: &str, dark_theme: bool, t
     for i in 0..n {
         let id = AccountId::new(format!("acc_{tag}_{i:03}"));
         store
-            .insert_account(&passme_store::AccountRow {
-                id: id.clone(),
-                email: format!("{tag}{i}@example.org"),
-                email_key: format!("{tag}{i}@example.org"),
-                email_verified_at: Some(1),
-                password_hash: String::new(),
-                status: passme_store::AccountStatus::Active,
-                created_at: 1,
-            })
+            .insert_account(
+                &passme_store::AccountRow {
+                    id: id.clone(),
+                    email: format!("{tag}{i}@example.org"),
+                    email_key: format!("{tag}{i}@example.org"),
+                    email_verified_at: Some(1),
+                    password_hash: String::new(),
+                    status: passme_store::AccountStatus::Active,
+                    created_at: 1,
+                },
+                None,
+            )
             .await
             .expect("account");
         if dark_theme {

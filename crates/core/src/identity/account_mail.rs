@@ -1,6 +1,6 @@
 //! Account mail, sent from the job queue and never from a request: a request that causes a mail
-//! queues it and answers at once, whether or not the mail relay is up, and a worker sends it with
-//! retries. A job names what to send and to whom (an account, an address key), never a secret:
+//! queues it (a new account's verification in the same transaction as the account) and answers
+//! at once, whether or not the mail relay is up, and a worker sends it with retries. A job names what to send and to whom (an account, an address key), never a secret:
 //! the worker mints a mailed link's token only when it sends, so no usable token ever waits in
 //! the job table.
 
@@ -42,6 +42,9 @@ pub enum AccountMail {
     RememberTheft { account_id: AccountId },
 }
 
+/// Attempts at one account mail before it is dead-lettered.
+pub const MAIL_ATTEMPTS: i64 = 16;
+
 impl JobPayload for AccountMail {
     const KIND: &'static str = "account.mail";
 }
@@ -75,8 +78,15 @@ impl AccountMail {
 
     /// Queues the mail; delivered at least once by the worker.
     pub async fn enqueue(&self, queue: &JobQueue) -> Result<(), CoreError> {
-        queue.push(self, EnqueueOptions::default()).await?;
+        queue.push(self, Self::options()).await?;
         Ok(())
+    }
+
+    /// Account mail goes out with the other messages (a hung relay holds up no other work) and
+    /// is retried through a relay outage of hours: 16 attempts, backing off to an hour, span
+    /// about five. Each attempt mints its link afresh, so a late mail's link still works.
+    pub fn options() -> EnqueueOptions {
+        EnqueueOptions { queue: Some(crate::jobs::MESSAGES_QUEUE.into()), max_attempts: Some(MAIL_ATTEMPTS), ..EnqueueOptions::default() }
     }
 }
 

@@ -56,6 +56,18 @@ impl Accounts {
     }
 
     pub async fn sign_up(&self, address: &str, new_password: SecretString) -> Result<SignUp, CoreError> {
+        self.sign_up_then(address, new_password, |_| Ok(None)).await
+    }
+
+    /// Sign-up, storing the job `then` makes for the new account (its verification mail) in the
+    /// same transaction as the account: no crash in between can leave an account whose mail
+    /// was never queued.
+    pub async fn sign_up_then(
+        &self,
+        address: &str,
+        new_password: SecretString,
+        then: impl FnOnce(&AccountId) -> Result<Option<passme_store::NewJob>, CoreError>,
+    ) -> Result<SignUp, CoreError> {
         let address = email::validate(address)?;
         let key = email::key(&address);
         password::check_new(new_password.expose_secret(), &[&address, &key, "passme"])?;
@@ -71,7 +83,8 @@ impl Accounts {
             status: AccountStatus::Active,
             created_at: now,
         };
-        match self.store.insert_account(&account).await {
+        let job = then(&account.id)?;
+        match self.store.insert_account(&account, job.as_ref()).await {
             Ok(()) => {
                 let subject = format!("account:{}", account.id);
                 self.audit.record(AuditEvent { actor: &subject, action: "account.created", subject: &subject, details: json!({}) }).await?;

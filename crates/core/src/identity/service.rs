@@ -81,11 +81,13 @@ impl Identity {
         if !self.mail_limits.allow(&email_key, ip).await? {
             return Ok(());
         }
-        let mail = match self.accounts.sign_up(&address, password).await? {
-            SignUp::Created { account_id } => AccountMail::VerifyAddress { account_id, lang },
-            SignUp::AlreadyRegistered => AccountMail::AlreadyRegistered { email_key, lang },
+        let verification = |account_id: &AccountId| {
+            self.jobs.prepare(&AccountMail::VerifyAddress { account_id: account_id.clone(), lang }, AccountMail::options()).map(Some)
         };
-        mail.enqueue(&self.jobs).await
+        match self.accounts.sign_up_then(&address, password, verification).await? {
+            SignUp::Created { .. } => Ok(()),
+            SignUp::AlreadyRegistered => AccountMail::AlreadyRegistered { email_key, lang }.enqueue(&self.jobs).await,
+        }
     }
 
     /// Sign-in: the throttle first, then the password, then the attempt is counted (a success

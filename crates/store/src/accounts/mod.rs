@@ -74,8 +74,10 @@ macro_rules! account_from_row {
 
 impl Store {
     /// `Conflict` when the e-mail key is taken.
-    pub async fn insert_account(&self, account: &AccountRow) -> Result<(), StoreError> {
+    /// Stores a new account, and with it `job` (its verification mail) in the same transaction.
+    pub async fn insert_account(&self, account: &AccountRow, job: Option<&crate::NewJob>) -> Result<(), StoreError> {
         on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO accounts (id, email, email_key, email_verified_at, password_hash, status, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -87,9 +89,13 @@ impl Store {
             .bind(&account.password_hash)
             .bind(account.status.name())
             .bind(account.created_at)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(crate::error::conflict_or)?;
+            if let Some(job) = job {
+                crate::jobs::insert_job!(job, account.created_at).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
             Ok(())
         })
     }
