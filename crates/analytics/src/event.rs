@@ -112,12 +112,15 @@ pub fn validate(index: usize, event: &EventIn, sites: &[Site], now_ms: i64) -> R
     if path.len() > MAX_PATH {
         return Err(refuse(index, "url_too_long", format!("the path exceeds {MAX_PATH} characters")));
     }
+    let path = clean_path(path).map_err(|code| refuse(index, code, "the path holds percent-encoded control characters"))?;
     let source = match event.referrer.as_deref().filter(|r| !r.is_empty()) {
         None => String::new(),
         Some(referrer) => {
             let referrer = parse_http_url(index, "referrer", referrer)?;
             let domain = referrer.host_str().unwrap_or_default().to_ascii_lowercase();
-            if site.hosts.contains(&domain) {
+            if site.hosts.contains(&domain) || private_host(&referrer) {
+                // Our own pages, or a private network's: neither is a source anyone else could
+                // have linked from, and the second would only reveal a network's layout.
                 String::new()
             } else {
                 let domain = domain.strip_prefix("www.").unwrap_or(&domain).to_string();
@@ -134,7 +137,7 @@ pub fn validate(index: usize, event: &EventIn, sites: &[Site], now_ms: i64) -> R
     let view = PageView {
         site: site.id.clone(),
         ts: event.ts,
-        path: path.to_string(),
+        path,
         source,
         utm_source: utm("utm_source"),
         utm_medium: utm("utm_medium"),
@@ -152,6 +155,78 @@ pub fn validate(index: usize, event: &EventIn, sites: &[Site], now_ms: i64) -> R
         return Err(refuse(index, "card_data_refused", "this looks like card data; PassMe never takes card details"));
     }
     Ok(Ok(view))
+}
+
+/// The path as stored: path parameters (`;jsessionid=…`) dropped, and a segment that holds an
+/// e-mail address or a secret (a reset token in the path) replaced by `:email` or `:token`, so
+/// only what the policy says is collected (the page) is kept. Percent-encoded control characters
+/// are refused (`control_characters`): no page has them.
+fn clean_path(path: &str) -> Result<String, &'static str> {
+    let mut clean = String::with_capacity(path.len());
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            clean.push('/');
+        }
+        let segment = segment.split(';').next().unwrap_or_default();
+        let decoded = percent_decode(segment);
+        if decoded.chars().any(char::is_control) {
+            return Err("control_characters");
+        }
+        if decoded.contains('@') {
+            clean.push_str(":email");
+        } else if secret_shaped(&decoded) {
+            clean.push_str(":token");
+        } else {
+            clean.push_str(segment);
+        }
+    }
+    Ok(clean)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(u8::try_from(high * 16 + low).unwrap_or(0));
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A segment that looks generated rather than written: 16 or more characters of a token
+/// alphabet that are hexadecimal, or mix letters and digits the way random strings do (a slug
+/// such as `best-password-managers-2024` mixes them once; a token does every few characters).
+fn secret_shaped(segment: &str) -> bool {
+    if segment.len() < 16 || !segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=' | b'~')) {
+        return false;
+    }
+    let kinds: Vec<bool> = segment.bytes().filter(u8::is_ascii_alphanumeric).map(|b| b.is_ascii_digit()).collect();
+    let switches = kinds.windows(2).filter(|pair| pair[0] != pair[1]).count();
+    let hex = segment.bytes().all(|b| b.is_ascii_hexdigit()) && segment.bytes().any(|b| b.is_ascii_digit());
+    switches >= 4 || hex
+}
+
+/// Whether a referrer is on a private, loopback or link-local network (or `localhost`).
+fn private_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => {
+            let first = ip.segments()[0];
+            ip.is_loopback() || ip.is_unspecified() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost") || domain.to_ascii_lowercase().ends_with(".localhost"),
+        None => false,
+    }
 }
 
 fn parse_http_url(index: usize, what: &str, text: &str) -> Result<Url, EventError> {
@@ -215,6 +290,47 @@ mod tests {
         assert_eq!(code(&EventIn { ts: NOW - MAX_AGE_MS - 1, ..event("https://passme.ai/", None) }), "timestamp_out_of_window");
         assert_eq!(code(&EventIn { ts: NOW + MAX_SKEW_MS + 1, ..event("https://passme.ai/", None) }), "timestamp_out_of_window");
         assert_eq!(code(&EventIn { ts: 0, ..event("https://passme.ai/", None) }), "timestamp_out_of_window");
+    }
+
+    #[test]
+    fn paths_keep_the_page_and_nothing_else() {
+        let path = |url: &str| validate(0, &event(url, None), &sites(), NOW).expect("accepted").expect("kept").path;
+        assert_eq!(path("https://passme.ai/page;jsessionid=ABC123"), "/page", "path parameters are dropped");
+        assert_eq!(path("https://passme.ai/a;x=1/b;y=2"), "/a/b");
+        assert_eq!(
+            path("https://passme.ai/u/victim@x.dk/reset/k3J9xQ2mZ8vL4nR7tB1wY5pC6dF0gH2j"),
+            "/u/:email/reset/:token",
+            "an address and a secret in the path become placeholders"
+        );
+        assert_eq!(path("https://passme.ai/u/victim%40x.dk"), "/u/:email", "also percent-encoded");
+        assert_eq!(path("https://passme.ai/verify/0123456789abcdef0123456789abcdef"), "/verify/:token");
+        assert_eq!(path("https://passme.ai/blog/best-password-managers-2024"), "/blog/best-password-managers-2024", "a slug is a page");
+        assert_eq!(path("https://passme.ai/pricing"), "/pricing");
+        for encoded in
+            ["https://passme.ai/a%00b", "https://passme.ai/a%0d%0aSet-Cookie", "https://passme.ai/%7F", "https://passme.ai/%C2%85"]
+        {
+            assert_eq!(code(&event(encoded, None)), "control_characters", "{encoded}");
+        }
+    }
+
+    #[test]
+    fn private_and_loopback_referrers_are_not_sources() {
+        let source = |referrer: &str| {
+            validate(0, &event("https://passme.ai/", Some(referrer)), &sites(), NOW).expect("accepted").expect("kept").source
+        };
+        for private in [
+            "http://10.1.2.3/admin",
+            "http://192.168.1.1/",
+            "http://127.0.0.1:8080/",
+            "http://[::1]/",
+            "http://[fd00::1]/",
+            "http://localhost/x",
+            "http://169.254.1.1/",
+        ] {
+            assert_eq!(source(private), "", "{private}");
+        }
+        assert_eq!(source("https://news.example/story"), "news.example");
+        assert_eq!(source("http://8.8.8.8/"), "8.8.8.8", "a public address stays a source");
     }
 
     #[test]

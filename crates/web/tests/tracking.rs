@@ -144,6 +144,25 @@ async fn hostile_and_malformed_input_is_refused_with_stable_codes_and_nothing_is
     assert!(stored(&app.db.store).await.is_empty(), "nothing from a refused request is stored");
 }
 
+/// What the policy says is collected is the limit of what is stored: the page, not the session
+/// id, address or token a path may carry, and no private network as a source.
+#[tokio::test]
+async fn paths_and_referrers_are_stored_as_the_page_and_its_public_source_only() {
+    for db in each_engine().await {
+        let clock = ManualClock::at(T0);
+        let app = manual_app(db, &clock);
+        let client = Client::new(&app, "127.0.0.1", FIREFOX).with("x-forwarded-for", "192.0.2.60");
+        let url = page("/u/victim@x.dk/reset/k3J9xQ2mZ8vL4nR7tB1wY5pC6dF0gH2j;jsessionid=ABC123");
+        let response = client.send(json!({ "site": "passme", "url": url, "referrer": "http://10.1.2.3/intranet", "ts": T0 })).await;
+        assert_eq!(response.status, 202, "{}", response.text());
+        let refused = client.send(json!({ "site": "passme", "url": page("/a%00%0d%0ab"), "ts": T0 })).await;
+        assert_eq!((refused.status.as_u16(), refused.error_code()), (400, "control_characters".to_string()));
+        let rows = stored(&app.db.store).await;
+        assert_eq!(rows.len(), 1, "on {:?}", app.db.store.engine());
+        assert_eq!((rows[0].path.as_str(), rows[0].source.as_str()), ("/u/:email/reset/:token", ""));
+    }
+}
+
 #[tokio::test]
 async fn bots_and_referrer_spam_are_dropped_and_counted() {
     let db = sqlite().await;
