@@ -108,3 +108,79 @@ fn the_scan_sees_each_way_a_code_is_written() {
     let codes: Vec<String> = codes_in(source).into_iter().collect();
     assert_eq!(codes, ["five_code", "four_code", "one_code", "six_code", "three_code", "two_code"]);
 }
+
+/// Error pages made by layers (405, 413, 404) and field errors speak the request's language, and a
+/// Danish page carries no English sentence.
+#[tokio::test]
+async fn error_pages_keep_the_requests_language() {
+    use axum::body::Body;
+    use axum::http::Request;
+    let app = passme_testkit::TestApp::builder(passme_testkit::sqlite().await).body_limit(1_024).build();
+    let english = [
+        "This method is not allowed here.",
+        "The request body is too large.",
+        "No such page or resource.",
+        "Use at least 8 characters.",
+        "use at least 8 characters",
+    ];
+    let page = |method: &str, uri: String, body: Vec<u8>| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("accept", "text/html")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-length", body.len())
+            .body(Body::from(body))
+            .expect("request")
+    };
+    for (lang, expected) in [
+        ("da", ["Den metode kan ikke bruges her.", "Anmodningen er for stor.", "Siden eller ressourcen findes ikke."]),
+        ("en", ["This method is not allowed here.", "The request body is too large.", "No such page or resource."]),
+    ] {
+        let answers = [
+            app.send(page("DELETE", format!("/privacy?lang={lang}"), Vec::new())).await,
+            app.send(page("POST", format!("/contact?lang={lang}"), vec![b'a'; 4_096])).await,
+            app.send(page("GET", format!("/no-such-page?lang={lang}"), Vec::new())).await,
+        ];
+        for (answer, (status, text)) in answers.iter().zip([405, 413, 404].into_iter().zip(expected)) {
+            let html = answer.text();
+            assert_eq!(answer.status.as_u16(), status, "{lang}: {html}");
+            assert!(html.contains(&format!("<html lang=\"{lang}\"")), "{status} in {lang}: {html}");
+            assert!(html.contains(text), "{status} in {lang} says {text:?}: {html}");
+            if lang == "da" {
+                for sentence in english {
+                    assert!(!html.contains(sentence), "{status}: an English sentence on a Danish page: {sentence}");
+                }
+            }
+        }
+        // Without `Accept: text/html` (an API client, curl) the same errors come as JSON, in
+        // the same language.
+        let json = |method: &str, uri: String, body: Vec<u8>| {
+            Request::builder().method(method).uri(uri).header("content-length", body.len()).body(Body::from(body)).expect("request")
+        };
+        let answers = [
+            app.send(json("DELETE", format!("/privacy?lang={lang}"), Vec::new())).await,
+            app.send(json("POST", format!("/contact?lang={lang}"), vec![b'a'; 4_096])).await,
+        ];
+        for (answer, text) in answers.iter().zip(expected) {
+            assert_eq!(answer.json()["error"]["message"], text, "{lang}: {}", answer.text());
+        }
+        let mut browser = passme_testkit::browser::Browser::new(&app);
+        let short = browser
+            .submit(
+                &format!("/signup?lang={lang}"),
+                &format!("/signup?lang={lang}"),
+                &[("email", "kort@example.com"), ("password", "kort")],
+            )
+            .await;
+        let html = short.text();
+        assert_eq!(short.status.as_u16(), 400);
+        let wanted = if lang == "da" { "Brug mindst 8 tegn." } else { "Use at least 8 characters." };
+        assert!(html.contains(wanted), "{lang}: {html}");
+        if lang == "da" {
+            for sentence in english {
+                assert!(!html.contains(sentence), "an English sentence on the Danish sign-up page: {sentence}");
+            }
+        }
+    }
+}
