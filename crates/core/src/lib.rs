@@ -10,6 +10,7 @@ pub mod consent;
 pub mod crypto;
 pub mod datamap;
 pub mod error;
+pub mod fleet;
 pub mod housekeeping;
 pub mod identity;
 pub mod jobs;

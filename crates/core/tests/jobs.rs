@@ -337,3 +337,29 @@ async fn a_worker_that_lost_its_lease_stops_its_handler_and_cannot_complete() {
     })
     .await;
 }
+
+/// What `passme status` and `/metrics` read: per kind, the jobs queued, running and dead, and the
+/// running ones with their holder and lease end.
+#[tokio::test]
+async fn the_fleet_status_counts_jobs_per_kind_with_their_holders() {
+    for_each_engine(|store| async move {
+        let (_, _, queue) = setup(&store);
+        for kind in ["mail", "mail", "mail", "report"] {
+            queue.enqueue(kind, &json!({}), EnqueueOptions::default()).await.expect("enqueue");
+        }
+        queue.enqueue("broken", &json!({}), EnqueueOptions { max_attempts: Some(1), ..Default::default() }).await.expect("enqueue");
+        let claimed = store.claim_jobs("default", "worker_status", 10, 60_000, T0).await.expect("claim");
+        let broken = claimed.into_iter().find(|j| j.kind == "broken").expect("broken claimed");
+        assert!(store.fail_job(&broken.id, "worker_status", "never readable", None, T0).await.expect("fail"));
+        let status = passme_core::fleet::FleetStatus::read(&store, 0, "analytics.pass").await.expect("status");
+        let depth = |kind: &str| status.depths.iter().find(|d| d.kind == kind).map(|d| (d.queued, d.running, d.dead));
+        assert_eq!(depth("mail"), Some((0, 3, 0)), "on {:?}: {:?}", store.engine(), status.depths);
+        assert_eq!(depth("report"), Some((0, 1, 0)));
+        assert_eq!(depth("broken"), Some((0, 0, 1)));
+        assert_eq!(status.running.len(), 4);
+        assert!(status.running.iter().all(|j| j.locked_by.as_deref() == Some("worker_status") && j.locked_until == Some(T0 + 60_000)));
+        assert_eq!(status.dead[0].last_error.as_deref(), Some("never readable"));
+        assert!(status.minute_pass.is_none());
+    })
+    .await;
+}

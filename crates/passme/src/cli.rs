@@ -90,6 +90,13 @@ enum Command {
     /// The token vault's keys (linked accounts' tokens are sealed with them).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The fleet on this database: live instances, job queues, running and dead-lettered jobs,
+    /// and the last minute pass.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -372,6 +379,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         Command::Hold(command) => hold(command, &config).await,
         Command::Archive(command) => archive(command, &config).await,
         Command::Keys(command) => keys(command, &config).await,
+        Command::Status { json } => status(&config, json).await,
     }
 }
 
@@ -658,6 +666,59 @@ async fn migrated_store(config: &Config) -> Result<Store, String> {
     let store = Store::connect(&store_options(config)).await.map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     Ok(store)
+}
+
+async fn status(config: &Config, json: bool) -> Result<ExitCode, String> {
+    let store = migrated_store(config).await?;
+    let now = clock::system().now_ms();
+    let fleet = passme_core::fleet::FleetStatus::read(&store, now - passme_web::app::missed_ms(), passme_analytics::rollup::PASS_LEASE)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&fleet.to_json()).map_err(|e| e.to_string())?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ago = |ms: i64| format!("{} s ago", (now - ms).max(0) / 1000);
+    println!("instances ({} live):", fleet.instances.len());
+    for i in &fleet.instances {
+        println!("  {}  v{}  started {}  heartbeat {}  {}", i.id, i.version, time_of_ms(i.started_at), ago(i.heartbeat_at), i.base_url);
+    }
+    println!("queues (queued / running / dead):");
+    for d in &fleet.depths {
+        println!("  {:<28} {:>8} {:>8} {:>6}", d.kind, d.queued, d.running, d.dead);
+    }
+    println!("running jobs:");
+    for j in &fleet.running {
+        let lease = j.locked_until.map_or_else(String::new, |until| format!("lease ends in {} s", (until - now) / 1000));
+        println!("  {}  {}  attempt {}  held by {}  {lease}", j.id, j.kind, j.attempts, j.locked_by.as_deref().unwrap_or("-"));
+    }
+    println!("dead letters (newest first):");
+    for j in &fleet.dead {
+        println!(
+            "  {}  {}  {} attempts  {}  {}",
+            j.id,
+            j.kind,
+            j.attempts,
+            time_of_ms(j.updated_at),
+            j.last_error.as_deref().unwrap_or("")
+        );
+    }
+    match &fleet.minute_pass {
+        Some(pass) => {
+            let last =
+                pass.finished_at.map_or_else(|| "never finished".into(), |at| format!("last finished {} ({})", time_of_ms(at), ago(at)));
+            let took = pass.took_ms.map_or_else(String::new, |ms| format!(", took {ms} ms"));
+            let now_running = pass.holder.as_deref().map_or_else(String::new, |h| format!("; running now ({h})"));
+            println!("minute pass: {last}{took}, {} runs{now_running}", pass.runs);
+        }
+        None => println!("minute pass: not run yet"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn time_of_ms(ms: i64) -> String {
+    let seconds = ms.div_euclid(1000) % 86_400;
+    format!("{} {:02}:{:02}:{:02}Z", date_of_ms(ms), seconds / 3600, seconds / 60 % 60, seconds % 60)
 }
 
 fn date_of_ms(ms: i64) -> String {

@@ -300,6 +300,35 @@ fn admin_links_point_at_the_running_server_or_the_public_url() {
     assert!(String::from_utf8_lossy(&after.stdout).contains("no server is running"), "a stopped server leaves the registry");
 }
 
+/// `passme status` shows what operators need of the fleet from the shared database: the live
+/// instances, the queues per kind, and the minute pass once it ran; and `[jobs] lease_secs` is
+/// read from its variable without a warning.
+#[test]
+fn status_shows_the_fleet_and_every_setting_has_its_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = passme(dir.path());
+    command.env("PASSME_JOBS__LEASE_SECS", "30");
+    let (mut child, _addr) = start(command);
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (stdout, _) = run_ok(dir.path(), &["status", "--json"]);
+        status = serde_json::from_str(&stdout).expect("JSON");
+        if status["minute_pass"]["runs"].as_i64().unwrap_or(0) >= 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(status["instances"].as_array().map(Vec::len), Some(1), "{status}");
+    assert_eq!(status["instances"][0]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(status["minute_pass"]["finished_at_ms"].as_i64().is_some(), "the minute pass ran: {status}");
+    assert!(status["queues"].is_array() && status["running"].is_array() && status["dead"].is_array(), "{status}");
+    let (text, _) = run_ok(dir.path(), &["status"]);
+    assert!(text.contains("instances (1 live)") && text.contains("minute pass: last finished"), "{text}");
+    assert!(terminate(&mut child).success());
+    let logs = output_of(child);
+    assert!(!logs.contains("unknown PASSME_ variable"), "{logs}");
+}
+
 /// Posts one page view over a fresh connection; true when the server acknowledged it (202).
 fn post_event(addr: &str, path: &str, forwarded_for: &str) -> bool {
     let Ok(mut stream) = TcpStream::connect(addr) else { return false };

@@ -41,6 +41,12 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
     pub status: String,
 }
@@ -101,6 +107,13 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     pub jobs: Family<StatusLabels, Gauge>,
+    /// Per job kind and state (queued, running, dead): the fleet's backlog.
+    pub job_depth: Family<KindLabels, Gauge>,
+    /// Instances that heartbeat within the last two minutes.
+    pub instances: Gauge,
+    /// The last minute pass: when it finished (Unix seconds) and how long it took.
+    pub pass_finished: Gauge,
+    pub pass_took_ms: Gauge,
     pub csp_violations: Family<DirectiveLabels, Counter>,
     pub billing_events: Family<StatusLabels, Counter>,
 }
@@ -115,6 +128,14 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register("http_request_duration_seconds", "Time to answer HTTP requests", latency.clone());
         registry.register("jobs", "Background jobs by status", jobs.clone());
+        let job_depth = Family::<KindLabels, Gauge>::default();
+        registry.register("job_depth", "Background jobs by kind and state (queued, running, dead)", job_depth.clone());
+        let instances = Gauge::default();
+        registry.register("fleet_instances", "Instances that heartbeat within the last two minutes", instances.clone());
+        let pass_finished = Gauge::default();
+        registry.register("analytics_pass_finished_seconds", "When the last minute pass finished (Unix time)", pass_finished.clone());
+        let pass_took_ms = Gauge::default();
+        registry.register("analytics_pass_took_milliseconds", "How long the last minute pass took", pass_took_ms.clone());
         registry.register("csp_violations", "Content-Security-Policy violations reported by browsers", csp_violations.clone());
         let billing_events = Family::<StatusLabels, Counter>::default();
         registry.register(
@@ -122,7 +143,7 @@ impl Metrics {
             "Payment provider webhook deliveries: accepted, duplicate, refused",
             billing_events.clone(),
         );
-        Metrics { registry, requests, latency, jobs, csp_violations, billing_events }
+        Metrics { registry, requests, latency, jobs, job_depth, instances, pass_finished, pass_took_ms, csp_violations, billing_events }
     }
 
     /// Counts one webhook delivery by outcome (the billing crate's fixed outcome names).

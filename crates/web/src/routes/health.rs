@@ -71,5 +71,22 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Resul
             state.metrics.jobs.get_or_create(&StatusLabels { status: status.into() }).set(n);
         }
     }
+    let live_since = state.clock.now_ms() - crate::app::missed_ms();
+    if let Ok(fleet) = passme_core::fleet::FleetStatus::read(&state.store, live_since, passme_analytics::rollup::PASS_LEASE).await {
+        state.metrics.instances.set(i64::try_from(fleet.instances.len()).unwrap_or(i64::MAX));
+        for d in &fleet.depths {
+            for (kind_state, n) in [("queued", d.queued), ("running", d.running), ("dead", d.dead)] {
+                state
+                    .metrics
+                    .job_depth
+                    .get_or_create(&crate::metrics::KindLabels { kind: d.kind.clone(), state: kind_state.into() })
+                    .set(n);
+            }
+        }
+        if let Some(pass) = &fleet.minute_pass {
+            state.metrics.pass_finished.set(pass.finished_at.unwrap_or(0) / 1000);
+            state.metrics.pass_took_ms.set(pass.took_ms.unwrap_or(0));
+        }
+    }
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode()))
 }
