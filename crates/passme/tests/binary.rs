@@ -329,6 +329,67 @@ fn status_shows_the_fleet_and_every_setting_has_its_variable() {
     assert!(!logs.contains("unknown PASSME_ variable"), "{logs}");
 }
 
+/// Schemathesis (from PyPI, installed in .tools/ by scripts/test) over the served OpenAPI document,
+/// signed in with a session cookie: no server error, and every status code, content type and
+/// response body as the document says. A bounded number of examples per operation and a fixed
+/// seed keep the run short and repeatable.
+#[tokio::test]
+async fn the_api_answers_as_its_openapi_document_says() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let st = root.join(".tools/py/bin/st");
+    if !st.exists() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "schemathesis is not installed: scripts/test installs it into .tools/");
+        eprintln!("skipping: schemathesis is not installed (scripts/test installs it into .tools/py)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, addr) = start(passme(dir.path()));
+    // An account to sign in with, made through the store the server uses.
+    let options = passme_store::StoreOptions { database_url: None, data_dir: dir.path().join("passme-data"), max_connections: 1 };
+    let store = passme_store::Store::connect(&options).await.expect("open");
+    let accounts = passme_core::identity::accounts::Accounts::new(store.clone(), passme_core::clock::system());
+    let passme_core::identity::accounts::SignUp::Created { account_id } =
+        accounts.sign_up("schema@example.com", secrecy::SecretString::from(passme_testkit::PASSWORD)).await.expect("sign up")
+    else {
+        panic!("a new account")
+    };
+    store.set_email_verified(&account_id, 1).await.expect("verified");
+    store.close().await;
+    let body = format!(r#"{{"email":"schema@example.com","password":"{}"}}"#, passme_testkit::PASSWORD);
+    let mut stream = TcpStream::connect(&addr).expect("connect");
+    let request = format!(
+        "POST /api/v1/login HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("login");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let session = response
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: __Host-session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("signed in: {response}"))
+        .to_string();
+    let output = Command::new(&st)
+        .args(["run", &format!("http://{addr}/api/openapi.json")])
+        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
+        .args(["--max-examples", "15", "--seed", "1", "--generation-database", "none", "--workers", "2"])
+        .args(["--header", &format!("Cookie: __Host-session={session}"), "--header", &format!("Origin: http://{addr}")])
+        // Signing out (or ending this session) midway would leave the rest unauthenticated.
+        .args(["--exclude-path", "/api/v1/logout", "--exclude-path-regex", "^/api/v1/sessions/"])
+        .env("PYTHONPATH", root.join("tests/schemathesis"))
+        .env("SCHEMATHESIS_HOOKS", "passme_hooks")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run schemathesis");
+    let report = String::from_utf8_lossy(&output.stdout);
+    let summary = report.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    println!("{summary}");
+    assert!(terminate(&mut child).success());
+    assert!(output.status.success(), "schemathesis found mismatches:\n{report}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(report.contains("passed"), "{report}");
+}
+
 /// Posts one page view over a fresh connection; true when the server acknowledged it (202).
 fn post_event(addr: &str, path: &str, forwarded_for: &str) -> bool {
     let Ok(mut stream) = TcpStream::connect(addr) else { return false };

@@ -52,8 +52,8 @@ fn parse_query(state: &AppState, params: &HashMap<String, String>) -> Result<rep
 #[utoipa::path(get, path = "/api/v1/analytics/report", operation_id = "analytics_report", tag = "analytics", security(("bearer" = []), ("session" = [])),
     params(
         ("site" = Option<String>, Query, description = "Site id (default passme)"),
-        ("from" = Option<String>, Query, description = "First day, YYYY-MM-DD (default 29 days before to)"),
-        ("to" = Option<String>, Query, description = "Last day, YYYY-MM-DD (default today, UTC)"),
+        ("from" = Option<String>, Query, format = Date, description = "First day, YYYY-MM-DD (default 29 days before to)"),
+        ("to" = Option<String>, Query, format = Date, description = "Last day, YYYY-MM-DD (default today, UTC)"),
         ("page" = Option<String>, Query, description = "Only visits that viewed this page; likewise landing, exit, source, utm_source, utm_medium, utm_campaign, browser, os, isp"),
     ),
     responses(

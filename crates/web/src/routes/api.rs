@@ -120,10 +120,13 @@ pub async fn end_session(
 #[serde(deny_unknown_fields)]
 pub struct PreferencesBody {
     /// `light` or `dark`.
+    #[schema(pattern = "^(light|dark)$")]
     pub theme: String,
     /// `da`, `en`, or null to follow the browser.
+    #[schema(pattern = "^(da|en)$")]
     pub language: Option<String>,
     /// `normal` or `large`.
+    #[schema(pattern = "^(normal|large)$")]
     pub text_size: String,
 }
 
@@ -243,9 +246,13 @@ pub async fn put_consent(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupBody {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// At least 8 characters, not a common or breached password.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     /// `da` (default) or `en`: the language of the verification mail.
+    #[schema(pattern = "^(da|en)$")]
     pub language: Option<String>,
 }
 

@@ -464,6 +464,7 @@ pub struct ReportOutcome {
 #[utoipa::path(post, path = "/api/v1/messaging/reports", tag = "messaging", security(("bearer" = [])), request_body(content = String, content_type = "message/rfc822", description = "A delivery status notification (RFC 3464) or an abuse report (RFC 5965), as the relay received it"), responses(
     (status = 202, description = "Read; bounced or complaining addresses are suppressed", body = ReportOutcome),
     (status = 401, description = "No or wrong relay token", body = crate::error::ErrorBody),
+    (status = 404, description = "Closed: no relay token is configured (`not_found`)", body = crate::error::ErrorBody),
     (status = 413, description = "Larger than a report", body = crate::error::ErrorBody),
     (status = 422, description = "Not a delivery or feedback report", body = crate::error::ErrorBody),
 ))]

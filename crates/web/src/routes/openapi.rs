@@ -41,7 +41,7 @@ use utoipa::OpenApi;
         crate::routes::openapi::document,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &BodyErrors)
 )]
 pub struct ApiDoc;
 
@@ -68,6 +68,36 @@ impl utoipa::Modify for BearerAuth {
                 ),
             )),
         );
+    }
+}
+
+/// Every operation that reads a JSON body answers 400 for malformed JSON (`body_invalid_json`)
+/// and 415 for another media type (`unsupported_media_type`): the extractor does so before the
+/// handler runs, so the document says it once here rather than in every handler's annotation.
+struct BodyErrors;
+
+impl utoipa::Modify for BodyErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten() {
+                let json_body = matches!(&operation.request_body, Some(RefOr::T(body)) if body.content.keys().any(|t| t.contains("json")));
+                if !json_body {
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                responses.entry("400".into()).or_insert_with(|| error("Malformed JSON (`body_invalid_json`) or a refused field"));
+                responses.entry("415".into()).or_insert_with(|| error("The body is not JSON (`unsupported_media_type`)"));
+            }
+        }
     }
 }
 
