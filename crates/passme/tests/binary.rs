@@ -8,28 +8,8 @@ use std::time::{Duration, Instant};
 
 use passme_policy::proves;
 
-fn passme(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_passme"));
-    command.current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).stdin(Stdio::null());
-    command
-}
-
-/// Starts `passme serve` and waits for the "listening" line; returns the child and its address.
-fn start(mut command: Command) -> (Child, String) {
-    let mut child = command
-        .arg("serve")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn passme");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
-    let url = line.trim().strip_prefix("PassMe is listening on http://").unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-    (child, url.trim_end_matches('/').to_string())
-}
+mod common;
+use common::{output_of, passme, start, terminate};
 
 /// A minimal HTTP/1.1 GET over a raw socket: status code and body.
 fn get(addr: &str, path: &str) -> (u16, String) {
@@ -41,23 +21,6 @@ fn get(addr: &str, path: &str) -> (u16, String) {
     let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
-}
-
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "passme did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn output_of(child: Child) -> String {
-    let out = child.wait_with_output().expect("output");
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 #[test]

@@ -25,9 +25,18 @@ impl StoreError {
     pub fn is_outage(&self) -> bool {
         match self {
             StoreError::Unreachable { .. } => true,
-            StoreError::Database(e) => {
-                matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed)
-            }
+            // A broken conversation (the connection cut while it was being set up, so the peer's
+            // answer to the TLS request or the start-up was not PostgreSQL's) is the network or a
+            // restarting server between us and the database: also an outage.
+            StoreError::Database(e) => matches!(
+                e,
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+            ),
             _ => false,
         }
     }

@@ -8,6 +8,7 @@ pub mod db;
 pub mod oidc;
 pub mod openapi;
 pub mod people;
+pub mod proxy;
 pub mod push;
 pub mod receiver;
 pub mod smtp;

@@ -416,6 +416,9 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     config: Config,
+    /// This server in the instance registry; its workers' ids start with it, so an operator
+    /// (and `passme status`) sees which instance holds a job.
+    instance_id: String,
 }
 
 impl Application {
@@ -501,7 +504,7 @@ impl Application {
                 &config.fraud.disposable_domains.clone().unwrap_or_else(|| config.data_dir.join(passme_fraud::signals::FILE_NAME)),
             )),
         })?);
-        Ok(Application { listener, state, config })
+        Ok(Application { listener, state, config, instance_id: passme_core::crypto::random_id::<8>("inst_") })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -525,7 +528,7 @@ impl Application {
     pub async fn run_with(self, extra: Router<AppState>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut background = self.spawn_background(stop_rx.clone());
-        background.push(tokio::spawn(announce_instance(self.state.clone(), stop_rx)));
+        background.push(tokio::spawn(announce_instance(self.state.clone(), self.instance_id.clone(), stop_rx)));
         let app = router_with(self.state.clone(), Duration::from_secs(self.config.http.request_timeout_secs), extra);
         let served = crate::serve::serve(self.listener, app, ConnectionTimeouts::from_config(&self.config.http), shutdown).await;
         let _ = stop_tx.send(true);
@@ -550,15 +553,18 @@ impl Application {
             }
         };
         let poll = Duration::from_millis(self.config.jobs.poll_interval_ms);
-        for _ in 0..self.config.jobs.workers {
+        let lease_ms = i64::try_from(self.config.jobs.lease_secs).unwrap_or(300).saturating_mul(1000);
+        for n in 0..self.config.jobs.workers {
             let worker = Worker {
-                lease_ms: i64::try_from(self.config.jobs.lease_secs).unwrap_or(300) * 1000,
+                id: format!("{}.worker{n}", self.instance_id),
+                lease_ms,
                 ..Worker::new(state.store.clone(), state.clock.clone(), handlers.clone())
             };
             tasks.push(tokio::spawn(worker.run(poll, stop.clone())));
             // Messages wait on relays and push services: their own queue, run concurrently.
             let sender = Worker {
-                lease_ms: i64::try_from(self.config.jobs.lease_secs).unwrap_or(300) * 1000,
+                id: format!("{}.sender{n}", self.instance_id),
+                lease_ms,
                 queue: passme_messaging::outbox::QUEUE.into(),
                 batch: 32,
                 concurrent: true,
@@ -606,10 +612,10 @@ pub fn missed_ms() -> i64 {
 
 /// Keeps this server in the instance registry (where operator commands find its address) until
 /// it stops, then removes it.
-async fn announce_instance(state: AppState, mut stop: watch::Receiver<bool>) {
+async fn announce_instance(state: AppState, id: String, mut stop: watch::Receiver<bool>) {
     let now = state.clock.now_ms();
     let mut row = passme_store::InstanceRow {
-        id: format!("inst_{}", hex::encode(rand::random::<[u8; 8]>())),
+        id,
         version: env!("CARGO_PKG_VERSION").to_string(),
         base_url: state.base_url.clone(),
         started_at: now,

@@ -175,7 +175,8 @@ impl From<CoreError> for WebError {
             CoreError::NotFound { code } => WebError::new(StatusCode::NOT_FOUND, code),
             CoreError::Conflict { code } => WebError::new(StatusCode::CONFLICT, code),
             CoreError::Forbidden => WebError::forbidden(),
-            CoreError::Unavailable { code } => WebError::new(StatusCode::SERVICE_UNAVAILABLE, code),
+            // Something we depend on is down (the database, the mail relay): come back shortly.
+            CoreError::Unavailable { code } => WebError::new(StatusCode::SERVICE_UNAVAILABLE, code).retry_after(5),
             CoreError::Internal(_) => {
                 tracing::error!(error = %e, code = e.code(), "request failed");
                 WebError::for_status(StatusCode::INTERNAL_SERVER_ERROR)
