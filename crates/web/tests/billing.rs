@@ -752,3 +752,44 @@ async fn card_payments_the_provider_reports_feed_fraud_scanning_and_one_card_on_
         assert_eq!(store.scalar_i64(payments).await.expect("n"), 2);
     }
 }
+
+/// Reconciliation waiting on a slow provider outlives its job lease: the lease is renewed while it
+/// runs, so the other workers polling all along never claim it and the provider is asked once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reconciliation_outliving_its_lease_asks_the_provider_once() {
+    for db in each_engine().await {
+        let engine = db.engine_name();
+        let Billed { front, app, stripe: _stripe } = billed(db).await;
+        // Every listing waits 1.5 s: a second run would wait too, and be counted.
+        for _ in 0..3 {
+            front.inject(stripe::Fault::Delay { path_prefix: "GET /v1/subscriptions".into(), ms: 1_500 });
+        }
+        passme_billing::Billing::schedule_reconcile(&app.state.jobs, app.state.clock.now_ms()).await.expect("schedule");
+        let handlers = app.state.job_handlers().expect("handlers");
+        let workers: Vec<_> = (0..3)
+            .map(|_| passme_core::jobs::Worker {
+                lease_ms: 400,
+                ..passme_core::jobs::Worker::new(app.state.store.clone(), app.state.clock.clone(), handlers.clone())
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let mut passes = Vec::new();
+        for worker in workers {
+            passes.push(tokio::spawn(async move {
+                let mut succeeded = 0;
+                while started.elapsed() < std::time::Duration::from_millis(4_000) {
+                    succeeded += worker.run_once().await.expect("pass").succeeded;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                succeeded
+            }));
+        }
+        let mut succeeded = 0;
+        for pass in passes {
+            succeeded += pass.await.expect("worker");
+        }
+        let calls = front.requests_to("GET", "/v1/subscriptions").len();
+        println!("{engine}: the provider was asked {calls} time(s) for the subscriptions during one reconciliation");
+        assert_eq!((succeeded, calls), (1, 1), "{engine}: one run, one call");
+    }
+}
