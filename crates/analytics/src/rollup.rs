@@ -10,6 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use passme_core::CoreError;
 use passme_core::clock::SharedClock;
 use passme_core::jobs::{EnqueueOptions, JobQueue};
+use passme_core::lease::Holder;
 use passme_store::Store;
 use serde_json::json;
 
@@ -89,8 +90,8 @@ impl Rollups {
     /// Runs the pass unless another instance is running one (a pass over a large backlog can take
     /// longer than the minute between passes): two passes never rewrite visits at once.
     /// `None` when the pass was left to the instance running it.
-    pub async fn run_exclusive(&self) -> Result<Option<RollupReport>, CoreError> {
-        passme_core::lease::exclusively(&self.store, &self.clock, PASS_LEASE, self.run()).await
+    pub async fn run_exclusive(&self, holder: &Holder) -> Result<Option<RollupReport>, CoreError> {
+        passme_core::lease::exclusively(&self.store, &self.clock, PASS_LEASE, holder, self.run()).await
     }
 
     /// Moves received page views from the inbox into the events table, a slice per transaction
@@ -217,12 +218,14 @@ impl Rollups {
     }
 }
 
-/// Wraps the pass as a job handler.
-pub fn handler(rollups: Rollups) -> impl Fn(passme_store::Job) -> passme_core::jobs::HandlerFuture + Send + Sync + 'static {
-    move |_job| {
+/// Wraps the pass as a job handler. The pass's lease is held by the job's worker, as long at a
+/// time as the job's own lease (`lease_ms`).
+pub fn handler(rollups: Rollups, lease_ms: i64) -> impl Fn(passme_store::Job) -> passme_core::jobs::HandlerFuture + Send + Sync + 'static {
+    move |job| {
         let rollups = rollups.clone();
+        let holder = Holder { id: job.locked_by.unwrap_or_else(|| passme_core::crypto::random_id::<8>("holder_")), lease_ms };
         Box::pin(async move {
-            match rollups.run_exclusive().await? {
+            match rollups.run_exclusive(&holder).await? {
                 Some(report) => tracing::debug!(visitors = report.visitors, days = report.days, "analytics rollup pass"),
                 None => tracing::debug!("analytics rollup pass left to the instance running one"),
             }

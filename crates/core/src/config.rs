@@ -321,6 +321,12 @@ impl Default for JobsConfig {
     }
 }
 
+impl JobsConfig {
+    pub fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease_secs).unwrap_or(300).saturating_mul(1000)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SecretsConfig {
     pub master_key: Option<SecretString>,

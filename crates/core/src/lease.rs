@@ -11,8 +11,15 @@ use passme_store::Store;
 use crate::CoreError;
 use crate::clock::SharedClock;
 
-/// How long a holding lasts without renewal; renewed every third of it.
-pub const LEASE_MS: i64 = 30_000;
+/// Who holds a lease and for how long at a time (renewed every third of it). A holder that dies
+/// lets it lapse one `lease_ms` after its last renewal.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    /// Names the holder in the lease row: the worker running the job, so an operator sees which
+    /// instance holds it.
+    pub id: String,
+    pub lease_ms: i64,
+}
 
 /// Runs `work` while holding the lease `name`; `None`, without running it, while another instance
 /// holds it. Should the lease be lost all the same (this instance could not reach the database
@@ -22,20 +29,22 @@ pub async fn exclusively<T>(
     store: &Store,
     clock: &SharedClock,
     name: &str,
+    holder: &Holder,
     work: impl Future<Output = Result<T, CoreError>>,
 ) -> Result<Option<T>, CoreError> {
-    let holder = crate::crypto::random_id::<8>("holder_");
+    let Holder { id: holder, lease_ms } = holder;
+    let lease_ms = (*lease_ms).max(3);
     let now = clock.now_ms();
-    if !store.take_lease(name, &holder, now, now + LEASE_MS).await? {
+    if !store.take_lease(name, holder, now, now + lease_ms).await? {
         return Ok(None);
     }
     tokio::pin!(work);
-    let every = Duration::from_millis(u64::try_from(LEASE_MS / 3).unwrap_or(10_000));
+    let every = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1));
     let result = loop {
         tokio::select! {
             done = &mut work => break done,
             () = tokio::time::sleep(every) => {
-                match store.renew_lease(name, &holder, clock.now_ms() + LEASE_MS).await {
+                match store.renew_lease(name, holder, clock.now_ms() + lease_ms).await {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!(lease = name, %holder, "lease lost to another instance: work stopped");
@@ -46,7 +55,7 @@ pub async fn exclusively<T>(
             }
         }
     };
-    if !store.release_lease(name, &holder, clock.now_ms()).await? {
+    if !store.release_lease(name, holder, clock.now_ms()).await? {
         tracing::warn!(lease = name, %holder, "lease lost before the work ended");
     }
     result.map(Some)

@@ -150,7 +150,28 @@ async fn a_fleet_of_three_on_one_postgres_keeps_what_one_instance_promises() {
     assert!((accepted as f64) <= allowance * 1.1, "{accepted} accepted; one instance allows {allowance:.0}");
     assert!(accepted >= 190, "{accepted}");
 
-    // kill -9 of an instance while page views stream in: every acknowledged one stored once.
+    // A backlog, so that the next minute pass takes a while; then kill -9 of the instance running
+    // that pass while page views stream in: every acknowledged view stored once, and the dead
+    // holder's pass lease lapses after one lease (2 s here) for another pass to take over.
+    let agent = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    for r in 0..300 {
+        let views: Vec<String> =
+            (0..50).map(|v| format!(r#"{{"site":"passme","url":"http://127.0.0.1/backlog/{r}/{v}","ts":{now}}}"#)).collect();
+        let client = format!("10.9.{}.{}", r / 200, r % 200 + 1);
+        let (status, _, body) = http(
+            &fleet[r % 3].addr,
+            "POST",
+            "/api/v1/events",
+            &[("Content-Type", "application/json"), ("User-Agent", agent), ("X-Forwarded-For", &client)],
+            &format!("[{}]", views.join(",")),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    let pass_holder = async || store.lease(passme_analytics::rollup::PASS_LEASE).await.expect("lease").and_then(|l| l.holder);
+    let (holder, waited) = wait_for("a minute pass over the backlog", Duration::from_secs(75), pass_holder).await;
+    let victim = instance_index(&store, &fleet, &holder).await.expect("the pass holder's instance");
+    println!("a minute pass started on instance {victim} after {waited:?}");
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut senders = Vec::new();
@@ -167,9 +188,10 @@ async fn a_fleet_of_three_on_one_postgres_keeps_what_one_instance_promises() {
             }
         }));
     }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pass_holder().await.as_deref(), Some(holder.as_str()), "the pass still runs when its instance is killed");
+    fleet[victim].kill_9();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    fleet[1].kill_9();
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for sender in senders {
         sender.join().expect("sender");
@@ -183,15 +205,26 @@ async fn a_fleet_of_three_on_one_postgres_keeps_what_one_instance_promises() {
         .scalar_i64("SELECT COUNT(DISTINCT path) FROM (SELECT path FROM analytics_events WHERE path LIKE '/kill/%' UNION ALL SELECT path FROM analytics_inbox WHERE path LIKE '/kill/%') AS p")
         .await
         .expect("count");
-    println!("kill -9: {} page views acknowledged, {stored} stored, {distinct} distinct", acked.len());
+    let backlog = store
+        .scalar_i64("SELECT (SELECT COUNT(*) FROM analytics_events WHERE path LIKE '/backlog/%') + (SELECT COUNT(*) FROM analytics_inbox WHERE path LIKE '/backlog/%')")
+        .await
+        .expect("count");
+    println!("kill -9 of the pass holder: {} page views acknowledged, {stored} stored, {distinct} distinct", acked.len());
     assert!(acked.len() > 100, "the stream ran");
     assert_eq!(stored, distinct, "none stored twice");
     assert!(stored >= i64::try_from(acked.len()).expect("small"), "none acknowledged and lost");
-    fleet[1] = Instance::start(&through_front, &sink, &master_key);
+    assert_eq!(backlog, 15_000, "the backlog the killed pass was moving: none lost, none doubled");
+    fleet[victim] = Instance::start(&through_front, &sink, &master_key);
 
-    // The minute pass, run here alongside the instances' own: visits and rollups equal a rebuild.
+    // The minute pass, run here once the dead holder's lease has lapsed: visits and rollups
+    // equal a rebuild.
     let rollups = passme_analytics::rollup::Rollups::new(store.clone(), passme_core::clock::system());
-    wait_for("a minute pass of our own", Duration::from_secs(40), async || rollups.run_exclusive().await.expect("pass")).await;
+    let holder = passme_core::lease::Holder { id: "fleet-test".into(), lease_ms: 2_000 };
+    let (_, lapsed) = wait_for("the pass lease, once its holder died", Duration::from_secs(60), async || {
+        rollups.run_exclusive(&holder).await.expect("pass")
+    })
+    .await;
+    println!("the dead holder's pass lease taken over {lapsed:?} later");
     let today = passme_core::clock::system().now_ms().div_euclid(86_400_000);
     let passes = store.rollup_days("passme", today, today).await.expect("days")[0].totals;
     rollups.rebuild("passme", today, today).await.expect("rebuild");

@@ -251,6 +251,7 @@ impl TestAppBuilder {
                 metrics_access: self.metrics_access,
                 secrets: Secrets::from_key([7; 32]),
                 max_job_attempts: 8,
+                job_lease_ms: 300_000,
                 clock: self.clock,
                 mailer,
                 base_url: BASE_URL.into(),

@@ -79,6 +79,8 @@ pub struct Services {
     pub clock: SharedClock,
     /// The durable job queue, with the configured attempts per job.
     pub jobs: JobQueue,
+    /// How long a job (and the minute pass) is held without renewal.
+    pub job_lease_ms: i64,
     pub mailer: Arc<Mailer>,
     /// Accounts, sessions, remember-me, tokens, staff roles, and the use cases over them.
     pub identity: Identity,
@@ -130,6 +132,9 @@ pub struct Wiring {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub metrics_access: MetricsAccess,
     pub max_job_attempts: i64,
+    /// How long a job (and the minute pass) is held without renewal: a dead holder's work is
+    /// taken over after it.
+    pub job_lease_ms: i64,
     pub messaging: passme_core::config::MessagingConfig,
     pub production: bool,
     /// The disposable-mail domains fraud scanning knows.
@@ -182,6 +187,7 @@ impl Services {
             consent: ConsentLedger::new(w.store.clone(), w.clock.clone()),
             audit: AuditLog::new(w.store.clone(), w.clock.clone()),
             jobs,
+            job_lease_ms: w.job_lease_ms,
             policy,
             store: w.store,
             metrics: Arc::new(Metrics::new()),
@@ -209,7 +215,7 @@ impl Services {
         let mut handlers = Handlers::default();
         let housekeeping = Housekeeping::new(self.store.clone(), self.clock.clone(), &self.policy)?;
         handlers.register(housekeeping::JOB_KIND, housekeeping::handler(Arc::new(housekeeping)));
-        handlers.register(rollup::JOB_KIND, rollup::handler(Rollups::new(self.store.clone(), self.clock.clone())));
+        handlers.register(rollup::JOB_KIND, rollup::handler(Rollups::new(self.store.clone(), self.clock.clone()), self.job_lease_ms));
         self.account_mailer().register(&mut handlers);
         self.erasures.clone().register(&mut handlers);
         RequestMailer { requests: self.requests.clone(), mailer: self.mailer.clone(), base_url: self.base_url.clone() }
@@ -498,6 +504,7 @@ impl Application {
             trusted_proxies: config.http.trusted_proxies.clone(),
             metrics_access: MetricsAccess::from_config(&config),
             max_job_attempts: config.jobs.max_attempts,
+            job_lease_ms: config.jobs.lease_ms(),
             messaging: config.messaging.clone(),
             production: config.is_production(),
             disposable_domains: Arc::new(passme_fraud::DisposableDomains::load(
@@ -553,7 +560,7 @@ impl Application {
             }
         };
         let poll = Duration::from_millis(self.config.jobs.poll_interval_ms);
-        let lease_ms = i64::try_from(self.config.jobs.lease_secs).unwrap_or(300).saturating_mul(1000);
+        let lease_ms = self.config.jobs.lease_ms();
         for n in 0..self.config.jobs.workers {
             let worker = Worker {
                 id: format!("{}.worker{n}", self.instance_id),

@@ -596,12 +596,14 @@ async fn overlapping_minute_passes_run_one_at_a_time_and_agree_with_a_rebuild() 
             last_error: None,
         };
         let rollups = Rollups::new(store.clone(), Arc::new(clock.clone()));
-        passme_analytics::rollup::handler(rollups.clone())(job.clone()).await.expect("the job ends");
+        passme_analytics::rollup::handler(rollups.clone(), 30_000)(job.clone()).await.expect("the job ends");
         assert_eq!(inbox().await, 12, "nothing moved or rewritten while the other pass runs on {:?}", store.engine());
-        assert_eq!(rollups.run_exclusive().await.expect("pass"), None);
+        let holder = passme_core::lease::Holder { id: "holder_here".into(), lease_ms: 30_000 };
+        assert_eq!(rollups.run_exclusive(&holder).await.expect("pass"), None);
         // Its holder finishes; two passes then start side by side.
         assert!(store.release_lease(passme_analytics::rollup::PASS_LEASE, "holder_elsewhere", now).await.expect("release"));
-        let (a, b) = tokio::join!(rollups.run_exclusive(), rollups.run_exclusive());
+        let other = passme_core::lease::Holder { id: "holder_there".into(), lease_ms: 30_000 };
+        let (a, b) = tokio::join!(rollups.run_exclusive(&holder), rollups.run_exclusive(&other));
         let ran = [a.expect("pass"), b.expect("pass")].into_iter().flatten().count();
         assert!(ran >= 1, "at least one ran");
         assert_eq!(inbox().await, 0);
