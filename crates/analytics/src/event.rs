@@ -148,7 +148,9 @@ pub fn validate(index: usize, event: &EventIn, sites: &[Site], now_ms: i64) -> R
     }
     // What is stored is checked as stored, decoded: the page may also come from a pixel's Referer
     // header, which the request scan does not read.
-    if [&view.path, &view.utm_source, &view.utm_medium, &view.utm_campaign]
+    // The path as sent, too: a card number in it would otherwise be stored as `:token`, where
+    // the promise is to refuse it.
+    if [page.path(), &view.path, &view.utm_source, &view.utm_medium, &view.utm_campaign]
         .iter()
         .any(|v| passme_core::cards::carries_card_number(v.as_bytes()))
     {
