@@ -168,6 +168,17 @@ async fn a_fleet_of_three_on_one_postgres_keeps_what_one_instance_promises() {
         );
         assert_eq!(status, 202, "{body}");
     }
+    // The pass the next minute would queue, queued now, for whichever instance's worker is free.
+    let now = passme_core::clock::system().now_ms();
+    let pass = passme_store::NewJob {
+        id: "analytics-rollup:fleet-test".into(),
+        queue: passme_core::jobs::DEFAULT_QUEUE.into(),
+        kind: passme_analytics::rollup::JOB_KIND.into(),
+        payload: "{}".into(),
+        max_attempts: 3,
+        run_at: now,
+    };
+    store.enqueue_job(&pass, now).await.expect("queue a pass");
     let pass_holder = async || store.lease(passme_analytics::rollup::PASS_LEASE).await.expect("lease").and_then(|l| l.holder);
     let (holder, waited) = wait_for("a minute pass over the backlog", Duration::from_secs(75), pass_holder).await;
     let victim = instance_index(&store, &fleet, &holder).await.expect("the pass holder's instance");
