@@ -523,7 +523,8 @@ async fn provider_failures_are_retried_with_the_same_key_and_never_duplicate_a_c
     let db = sqlite().await;
     let stripe = LocalStripe::start().await;
     let front = ProviderFront::start(&stripe.url()).await;
-    let client = passme_billing::StripeClient::new(&front.url(), SecretString::from(stripe::SECRET_KEY), Duration::from_millis(300))
+    // Margins a loaded CI machine keeps: the retry itself must not time out too.
+    let client = passme_billing::StripeClient::new(&front.url(), SecretString::from(stripe::SECRET_KEY), Duration::from_millis(1_000))
         .expect("client")
         .with_retry_base(Duration::from_millis(10));
     let billing = passme_billing::Billing::new(
@@ -537,9 +538,9 @@ async fn provider_failures_are_retried_with_the_same_key_and_never_duplicate_a_c
     );
     let app = TestApp::builder(db).billing(Arc::new(billing)).build();
     let gus = member(&app, "gus@example.test").await;
-    front.inject(Fault::Delay { path_prefix: "POST /v1/customers".into(), ms: 600 });
+    front.inject(Fault::Delay { path_prefix: "POST /v1/customers".into(), ms: 2_000 });
     app.state.billing.clone().expect("billing").ensure_customer(&gus.id).await.expect("customer after a timeout");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let attempts = front.requests_to("POST", "/v1/customers");
     assert_eq!(attempts.len(), 2);
     assert_eq!(attempts[0].idempotency_key, attempts[1].idempotency_key);
