@@ -334,6 +334,8 @@ async fn the_api_answers_as_its_openapi_document_says() {
         .unwrap_or_else(|| panic!("signed in: {response}"))
         .to_string();
     let output = Command::new(&st)
+        // Its cache (`.schemathesis/`) goes to the test's folder, not the repository.
+        .current_dir(dir.path())
         .args(["run", &format!("http://{addr}/api/openapi.json")])
         .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
         .args(["--max-examples", "15", "--seed", "1", "--generation-database", "none", "--workers", "2"])
