@@ -327,3 +327,19 @@ async fn a_reset_request_does_the_same_work_for_known_and_unknown_addresses() {
         assert_eq!(resets, 1, "the worker mails the known address only");
     }
 }
+
+/// The fleet's backlog per job kind, as of each scrape: a kind whose queue emptied shows nothing,
+/// not the depth it had at the last scrape.
+#[tokio::test]
+async fn metrics_show_the_job_backlog_as_it_is_now() {
+    let app = TestApp::new(sqlite().await);
+    for _ in 0..2 {
+        app.state.jobs.enqueue("report.build", &json!({}), passme_core::jobs::EnqueueOptions::default()).await.expect("enqueue");
+    }
+    let metrics = app.get("/metrics").await.text();
+    assert!(metrics.contains(r#"passme_job_depth{kind="report.build",state="queued"} 2"#), "{metrics}");
+    assert!(metrics.contains("passme_fleet_instances"), "{metrics}");
+    app.state.store.execute_script("DELETE FROM jobs").await.expect("empty the queue");
+    let metrics = app.get("/metrics").await.text();
+    assert!(!metrics.contains(r#"kind="report.build""#), "an emptied queue leaves no series: {metrics}");
+}

@@ -71,10 +71,14 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Resul
             state.metrics.jobs.get_or_create(&StatusLabels { status: status.into() }).set(n);
         }
     }
-    let live_since = state.clock.now_ms() - crate::app::missed_ms();
-    if let Ok(fleet) = passme_core::fleet::FleetStatus::read(&state.store, live_since, passme_analytics::rollup::PASS_LEASE).await {
-        state.metrics.instances.set(i64::try_from(fleet.instances.len()).unwrap_or(i64::MAX));
-        for d in &fleet.depths {
+    // What `passme status` shows of the fleet, without its lists of jobs.
+    if let Ok(live) = state.store.live_instances(state.clock.now_ms() - crate::app::missed_ms()).await {
+        state.metrics.instances.set(i64::try_from(live.len()).unwrap_or(i64::MAX));
+    }
+    if let Ok(depths) = state.store.job_depths().await {
+        // A kind whose queue emptied is no longer listed: its series goes, not its last value.
+        state.metrics.job_depth.clear();
+        for d in &depths {
             for (kind_state, n) in [("queued", d.queued), ("running", d.running), ("dead", d.dead)] {
                 state
                     .metrics
@@ -83,10 +87,10 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Resul
                     .set(n);
             }
         }
-        if let Some(pass) = &fleet.minute_pass {
-            state.metrics.pass_finished.set(pass.finished_at.unwrap_or(0) / 1000);
-            state.metrics.pass_took_ms.set(pass.took_ms.unwrap_or(0));
-        }
+    }
+    if let Ok(Some(pass)) = state.store.lease(passme_analytics::rollup::PASS_LEASE).await {
+        state.metrics.pass_finished.set(pass.finished_at.unwrap_or(0) / 1000);
+        state.metrics.pass_took_ms.set(pass.took_ms.unwrap_or(0));
     }
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode()))
 }
