@@ -347,27 +347,18 @@ impl Worker {
         job: &Job,
         task: tokio::task::JoinHandle<Result<(), JobError>>,
     ) -> Option<Result<Result<(), JobError>, tokio::task::JoinError>> {
-        let every = Duration::from_millis(u64::try_from(self.lease_ms / 3).unwrap_or(1).max(1));
-        // A worker that is gone (its task cancelled) takes its handler with it, as a crash would.
+        // A worker that is gone (its task cancelled) takes its handler with it, as a crash would;
+        // so does one that lost its lease, when this returns.
         let mut task = AbortOnDrop(task);
-        loop {
-            tokio::select! {
-                joined = &mut task.0 => return Some(joined),
-                () = tokio::time::sleep(every) => {
-                    let now = self.clock.now_ms();
-                    match self.store.extend_job_lease(&job.id, &self.id, now + self.lease_ms, now).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            task.0.abort();
-                            tracing::warn!(job = %job.id, kind = %job.kind, worker = %self.id, "lease lost to another worker: handler stopped");
-                            return None;
-                        }
-                        // The next renewal may succeed; until the lease runs out the job is ours.
-                        Err(e) => tracing::warn!(job = %job.id, kind = %job.kind, error = %e, "could not renew a job's lease"),
-                    }
-                }
-            }
+        let renew = move || {
+            let now = self.clock.now_ms();
+            self.store.extend_job_lease(&job.id, &self.id, now + self.lease_ms, now)
+        };
+        let joined = crate::lease::renewing(&mut task.0, self.lease_ms, &job.id, renew).await;
+        if joined.is_none() {
+            tracing::warn!(job = %job.id, kind = %job.kind, worker = %self.id, "lease lost to another worker: handler stopped");
         }
+        joined
     }
 
     /// Runs until `shutdown` turns true, polling when idle. A pass in progress finishes first.

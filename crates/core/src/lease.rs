@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use passme_store::Store;
+use passme_store::{Store, StoreError};
 
 use crate::CoreError;
 use crate::clock::SharedClock;
@@ -33,30 +33,40 @@ pub async fn exclusively<T>(
     work: impl Future<Output = Result<T, CoreError>>,
 ) -> Result<Option<T>, CoreError> {
     let Holder { id: holder, lease_ms } = holder;
-    let lease_ms = (*lease_ms).max(3);
+    let lease_ms = *lease_ms;
     let now = clock.now_ms();
     if !store.take_lease(name, holder, now, now + lease_ms).await? {
         return Ok(None);
     }
-    tokio::pin!(work);
-    let every = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1));
-    let result = loop {
-        tokio::select! {
-            done = &mut work => break done,
-            () = tokio::time::sleep(every) => {
-                match store.renew_lease(name, holder, clock.now_ms() + lease_ms).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(lease = name, %holder, "lease lost to another instance: work stopped");
-                        return Err(CoreError::broken("lease", format!("{name}: lost to another instance")));
-                    }
-                    Err(e) => tracing::warn!(lease = name, error = %e, "could not renew a lease"),
-                }
-            }
-        }
+    let renew = move || store.renew_lease(name, holder, clock.now_ms() + lease_ms);
+    let Some(result) = renewing(work, lease_ms, name, renew).await else {
+        tracing::warn!(lease = name, %holder, "lease lost to another instance: work stopped");
+        return Err(CoreError::broken("lease", format!("{name}: lost to another instance")));
     };
     if !store.release_lease(name, holder, clock.now_ms()).await? {
         tracing::warn!(lease = name, %holder, "lease lost before the work ended");
     }
     result.map(Some)
+}
+
+/// Awaits `work` while calling `renew` every third of `lease_ms`: the heartbeat of a lease, a
+/// job's or a named one. `None` once `renew` answers that the lease is another's; `work` is then dropped, which
+/// stops it at its next await. A renewal the database did not answer is logged and tried again
+/// at the next beat: until the lease runs out it is still ours.
+pub async fn renewing<T, R>(work: impl Future<Output = T>, lease_ms: i64, what: &str, mut renew: impl FnMut() -> R) -> Option<T>
+where
+    R: Future<Output = Result<bool, StoreError>>,
+{
+    let every = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1).max(1));
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return Some(done),
+            () = tokio::time::sleep(every) => match renew().await {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => tracing::warn!(lease = what, error = %e, "could not renew a lease"),
+            },
+        }
+    }
 }
