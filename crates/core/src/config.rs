@@ -611,19 +611,22 @@ impl Config {
         if let Some(v) = env("PASSME_LOG") {
             self.log_filter = v;
         }
-        if let Some(v) = secret_from_env(env, "PASSME_METRICS__TOKEN")? {
+        // A section's secret values. Their `_FILE` twins are the sections' `*_file` keys, read
+        // with the file (whose variables were put into it in `load`).
+        let secret = |name: &str| env(name).map(SecretString::from);
+        if let Some(v) = secret("PASSME_METRICS__TOKEN") {
             self.metrics.token = Some(v);
         }
-        if let Some(v) = secret_from_env(env, "PASSME_SECRETS__MASTER_KEY")? {
+        if let Some(v) = secret("PASSME_SECRETS__MASTER_KEY") {
             self.secrets.master_key = Some(v);
         }
-        if let Some(v) = secret_from_env(env, "PASSME_MAIL__SMTP_URL")? {
+        if let Some(v) = secret("PASSME_MAIL__SMTP_URL") {
             self.mail.smtp_url = Some(v);
         }
-        if let Some(v) = secret_from_env(env, "PASSME_BILLING__SECRET_KEY")? {
+        if let Some(v) = secret("PASSME_BILLING__SECRET_KEY") {
             self.billing.secret_key = Some(v);
         }
-        if let Some(v) = secret_from_env(env, "PASSME_BILLING__WEBHOOK_SECRETS")? {
+        if let Some(v) = secret("PASSME_BILLING__WEBHOOK_SECRETS") {
             self.billing.webhook_secrets = split_secrets(v.expose_secret());
         }
         Ok(())
@@ -699,9 +702,7 @@ fn overlay_section_vars(table: &mut toml::Table, env: &dyn Fn(&str) -> Option<St
             let mut last_error = String::new();
             let fits = readings.into_iter().find(|reading| {
                 let mut candidate = table.clone();
-                let entry = candidate.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                let Some(section_table) = entry.as_table_mut() else { return false };
-                section_table.insert((*key).to_string(), reading.clone());
+                set_key(&mut candidate, section, key, reading.clone());
                 match candidate.try_into::<FileConfig>() {
                     Ok(_) => true,
                     Err(e) => {
@@ -711,14 +712,18 @@ fn overlay_section_vars(table: &mut toml::Table, env: &dyn Fn(&str) -> Option<St
                 }
             });
             let Some(reading) = fits else { return Err(ConfigError::Env { name, message: format!("{last_error} (got {value:?})") }) };
-            if let Some(section_table) =
-                table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new())).as_table_mut()
-            {
-                section_table.insert((*key).to_string(), reading);
-            }
+            set_key(table, section, key, reading);
         }
     }
     Ok(())
+}
+
+/// Sets `[section] key` in the file's table. (A section the file wrote as something other than a
+/// table is left alone: the file is refused for it anyway.)
+fn set_key(table: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
+    if let Some(keys) = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new())).as_table_mut() {
+        keys.insert(key.to_string(), value);
+    }
 }
 
 /// The field names a `Deserialize` struct asks for: serde hands them to the deserializer, which
@@ -782,13 +787,12 @@ fn split_secrets(text: &str) -> Vec<SecretString> {
 }
 
 /// `NAME` or `NAME_FILE`; both set is an error, since which one wins would be a guess.
+/// A secret from its variable, or from the file its `_FILE` twin names (both at once were
+/// refused in `load`).
 fn secret_from_env(env: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<SecretString>, ConfigError> {
-    let file_name = format!("{name}_FILE");
-    match (env(name), env(&file_name)) {
-        (Some(_), Some(_)) => Err(ConfigError::Env { name: name.into(), message: format!("set either {name} or {file_name}, not both") }),
-        (Some(v), None) => Ok(Some(SecretString::from(v))),
-        (None, Some(path)) => read_secret_file(Path::new(&path), name).map(Some),
-        (None, None) => Ok(None),
+    match env(name) {
+        Some(v) => Ok(Some(SecretString::from(v))),
+        None => env(&format!("{name}_FILE")).map(|path| read_secret_file(Path::new(&path), name)).transpose(),
     }
 }
 
