@@ -88,7 +88,7 @@ impl SharedLimit {
             if senders.len() >= MAX_SENDERS && !senders.contains_key(&ip) {
                 forget_light_senders(&mut senders, leak, now);
             }
-            let sender = senders.entry(ip).or_insert(Sender { at: now, ..Sender::default() });
+            let sender = sender_at(&mut senders, ip, now);
             let quiet = (now - sender.at).max(0) as f64;
             sender.uncharged = (sender.uncharged - quiet * leak).max(0.0);
             sender.heavy &= quiet < self.bucket.burst / self.bucket.per_ms;
@@ -112,12 +112,12 @@ impl SharedLimit {
             Ok(granted) => granted,
             Err(e) => {
                 // Nothing was charged: owe it still.
-                self.lock().entry(ip).or_default().uncharged += owed;
+                sender_at(&mut self.lock(), ip, now).uncharged += owed;
                 return Err(e.into());
             }
         };
         let mut senders = self.lock();
-        let sender = senders.entry(ip).or_insert(Sender { at: now, ..Sender::default() });
+        let sender = sender_at(&mut senders, ip, now);
         sender.tokens += granted;
         if sender.tokens >= n {
             sender.tokens -= n;
@@ -127,6 +127,12 @@ impl SharedLimit {
         sender.refused_until = now + (self.block / self.bucket.per_ms).ceil() as i64;
         Ok(false)
     }
+}
+
+/// The sender's state, new (seen now) if this instance holds none for it: it may have been
+/// forgotten while its statement was out.
+fn sender_at(senders: &mut HashMap<IpAddr, Sender>, ip: IpAddr, now: i64) -> &mut Sender {
+    senders.entry(ip).or_insert(Sender { at: now, ..Sender::default() })
 }
 
 /// Forgets the senders that hold nothing of the shared bucket's: those whose local allowance has
