@@ -9,19 +9,7 @@ use std::time::{Duration, Instant};
 use passme_policy::proves;
 
 mod common;
-use common::{output_of, passme, start, terminate};
-
-/// A minimal HTTP/1.1 GET over a raw socket: status code and body.
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
+use common::{get, http, output_of, page_view, passme, set_cookie, start, terminate};
 
 #[test]
 fn serve_starts_with_no_configuration_and_stops_gracefully() {
@@ -319,27 +307,16 @@ async fn the_api_answers_as_its_openapi_document_says() {
     store.set_email_verified(&account_id, 1).await.expect("verified");
     store.close().await;
     let body = format!(r#"{{"email":"schema@example.com","password":"{}"}}"#, passme_testkit::PASSWORD);
-    let mut stream = TcpStream::connect(&addr).expect("connect");
-    let request = format!(
-        "POST /api/v1/login HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("login");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let session = response
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: __Host-session="))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("signed in: {response}"))
-        .to_string();
+    let (status, headers, answer) =
+        http(&addr, "POST", "/api/v1/login", &[("Origin", &format!("http://{addr}")), ("Content-Type", "application/json")], &body);
+    let session = set_cookie(&headers, "__Host-session").unwrap_or_else(|| panic!("signed in: {status} {answer}"));
     let output = Command::new(&st)
         // Its cache (`.schemathesis/`) goes to the test's folder, not the repository.
         .current_dir(dir.path())
         .args(["run", &format!("http://{addr}/api/openapi.json")])
         .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
         .args(["--max-examples", "15", "--seed", "1", "--generation-database", "none", "--workers", "2"])
-        .args(["--header", &format!("Cookie: __Host-session={session}"), "--header", &format!("Origin: http://{addr}")])
+        .args(["--header", &format!("Cookie: {session}"), "--header", &format!("Origin: http://{addr}")])
         // Signing out (or ending this session) midway would leave the rest unauthenticated.
         .args(["--exclude-path", "/api/v1/logout", "--exclude-path-regex", "^/api/v1/sessions/"])
         .env("PYTHONPATH", root.join("tests/schemathesis"))
@@ -355,24 +332,6 @@ async fn the_api_answers_as_its_openapi_document_says() {
     assert!(report.contains("passed"), "{report}");
 }
 
-/// Posts one page view over a fresh connection; true when the server acknowledged it (202).
-fn post_event(addr: &str, path: &str, forwarded_for: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(addr) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let body = format!(r#"{{"site":"passme","url":"http://127.0.0.1{path}","ts":{now}}}"#);
-    let request = format!(
-        "POST /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\nX-Forwarded-For: {forwarded_for}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.1 202")
-}
-
 /// Sends page views from several threads, kills the server with SIGKILL mid-stream, and returns
 /// the paths it had acknowledged.
 fn ingest_then_kill(command: Command) -> Vec<String> {
@@ -386,7 +345,7 @@ fn ingest_then_kill(command: Command) -> Vec<String> {
                 let mut n = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let path = format!("/kill/{t}/{n}");
-                    if post_event(&addr, &path, &format!("198.18.{t}.{}", n % 250)) {
+                    if page_view(&addr, &path, &format!("198.18.{t}.{}", n % 250)) == 202 {
                         acked.push(path);
                     }
                     n += 1;

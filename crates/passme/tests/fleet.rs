@@ -7,8 +7,7 @@
 //! `Retry-After` and recovered without a restart, and SIGTERM draining in seconds.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use passme_testkit::SmtpSink;
 use passme_testkit::proxy::TcpFront;
 
 mod common;
-use common::{passme, start_with, terminate};
+use common::{header, http, page_view, passme, set_cookie, start_with, terminate};
 
 /// One `passme serve` of the fleet.
 struct Instance {
@@ -55,38 +54,6 @@ impl Drop for Instance {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// One HTTP/1.1 request over a fresh connection: status, headers (lower-case names), body.
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<(String, String)>, String) {
-    let Ok(mut stream) = TcpStream::connect(addr) else { return (0, Vec::new(), String::new()) };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    if stream.write_all(request.as_bytes()).is_err() {
-        return (0, Vec::new(), String::new());
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = head.lines().skip(1).filter_map(|l| l.split_once(": ")).map(|(n, v)| (n.to_ascii_lowercase(), v.to_string())).collect();
-    (status, headers, body.to_string())
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-}
-
-fn page_view(addr: &str, path: &str, client: &str) -> u16 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let body = format!(r#"{{"site":"passme","url":"http://127.0.0.1{path}","ts":{now}}}"#);
-    let agent = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-    http(addr, "POST", "/api/v1/events", &[("Content-Type", "text/plain"), ("User-Agent", agent), ("X-Forwarded-For", client)], &body).0
 }
 
 /// Whose worker `locked_by` is: worker ids start with their instance's id.
@@ -133,7 +100,7 @@ async fn a_fleet_of_three_on_one_postgres_keeps_what_one_instance_promises() {
     let (status, headers, body) =
         http(&fleet[0].addr, "POST", "/api/v1/login", &[("Content-Type", "application/json"), ("Origin", &origin(&fleet[0]))], &login);
     assert_eq!(status, 200, "{body}");
-    let session = header(&headers, "set-cookie").and_then(|c| c.split(';').next()).expect("a session cookie").to_string();
+    let session = set_cookie(&headers, "__Host-session").expect("a session cookie");
     assert_eq!(http(&fleet[1].addr, "GET", "/api/v1/me", &[("Cookie", &session)], "").0, 200, "the session works on another instance");
     let (status, ..) = http(&fleet[2].addr, "POST", "/api/v1/logout", &[("Cookie", &session), ("Origin", &origin(&fleet[2]))], "");
     assert!(status < 300, "signed out on the third: {status}");

@@ -3,7 +3,8 @@
 // Each test binary uses its own part of these.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,4 +47,53 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
 pub fn output_of(child: Child) -> String {
     let out = child.wait_with_output().expect("output");
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// One HTTP/1.1 request over a fresh connection: status, headers (lower-case names), body.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<(String, String)>, String) {
+    let Ok(mut stream) = TcpStream::connect(addr) else { return (0, Vec::new(), String::new()) };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (0, Vec::new(), String::new());
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers = head.lines().skip(1).filter_map(|l| l.split_once(": ")).map(|(n, v)| (n.to_ascii_lowercase(), v.to_string())).collect();
+    (status, headers, body.to_string())
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// Posts one page view of `path` from `client` (through a trusted `X-Forwarded-For`) as a
+/// browser's tracker would; the status of the answer (202: stored).
+pub fn page_view(addr: &str, path: &str, client: &str) -> u16 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let body = format!(r#"{{"site":"passme","url":"http://127.0.0.1{path}","ts":{now}}}"#);
+    let agent = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    http(addr, "POST", "/api/v1/events", &[("Content-Type", "text/plain"), ("User-Agent", agent), ("X-Forwarded-For", client)], &body).0
+}
+
+/// The cookie `name` a response sets, as a `Cookie` header carries it (`name=value`).
+pub fn set_cookie(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .find_map(|(_, v)| v.split(';').next().filter(|pair| pair.starts_with(&format!("{name}="))))
+        .map(str::to_string)
+}
+
+/// A GET: status and body.
+pub fn get(addr: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = http(addr, "GET", path, &[], "");
+    (status, body)
 }
