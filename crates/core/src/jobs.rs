@@ -153,8 +153,7 @@ impl JobQueue {
 }
 
 fn new_job_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    format!("job_{}", hex::encode(bytes))
+    crate::crypto::random_id::<16>("job_")
 }
 
 /// Handlers by job kind.
@@ -252,9 +251,8 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(store: Store, clock: SharedClock, handlers: Handlers) -> Worker {
-        let bytes: [u8; 6] = rand::random();
         Worker {
-            id: format!("worker_{}", hex::encode(bytes)),
+            id: crate::crypto::random_id::<6>("worker_"),
             store,
             clock,
             handlers,
@@ -264,6 +262,12 @@ impl Worker {
             backoff: Backoff::default(),
             concurrent: false,
         }
+    }
+
+    /// The message queue's worker, as `passme serve` runs it: messages wait on relays and push
+    /// services, so a batch runs at once and one slow peer holds up nothing else.
+    pub fn messages(store: Store, clock: SharedClock, handlers: Handlers) -> Worker {
+        Worker { queue: MESSAGES_QUEUE.into(), batch: 32, concurrent: true, ..Worker::new(store, clock, handlers) }
     }
 
     /// Claims one batch and runs it. A handler that panics counts as a failed attempt.

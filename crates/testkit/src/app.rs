@@ -101,8 +101,7 @@ impl TestApp {
     pub async fn run_jobs(&self) -> passme_core::jobs::Pass {
         let handlers = self.state.job_handlers().expect("job handlers");
         let worker = passme_core::jobs::Worker::new(self.state.store.clone(), self.state.clock.clone(), handlers);
-        let sender =
-            passme_core::jobs::Worker { queue: passme_messaging::outbox::QUEUE.into(), batch: 32, concurrent: true, ..worker.clone() };
+        let sender = passme_core::jobs::Worker::messages(self.state.store.clone(), self.state.clock.clone(), worker.handlers.clone());
         let mut total = passme_core::jobs::Pass::default();
         loop {
             let mut pass = worker.run_once().await.expect("worker pass");

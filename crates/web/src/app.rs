@@ -568,14 +568,10 @@ impl Application {
                 ..Worker::new(state.store.clone(), state.clock.clone(), handlers.clone())
             };
             tasks.push(tokio::spawn(worker.run(poll, stop.clone())));
-            // Messages wait on relays and push services: their own queue, run concurrently.
             let sender = Worker {
                 id: format!("{}.sender{n}", self.instance_id),
                 lease_ms,
-                queue: passme_messaging::outbox::QUEUE.into(),
-                batch: 32,
-                concurrent: true,
-                ..Worker::new(state.store.clone(), state.clock.clone(), handlers.clone())
+                ..Worker::messages(state.store.clone(), state.clock.clone(), handlers.clone())
             };
             tasks.push(tokio::spawn(sender.run(poll, stop.clone())));
         }

@@ -779,10 +779,7 @@ async fn two_instances_sending_one_announcement_send_each_message_once() {
         let handlers = app.state.job_handlers().expect("handlers");
         let worker = |name: &str| passme_core::jobs::Worker {
             id: name.to_string(),
-            queue: passme_messaging::outbox::QUEUE.into(),
-            batch: 32,
-            concurrent: true,
-            ..passme_core::jobs::Worker::new(store.clone(), app.state.clock.clone(), handlers.clone())
+            ..passme_core::jobs::Worker::messages(store.clone(), app.state.clock.clone(), handlers.clone())
         };
         let run = |w: passme_core::jobs::Worker| async move {
             let mut done = 0;

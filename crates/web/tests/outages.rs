@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use passme_core::jobs::{MESSAGES_QUEUE, Worker};
+use passme_core::jobs::Worker;
 use passme_testkit::browser::{Browser, PASSWORD, link_token};
 use passme_testkit::people::count;
 use passme_testkit::{SmtpSink, TestApp, each_engine};
@@ -17,13 +17,7 @@ async fn sign_up(browser: &mut Browser<'_>, email: &str) -> (u16, Duration) {
 
 /// The message queue's worker as `passme serve` runs it, with a short lease.
 fn sender(app: &TestApp, lease_ms: i64) -> Worker {
-    Worker {
-        queue: MESSAGES_QUEUE.into(),
-        batch: 32,
-        concurrent: true,
-        lease_ms,
-        ..Worker::new(app.state.store.clone(), app.state.clock.clone(), app.state.job_handlers().expect("handlers"))
-    }
+    Worker { lease_ms, ..Worker::messages(app.state.store.clone(), app.state.clock.clone(), app.state.job_handlers().expect("handlers")) }
 }
 
 /// Waits until the relay has `n` messages (it may be slow to write them), then a moment more to
