@@ -1,7 +1,7 @@
 //! The background pass that turns received page views into visits and daily rollups. It runs
-//! every minute through the job queue (one instance at a time, under a lease), moves the page views received
-//! since the last pass out of the unindexed inbox, picks up the visitors whose page
-//! views arrived since the last pass, recomputes their visits around the new views (merging
+//! every minute through the job queue (one instance at a time, under a lease), moves the page
+//! views received since the last pass out of the unindexed inbox, picks up the visitors whose
+//! page views arrived since the last pass, recomputes their visits around the new views (merging
 //! visits a late event joins) and rebuilds the rollups of every day whose visits changed. It
 //! also rotates the daily salt: yesterday's is destroyed.
 

@@ -2,7 +2,7 @@
 //! queue per kind, running jobs with their holders and lease ends, dead letters, and the last
 //! minute pass. Read from the shared database, so any instance (or the CLI) sees the same.
 
-use passme_store::{InstanceRow, JobStatus, KindDepth, LeaseRow, RunningJob, Store};
+use passme_store::{InstanceRow, JobStatus, JobSummary, KindDepth, LeaseRow, Store};
 
 use crate::CoreError;
 
@@ -13,8 +13,8 @@ const LISTED: i64 = 20;
 pub struct FleetStatus {
     pub instances: Vec<InstanceRow>,
     pub depths: Vec<KindDepth>,
-    pub running: Vec<RunningJob>,
-    pub dead: Vec<RunningJob>,
+    pub running: Vec<JobSummary>,
+    pub dead: Vec<JobSummary>,
     /// The minute pass's lease: who runs it now, when the last one finished and how long it took.
     pub minute_pass: Option<LeaseRow>,
 }
@@ -32,7 +32,7 @@ impl FleetStatus {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        let job = |j: &RunningJob| {
+        let job = |j: &JobSummary| {
             serde_json::json!({ "id": j.id, "kind": j.kind, "attempts": j.attempts, "holder": j.locked_by,
                 "lease_until_ms": j.locked_until, "last_error": j.last_error, "updated_at_ms": j.updated_at })
         };

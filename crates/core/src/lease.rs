@@ -50,9 +50,9 @@ pub async fn exclusively<T>(
 }
 
 /// Awaits `work` while calling `renew` every third of `lease_ms`: the heartbeat of a lease, a
-/// job's or a named one. `None` once `renew` answers that the lease is another's; `work` is then dropped, which
-/// stops it at its next await. A renewal the database did not answer is logged and tried again
-/// at the next beat: until the lease runs out it is still ours.
+/// job's or a named one. `None` once `renew` answers that the lease is another's; `work` is
+/// then dropped, which stops it at its next await. A renewal the database did not answer is
+/// logged and tried again at the next beat: until the lease runs out it is still ours.
 pub async fn renewing<T, R>(work: impl Future<Output = T>, lease_ms: i64, what: &str, mut renew: impl FnMut() -> R) -> Option<T>
 where
     R: Future<Output = Result<bool, StoreError>>,

@@ -78,9 +78,10 @@ pub struct KindDepth {
     pub dead: i64,
 }
 
-/// A job as operators see it: who holds it until when, or why it failed.
+/// A job as operators see it: a running one with its holder and lease end, a dead one with the
+/// error that ended it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunningJob {
+pub struct JobSummary {
     pub id: String,
     pub kind: String,
     pub attempts: i64,
@@ -287,7 +288,7 @@ impl Store {
 
     /// Jobs of `status` (running ones with their holders and lease ends; dead ones with their
     /// last error), most recently changed first.
-    pub async fn jobs_in(&self, status: JobStatus, limit: i64) -> Result<Vec<RunningJob>, StoreError> {
+    pub async fn jobs_in(&self, status: JobStatus, limit: i64) -> Result<Vec<JobSummary>, StoreError> {
         on_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT id, kind, attempts, locked_by, locked_until, last_error, updated_at FROM jobs WHERE status = $1 ORDER BY updated_at DESC, id LIMIT $2",
@@ -298,7 +299,7 @@ impl Store {
             .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
-                out.push(RunningJob {
+                out.push(JobSummary {
                     id: row.try_get("id")?,
                     kind: row.try_get("kind")?,
                     attempts: row.try_get("attempts")?,

@@ -47,7 +47,7 @@ pub use fleet::{Bucket, LeaseRow};
 pub use fraud::{FraudCounts, FraudDecisionRow, FraudEventRow, FraudListRow, FraudRuleRow};
 pub use ids::AccountId;
 pub use instances::InstanceRow;
-pub use jobs::{Job, JobCounts, JobStatus, KindDepth, NewJob, RunningJob};
+pub use jobs::{Job, JobCounts, JobStatus, JobSummary, KindDepth, NewJob};
 pub use linking::{FlowRow, LinkRow, PartnerProfileRow, SuggestionRow, TokenRow, VaultKeyRow};
 pub use messaging::{
     CampaignRow, MessageRecipient, MessageRow, NewMessage, PartnerExportRow, PrefRow, PushSubscriptionRow, Recipient, Segment,

@@ -1,8 +1,8 @@
 //! Account mail, sent from the job queue and never from a request: a request that causes a mail
 //! queues it (a new account's verification in the same transaction as the account) and answers
-//! at once, whether or not the mail relay is up, and a worker sends it with retries. A job names what to send and to whom (an account, an address key), never a secret:
-//! the worker mints a mailed link's token only when it sends, so no usable token ever waits in
-//! the job table.
+//! at once, whether or not the mail relay is up, and a worker sends it with retries. A job names
+//! what to send and to whom (an account, an address key), never a secret: the worker mints a
+//! mailed link's token only when it sends, so no usable token ever waits in the job table.
 
 use passme_store::AccountId;
 use std::sync::Arc;

@@ -73,8 +73,8 @@ macro_rules! account_from_row {
 }
 
 impl Store {
-    /// `Conflict` when the e-mail key is taken.
     /// Stores a new account, and with it `job` (its verification mail) in the same transaction.
+    /// `Conflict` when the e-mail key is taken; then neither is stored.
     pub async fn insert_account(&self, account: &AccountRow, job: Option<&crate::NewJob>) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
